@@ -1,0 +1,293 @@
+//! Command-line arguments, mapped into core types.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use pqmigrate_core::{RetryPolicy, RunOptions, ScanSpec, Shard, VersionSource, schema_of_version_key};
+
+/// Controlled, versioned schema migration of Parquet data sets in object storage.
+///
+/// Exit codes: 0 everything done, 1 some objects failed or lack a step, 2 usage or
+/// configuration error.
+#[derive(Debug, Parser)]
+#[command(name = "pqmigrate", version, about, long_about = None)]
+pub struct Cli {
+    /// S3 endpoint for S3-compatible servers (MinIO, SeaweedFS); AWS when unset.
+    #[arg(long, global = true, env = "PQM_S3_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// S3 region (else AWS_REGION / AWS_DEFAULT_REGION, else us-east-1).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Machine-readable JSON on stdout instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Where run journals live in the store.
+    #[arg(long, global = true, default_value = pqmigrate_core::DEFAULT_JOURNAL_PREFIX)]
+    pub journal_prefix: String,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the registered migration steps.
+    Steps,
+    /// List the data set's objects and their versions.
+    Scan(DatasetArgs),
+    /// Show what a run would do, with totals; writes nothing.
+    Plan(PlanArgs),
+    /// Migrate every object that needs it.
+    Run(RunArgs),
+    /// Show past runs, or one run's records.
+    Status(StatusArgs),
+    /// Restore every object a run migrated to its previous version (needs bucket versioning).
+    Rollback(RollbackArgs),
+    /// Record a version on objects without rewriting them (baselining).
+    Stamp(StampArgs),
+}
+
+/// Which objects, and which schema.
+#[derive(Debug, Args)]
+pub struct DatasetArgs {
+    /// The store: s3://bucket[/prefix], file:///dir or memory://. A path in the URL is the prefix
+    /// when no --prefix is given.
+    pub store: String,
+    /// Schema id (`sensorData`) or the seed's version key (`schema:sensorData:version`).
+    #[arg(long)]
+    pub schema: String,
+    /// Key prefix to scan (repeatable); the whole store when none.
+    #[arg(long = "prefix")]
+    pub prefixes: Vec<String>,
+    /// Key ending objects must have (the seed's `type`), e.g. `.parq.snappy`.
+    #[arg(long, alias = "type", default_value = "")]
+    pub suffix: String,
+    /// Substring the key's base name must contain, e.g. `sensorData_`.
+    #[arg(long, default_value = "")]
+    pub filter: String,
+    /// Only shard i of n (`--shard 0/4`), by a hash of the key.
+    #[arg(long)]
+    pub shard: Option<Shard>,
+    /// Read keys from a manifest (CSV `bucket,key[,version]` as S3 Inventory writes, or a key a
+    /// line) instead of listing.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Keys per listing request.
+    #[arg(long)]
+    pub page_size: Option<usize>,
+    /// Version look-ups in flight during the scan.
+    #[arg(long, default_value_t = 32)]
+    pub scan_concurrency: usize,
+    /// Tag and footer key of the version (default `schema:<id>:version`).
+    #[arg(long)]
+    pub version_key: Option<String>,
+    /// Where versions are read: tags and footer together where the store has tags (auto), tags
+    /// only, or the footer only.
+    #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
+    pub version_source: SourceArg,
+}
+
+/// `--version-source` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SourceArg {
+    /// Tags and footer.
+    Auto,
+    /// Tags only.
+    Tags,
+    /// Footer only.
+    Footer,
+}
+
+/// `plan` arguments.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The data set.
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// Target version.
+    #[arg(long)]
+    pub to: u32,
+    /// Also list every object with its class.
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// `run` arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The data set.
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// Target version.
+    #[arg(long)]
+    pub to: u32,
+    /// Objects migrated at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Attempts per object, the first included (retryable failures only).
+    #[arg(long, default_value_t = 6)]
+    pub max_attempts: u32,
+    /// Delay before the first retry, in milliseconds (full jitter applies).
+    #[arg(long, default_value_t = 500)]
+    pub interval_ms: u64,
+    /// Growth of the delay per retry.
+    #[arg(long, default_value_t = 2.0)]
+    pub backoff_rate: f64,
+    /// Largest delay between retries, in milliseconds.
+    #[arg(long, default_value_t = 20_000)]
+    pub max_delay_ms: u64,
+    /// Limit of one attempt on one object, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
+    /// Apply at most this many steps per object in this run.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `status` arguments.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The store.
+    pub store: String,
+    /// A run id: its summary and failures; all runs when omitted.
+    pub run_id: Option<String>,
+}
+
+/// `rollback` arguments.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The store.
+    pub store: String,
+    /// The run to undo.
+    pub run_id: String,
+    /// Objects restored at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+}
+
+/// `stamp` arguments.
+#[derive(Debug, Args)]
+pub struct StampArgs {
+    /// The data set.
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// The version to record.
+    #[arg(long)]
+    pub version: u32,
+}
+
+impl DatasetArgs {
+    /// The schema id, from either spelling.
+    pub fn schema_id(&self) -> &str {
+        schema_of_version_key(&self.schema).unwrap_or(&self.schema)
+    }
+
+    /// The scan spec; `url_prefix` is the path of the store URL.
+    pub fn scan_spec(&self, url_prefix: &str) -> ScanSpec {
+        let prefixes = if self.prefixes.is_empty() && !url_prefix.is_empty() {
+            vec![url_prefix.to_string()]
+        } else {
+            self.prefixes.clone()
+        };
+        ScanSpec {
+            prefixes,
+            suffix: self.suffix.clone(),
+            filter: self.filter.clone(),
+            shard: self.shard,
+            page_size: self.page_size,
+            concurrency: self.scan_concurrency,
+        }
+    }
+
+    /// Migration options for `target`.
+    pub fn migrate_options(&self, target: u32) -> pqmigrate_core::MigrateOptions {
+        let mut options = pqmigrate_core::MigrateOptions::new(self.schema_id(), target);
+        if let Some(key) = &self.version_key {
+            options.version_key = key.clone();
+        } else if schema_of_version_key(&self.schema).is_some() {
+            options.version_key = self.schema.clone();
+        }
+        options.version_source = match self.version_source {
+            SourceArg::Auto => VersionSource::Auto,
+            SourceArg::Tags => VersionSource::Tags,
+            SourceArg::Footer => VersionSource::Footer,
+        };
+        options
+    }
+}
+
+impl RunArgs {
+    /// Executor options.
+    pub fn run_options(&self) -> RunOptions {
+        RunOptions {
+            concurrency: self.concurrency.max(1),
+            retry: RetryPolicy {
+                interval: Duration::from_millis(self.interval_ms),
+                max_attempts: self.max_attempts.max(1),
+                backoff_rate: self.backoff_rate,
+                max_delay: Duration::from_millis(self.max_delay_ms),
+            },
+            attempt_timeout: Some(Duration::from_secs(self.timeout_secs.max(1))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_style_arguments_map_to_core_types() {
+        let cli = Cli::try_parse_from([
+            "pqmigrate",
+            "run",
+            "s3://bucket/parquet/year=2019/month=3/",
+            "--schema",
+            "schema:sensorData:version",
+            "--type",
+            ".parq.snappy",
+            "--filter",
+            "sensorData_",
+            "--to",
+            "3",
+            "--shard",
+            "1/4",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else { panic!("run") };
+        assert_eq!(run.dataset.schema_id(), "sensorData");
+        let spec = run.dataset.scan_spec("parquet/year=2019/month=3/");
+        assert_eq!(spec.prefixes, vec!["parquet/year=2019/month=3/"]);
+        assert_eq!(spec.suffix, ".parq.snappy");
+        assert_eq!(spec.shard, Some(Shard { index: 1, count: 4 }));
+        let options = run.dataset.migrate_options(run.to);
+        assert_eq!(
+            (options.version_key.as_str(), options.target),
+            ("schema:sensorData:version", 3)
+        );
+        assert_eq!(run.run_options().retry.max_attempts, 6);
+    }
+
+    #[test]
+    fn bad_arguments_are_usage_errors() {
+        let e = Cli::try_parse_from([
+            "pqmigrate",
+            "run",
+            "s3://b",
+            "--schema",
+            "s",
+            "--to",
+            "3",
+            "--shard",
+            "4/4",
+        ])
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("shard"), "{e}");
+    }
+}

@@ -1,0 +1,222 @@
+//! Tables and JSON printed by the commands.
+
+use anyhow::Result;
+use pqmigrate_core::{Class, PlanEntry, PlanTotals, Record, RunInfo, RunJournal, RunSummary, ScannedObject, Status};
+
+/// Bytes as a short human figure (`1.5 GB`).
+pub(crate) fn human_bytes(bytes: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+pub(crate) fn scanned(object: &ScannedObject, json: bool) {
+    let (version, error) = match &object.version {
+        Ok(v) => (Some(*v), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"key": object.key, "size": object.size, "version": version, "error": error})
+        );
+    } else {
+        match (version, error) {
+            (Some(v), _) => println!("{:>6}  {:>10}  {}", v, object.size, object.key),
+            (None, Some(e)) => println!("{:>6}  {:>10}  {}  ({e})", "?", object.size, object.key),
+            (None, None) => {}
+        }
+    }
+}
+
+pub(crate) fn plan_entry(entry: &PlanEntry) {
+    let detail = match &entry.class {
+        Class::NeedsMigration { steps } => steps
+            .iter()
+            .map(|s| format!("{}->{}", s.from, s.to))
+            .collect::<Vec<_>>()
+            .join(" "),
+        Class::MissingStep { from, to } => format!("missing step {from}->{to}"),
+        Class::OtherSchema { schema } => format!("schema {schema}"),
+        Class::Unreadable { error } => error.clone(),
+        Class::AtTarget | Class::AheadOfTarget => String::new(),
+    };
+    let version = entry.version.map_or("?".to_string(), |v| v.to_string());
+    println!("{:<16} {:>4}  {}  {}", entry.class.name(), version, entry.key, detail);
+}
+
+pub(crate) fn plan_totals(totals: &PlanTotals, entries: &[PlanEntry], target: u32, json: bool) -> Result<()> {
+    if json {
+        let value = serde_json::json!({"target": target, "totals": totals, "entries": entries});
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!("plan to version {target}: {} objects", totals.objects);
+    for class in [
+        "needs_migration",
+        "at_target",
+        "ahead_of_target",
+        "missing_step",
+        "other_schema",
+        "unreadable",
+    ] {
+        println!("  {:<18} {:>10}", class, totals.count(class));
+    }
+    println!("  by version:");
+    for (version, count) in &totals.by_version {
+        println!("    v{:<15} {:>10}", version, count);
+    }
+    println!(
+        "  {:<18} {:>10}",
+        "bytes to rewrite",
+        human_bytes(totals.bytes_to_rewrite as f64)
+    );
+    Ok(())
+}
+
+pub(crate) fn run_summary(info: &RunInfo, summary: &RunSummary, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(summary)?);
+        return Ok(());
+    }
+    let seconds = (summary.elapsed_ms as f64 / 1000.0).max(1e-3);
+    println!(
+        "run {}  {}  {} -> v{}",
+        summary.run_id, info.store, info.schema, info.target
+    );
+    for status in [
+        Status::Migrated,
+        Status::AtTarget,
+        Status::AheadOfTarget,
+        Status::OtherSchema,
+        Status::MissingStep,
+        Status::Failed,
+    ] {
+        println!("  {:<16} {:>10}", status.name(), summary.count(status));
+    }
+    println!("  {:<16} {:>10}", "objects", summary.objects());
+    println!("  {:<16} {:>10}", "retries", summary.retries);
+    println!(
+        "  {:<16} {:>10}  ({}/s)",
+        "bytes read",
+        human_bytes(summary.bytes_in as f64),
+        human_bytes(summary.bytes_in as f64 / seconds)
+    );
+    println!(
+        "  {:<16} {:>10}",
+        "bytes written",
+        human_bytes(summary.bytes_out as f64)
+    );
+    println!(
+        "  {:<16} {:>9.1}s  ({:.1} objects/s)",
+        "elapsed",
+        seconds,
+        summary.count(Status::Migrated) as f64 / seconds
+    );
+    if summary.cancelled {
+        println!("  cancelled: objects not yet started were left for the next run");
+    }
+    if !summary.failures.is_empty() {
+        println!("failures:");
+        for (_, error) in &summary.failures {
+            println!("  {error}");
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn runs(runs: &[RunJournal], json: bool) -> Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                runs.iter()
+                    .map(|r| (&r.info, &r.summary))
+                    .collect::<Vec<_>>()
+                    .as_slice()
+            )?
+        );
+        return Ok(());
+    }
+    if runs.is_empty() {
+        println!("no runs recorded");
+    }
+    for run in runs {
+        let counts = |s: Status| run.records.iter().filter(|r| r.status == s).count();
+        println!(
+            "{}  {} -> v{}  migrated {}  failed {}  missing step {}  {}",
+            run.info.run_id,
+            run.info.schema,
+            run.info.target,
+            counts(Status::Migrated),
+            counts(Status::Failed),
+            counts(Status::MissingStep),
+            if run.summary.is_some() {
+                "finished"
+            } else {
+                "unfinished"
+            }
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn run_detail(run: &RunJournal, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(run)?);
+        return Ok(());
+    }
+    match &run.summary {
+        Some(summary) => run_summary(&run.info, summary, false)?,
+        None => println!(
+            "run {} did not finish; {} objects recorded",
+            run.info.run_id,
+            run.records.len()
+        ),
+    }
+    Ok(())
+}
+
+pub(crate) fn rollback(run_id: &str, records: &[Record], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(records)?);
+        return Ok(());
+    }
+    let restored = records.iter().filter(|r| r.status == Status::Migrated).count();
+    println!(
+        "rollback of run {run_id}: {restored} objects restored, {} failed",
+        records.len() - restored
+    );
+    for r in records.iter().filter(|r| r.status == Status::Failed) {
+        println!("  {}", r.error.as_deref().unwrap_or(&r.key));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes_table() {
+        let cases = [
+            (0.0, "0 B"),
+            (999.0, "999 B"),
+            (1000.0, "1.0 kB"),
+            (1_500_000.0, "1.5 MB"),
+            (2.5e12, "2.5 TB"),
+        ];
+        for (bytes, text) in cases {
+            assert_eq!(human_bytes(bytes), text);
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The [`Migration`] trait a step implements, and its registration with `inventory`.
+
+use std::fmt;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+/// The error a step returns. Any error type converts into it with `?`.
+pub type StepError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One schema migration step: a pure, synchronous transform of record batches.
+///
+/// The core owns all I/O: it streams an object row group by row group, calls
+/// [`Migration::transform`] on each batch, checks the result against
+/// [`Migration::output_schema`] and the input row count, and writes the object back.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow::array::{ArrayRef, Float64Array};
+/// use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+/// use arrow::record_batch::RecordBatch;
+/// use pqmigrate_core::{Migration, StepError};
+///
+/// /// Adds `double_x` = 2 * x.
+/// struct DoubleX;
+///
+/// impl Migration for DoubleX {
+///     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StepError> {
+///         let mut fields: Vec<_> = input.fields().iter().cloned().collect();
+///         fields.push(Arc::new(Field::new("double_x", DataType::Float64, true)));
+///         Ok(Arc::new(Schema::new(fields)))
+///     }
+///
+///     fn transform(&self, batch: RecordBatch, output: &SchemaRef) -> Result<RecordBatch, StepError> {
+///         let x = batch
+///             .column_by_name("x")
+///             .ok_or("column x is missing")?
+///             .as_any()
+///             .downcast_ref::<Float64Array>()
+///             .ok_or("column x is not float64")?;
+///         let doubled: Float64Array = x.iter().map(|v| v.map(|v| 2.0 * v)).collect();
+///         let mut columns = batch.columns().to_vec();
+///         columns.push(Arc::new(doubled) as ArrayRef);
+///         Ok(RecordBatch::try_new(output.clone(), columns)?)
+///     }
+/// }
+///
+/// pqmigrate_core::register_step!("example", 1 => 2, DoubleX);
+/// ```
+pub trait Migration: Send + Sync + 'static {
+    /// The schema this step produces from `input`. Called once per object before any data is
+    /// read, so a file whose schema the step cannot handle fails early with a clear error.
+    ///
+    /// # Errors
+    /// When `input` lacks a column the step needs, or has it with the wrong type.
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StepError>;
+
+    /// Transforms one batch. `output` is the schema [`Migration::output_schema`] returned for this
+    /// object; the result must have exactly that schema and as many rows as `batch`.
+    ///
+    /// # Errors
+    /// Any error fails this object only; the object is left unchanged.
+    fn transform(&self, batch: RecordBatch, output: &SchemaRef) -> Result<RecordBatch, StepError>;
+
+    /// Which input columns the step reads and which it carries over untouched. The writer copies
+    /// untouched columns as encoded column chunks instead of decoding and re-encoding them.
+    /// The default, [`ColumnUse::All`], is always correct but slower.
+    fn column_use(&self) -> ColumnUse {
+        ColumnUse::All
+    }
+}
+
+/// What a step does with its input columns; see [`Migration::column_use`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnUse {
+    /// The step may read and change any column.
+    All,
+    /// The step reads only `reads`; every input column it outputs under the same name is passed
+    /// through unchanged (values and type), and it only adds or replaces the columns in `writes`.
+    Declared {
+        /// Input columns the step's transform reads.
+        reads: &'static [&'static str],
+        /// Output columns the step creates or changes; all other output columns are carried
+        /// over untouched from its input.
+        writes: &'static [&'static str],
+    },
+}
+
+/// Identifies a step: schema id and `from -> to` versions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct StepId {
+    /// Schema id, e.g. `sensorData`.
+    pub schema: String,
+    /// Version the step reads.
+    pub from: u32,
+    /// Version the step writes.
+    pub to: u32,
+}
+
+impl fmt::Display for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}->{}", self.schema, self.from, self.to)
+    }
+}
+
+/// A registered step, as submitted to `inventory` by [`register_step!`](crate::register_step).
+#[derive(Clone, Copy)]
+pub struct StepRegistration {
+    /// Schema id.
+    pub schema: &'static str,
+    /// Version the step reads.
+    pub from: u32,
+    /// Version the step writes.
+    pub to: u32,
+    /// The step's type name, for listings and fingerprints.
+    pub name: &'static str,
+    /// The step itself.
+    pub migration: &'static dyn Migration,
+}
+
+impl StepRegistration {
+    /// The step's id.
+    pub fn id(&self) -> StepId {
+        StepId {
+            schema: self.schema.to_string(),
+            from: self.from,
+            to: self.to,
+        }
+    }
+}
+
+impl fmt::Debug for StepRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepRegistration")
+            .field("schema", &self.schema)
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+inventory::collect!(StepRegistration);
+
+/// Registers a step for a schema id and `from => to` versions, from any crate.
+///
+/// The step value must be a constant expression (a unit struct, or a struct literal of
+/// constants). A crate holding only steps must be named by the binary that runs them (for
+/// example `use my_steps as _;`), or the linker drops its registrations.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use arrow::datatypes::SchemaRef;
+/// # use arrow::record_batch::RecordBatch;
+/// # use pqmigrate_core::{Migration, StepError};
+/// struct Noop;
+/// impl Migration for Noop {
+///     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StepError> { Ok(input.clone()) }
+///     fn transform(&self, b: RecordBatch, _: &SchemaRef) -> Result<RecordBatch, StepError> { Ok(b) }
+/// }
+/// pqmigrate_core::register_step!("docs", 1 => 2, Noop);
+/// ```
+#[macro_export]
+macro_rules! register_step {
+    ($schema:expr, $from:literal => $to:literal, $step:expr) => {
+        $crate::inventory::submit! {
+            $crate::StepRegistration {
+                schema: $schema,
+                from: $from,
+                to: $to,
+                name: stringify!($step),
+                migration: &$step,
+            }
+        }
+    };
+}

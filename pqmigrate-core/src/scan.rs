@@ -1,0 +1,401 @@
+//! Finding a data set's objects and their versions: listing (or a manifest), filtering,
+//! sharding, and version look-ups with bounded concurrency, as a stream.
+
+use std::sync::Arc;
+
+use futures::stream::{self, BoxStream, StreamExt};
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::migrate::MigrateOptions;
+use crate::rewrite::Footer;
+use crate::store::{INTERNAL_PREFIX, ObjectInfo, Store};
+use crate::version::VersionSource;
+
+/// Which objects make up the data set (the seed's `prefixes`, `type` and `filter`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanSpec {
+    /// Key prefixes (raw strings, not directories: `day=0` matches `day=01/...`). Empty or `[""]`
+    /// means the whole store.
+    pub prefixes: Vec<String>,
+    /// Required key ending, e.g. `.parq.snappy` (the seed's `type`).
+    pub suffix: String,
+    /// Required substring of the key's base name, e.g. `sensorData_` (the seed's `filter`).
+    pub filter: String,
+    /// Only this shard of the keys.
+    pub shard: Option<Shard>,
+    /// Keys per listing request (the server's default when `None`).
+    pub page_size: Option<usize>,
+    /// Version look-ups in flight at once.
+    pub concurrency: usize,
+}
+
+/// Shard `index` of `count` (0-based), assigned by a hash of the key, so `n` machines each
+/// running `--shard i/n` cover every key exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, `0..count`.
+    pub index: u32,
+    /// Number of shards.
+    pub count: u32,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = Error;
+
+    /// Parses `i/n`.
+    ///
+    /// ```
+    /// let s: pqmigrate_core::Shard = "2/8".parse().unwrap();
+    /// assert_eq!((s.index, s.count), (2, 8));
+    /// assert!("8/8".parse::<pqmigrate_core::Shard>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::Config(format!("shard {s:?}: expected i/n with 0 <= i < n"));
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u32 = i.trim().parse().map_err(|_| bad())?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
+}
+
+impl Shard {
+    /// Whether `key` belongs to this shard (SHA-256 of the key, first 8 bytes, modulo `count`).
+    pub fn contains(&self, key: &str) -> bool {
+        let digest = Sha256::digest(key.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        (u64::from_be_bytes(first) % u64::from(self.count)) as u32 == self.index
+    }
+}
+
+/// One object found by a scan.
+#[derive(Debug)]
+pub struct ScannedObject {
+    /// Object key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag at listing time.
+    pub e_tag: Option<String>,
+    /// Its version, or why it could not be read.
+    pub version: Result<u32>,
+}
+
+/// A key to scan, from a listing or a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Object key.
+    pub key: String,
+    /// Size, when the listing gave it.
+    pub size: Option<u64>,
+    /// ETag, when the listing gave it.
+    pub e_tag: Option<String>,
+}
+
+impl ScanSpec {
+    /// Whether a key passes the suffix, filter, internal-prefix and shard rules (not the
+    /// prefixes, which the listing applies).
+    pub fn accepts(&self, key: &str) -> bool {
+        if key.starts_with(INTERNAL_PREFIX) || !key.ends_with(&self.suffix) {
+            return false;
+        }
+        let base = key.rsplit('/').next().unwrap_or(key);
+        if !base.contains(&self.filter) {
+            return false;
+        }
+        self.shard.is_none_or(|s| s.contains(key))
+    }
+
+    /// The prefixes to list, with any prefix covered by another one dropped (so no key is
+    /// listed twice).
+    pub fn effective_prefixes(&self) -> Vec<String> {
+        let mut prefixes: Vec<String> = if self.prefixes.is_empty() {
+            vec![String::new()]
+        } else {
+            self.prefixes.clone()
+        };
+        prefixes.sort();
+        prefixes.dedup();
+        let mut kept: Vec<String> = Vec::new();
+        for p in prefixes {
+            if !kept.iter().any(|k| p.starts_with(k.as_str())) {
+                kept.push(p);
+            }
+        }
+        kept
+    }
+}
+
+/// Lists the candidates under `spec`'s prefixes, following every page, filtered by
+/// [`ScanSpec::accepts`]. A stream: nothing is held beyond the current page.
+pub fn list_candidates(store: &Store, spec: &ScanSpec) -> BoxStream<'static, Result<Candidate>> {
+    let store = store.clone();
+    let spec = Arc::new(spec.clone());
+    stream::iter(spec.effective_prefixes())
+        .flat_map(move |prefix| {
+            let spec = spec.clone();
+            store.list_prefix(&prefix, spec.page_size).filter(move |c| {
+                let keep = match c {
+                    Ok(c) => spec.accepts(&c.key),
+                    Err(_) => true,
+                };
+                std::future::ready(keep)
+            })
+        })
+        .boxed()
+}
+
+/// Reads candidates from a manifest: CSV lines `bucket,key[,version_id,...]` as S3 Inventory and
+/// S3 Batch Operations write them (keys URL-encoded, fields optionally quoted), or one plain key
+/// a line. Rows for another bucket than `bucket` are skipped; the spec's filters apply.
+///
+/// # Errors
+/// [`Error::Config`] for a line that cannot be read.
+pub fn manifest_candidates(text: &str, bucket: Option<&str>, spec: &ScanSpec) -> Result<Vec<Candidate>> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let fields = split_csv(line);
+        let key = match fields.as_slice() {
+            [key] => key.clone(),
+            [b, key, ..] => {
+                if bucket.is_some_and(|bucket| bucket != b) {
+                    continue;
+                }
+                decode_manifest_key(key)
+                    .ok_or_else(|| Error::Config(format!("manifest line {}: bad key {key:?}", n + 1)))?
+            }
+            [] => continue,
+        };
+        if spec.prefixes.iter().all(|p| !key.starts_with(p.as_str())) && !spec.prefixes.is_empty() {
+            continue;
+        }
+        if spec.accepts(&key) {
+            out.push(Candidate {
+                key,
+                size: None,
+                e_tag: None,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn split_csv(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            _ => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+/// S3 Inventory writes keys form-URL-encoded (`+` for space).
+fn decode_manifest_key(key: &str) -> Option<String> {
+    let plus_decoded = key.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_decoded)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+/// Looks up the version of each candidate with at most `spec.concurrency` look-ups in flight:
+/// the version tag where the store has tags (one small request), else the footer (one ranged
+/// read).
+pub fn scan(
+    store: &Store,
+    candidates: BoxStream<'static, Result<Candidate>>,
+    options: &MigrateOptions,
+    concurrency: usize,
+) -> BoxStream<'static, Result<ScannedObject>> {
+    let store = store.clone();
+    let options = Arc::new(options.clone());
+    candidates
+        .map(move |candidate| {
+            let store = store.clone();
+            let options = options.clone();
+            async move {
+                let candidate = candidate?;
+                Ok(lookup(&store, candidate, &options).await)
+            }
+        })
+        .buffered(concurrency.max(1))
+        .boxed()
+}
+
+async fn lookup(store: &Store, candidate: Candidate, options: &MigrateOptions) -> ScannedObject {
+    let key = candidate.key;
+    let known = candidate.size.map(|size| (size, candidate.e_tag));
+    let meta = match known {
+        Some(meta) => Ok(meta),
+        None => store
+            .inner()
+            .head(&Path::from(key.as_str()))
+            .await
+            .map(|m| (m.size, m.e_tag))
+            .map_err(|e| Error::store(&key, "head", e)),
+    };
+    match meta {
+        Ok((size, e_tag)) => ScannedObject {
+            version: version_of(store, &key, size, options).await,
+            key,
+            size,
+            e_tag,
+        },
+        Err(e) => ScannedObject {
+            key,
+            size: 0,
+            e_tag: None,
+            version: Err(e),
+        },
+    }
+}
+
+async fn version_of(store: &Store, key: &str, size: u64, options: &MigrateOptions) -> Result<u32> {
+    let use_tags = store.has_tags() && options.version_source != VersionSource::Footer;
+    let tags = if use_tags { store.tags(key).await? } else { None };
+    let footer = if use_tags {
+        None
+    } else {
+        Some(read_footer(store, key, size).await?)
+    };
+    let info = ObjectInfo {
+        key: key.to_string(),
+        e_tag: None,
+        version_id: None,
+        size,
+        attributes: Default::default(),
+        tags,
+    };
+    crate::migrate::object_version(&info, footer.as_ref(), options)
+}
+
+/// Reads and parses only the footer of a Parquet object: one ranged read of its last 64 KiB,
+/// and a second only when the footer is larger.
+///
+/// # Errors
+/// [`Error::NotParquet`] for an object that is not Parquet, [`Error::Store`] for the reads.
+pub async fn read_footer(store: &Store, key: &str, size: u64) -> Result<Footer> {
+    const HINT: u64 = 64 * 1024;
+    let not_parquet = |message: String| Error::NotParquet {
+        key: key.to_string(),
+        source: parquet::errors::ParquetError::General(message),
+    };
+    if size < 12 {
+        return Err(not_parquet(format!("{size} bytes is too small for a Parquet file")));
+    }
+    let path = Path::from(key);
+    let start = size.saturating_sub(HINT);
+    let tail = store
+        .inner()
+        .get_range(&path, start..size)
+        .await
+        .map_err(|e| Error::store(key, "get footer", e))?;
+    let n = tail.len();
+    if &tail[n - 4..] != b"PAR1" {
+        return Err(not_parquet("no Parquet magic at the end of the object".into()));
+    }
+    let footer_len = u64::from(u32::from_le_bytes([tail[n - 8], tail[n - 7], tail[n - 6], tail[n - 5]])) + 8;
+    if footer_len + 4 > size {
+        return Err(not_parquet(format!(
+            "footer length {footer_len} exceeds the object size {size}"
+        )));
+    }
+    let tail = if footer_len <= n as u64 {
+        tail
+    } else {
+        store
+            .inner()
+            .get_range(&path, size - footer_len..size)
+            .await
+            .map_err(|e| Error::store(key, "get footer", e))?
+    };
+    Footer::parse_tail(key, tail.slice(tail.len() - footer_len as usize..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_table() {
+        let spec = ScanSpec {
+            suffix: ".parq.snappy".into(),
+            filter: "sensorData_".into(),
+            ..ScanSpec::default()
+        };
+        let cases = [
+            ("parquet/year=2019/month=3/day=01/sensorData_001.parq.snappy", true),
+            ("parquet/sensorData_001.parquet", false),
+            ("parquet/other_001.parq.snappy", false),
+            ("sensorData_/other_001.parq.snappy", false),
+            ("_pqmigrate/runs/x/sensorData_1.parq.snappy", false),
+            ("sensorData_1.parq.snappy", true),
+        ];
+        for (key, expected) in cases {
+            assert_eq!(spec.accepts(key), expected, "{key}");
+        }
+    }
+
+    #[test]
+    fn overlapping_prefixes_are_listed_once() {
+        let spec = ScanSpec {
+            prefixes: vec!["a/b/".into(), "a/".into(), "c/".into(), "a/".into()],
+            ..ScanSpec::default()
+        };
+        assert_eq!(spec.effective_prefixes(), vec!["a/".to_string(), "c/".to_string()]);
+        assert_eq!(ScanSpec::default().effective_prefixes(), vec![String::new()]);
+    }
+
+    #[test]
+    fn shards_partition_keys() {
+        let keys: Vec<String> = (0..2000).map(|i| format!("p/k{i}.parquet")).collect();
+        let shards: Vec<Shard> = (0..4).map(|i| Shard { index: i, count: 4 }).collect();
+        let mut sizes = [0usize; 4];
+        for k in &keys {
+            let owners: Vec<_> = shards.iter().filter(|s| s.contains(k)).collect();
+            assert_eq!(owners.len(), 1, "{k} belongs to exactly one shard");
+            sizes[owners[0].index as usize] += 1;
+        }
+        assert!(sizes.iter().all(|s| (400..600).contains(s)), "{sizes:?}");
+        for bad in ["", "1", "4/4", "-1/4", "a/b", "0/0"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn manifest_lines_table() {
+        let text = "\"bkt\",\"p/a+b%2Bc.parq\",\"v1\"\nbkt,p/x.parq\nother,p/y.parq\n\np/plain.parq\nbkt,q/z.parq\n";
+        let spec = ScanSpec {
+            prefixes: vec!["p/".into()],
+            suffix: ".parq".into(),
+            ..ScanSpec::default()
+        };
+        let keys: Vec<_> = manifest_candidates(text, Some("bkt"), &spec)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.key)
+            .collect();
+        assert_eq!(keys, vec!["p/a b+c.parq", "p/x.parq", "p/plain.parq"]);
+    }
+}

@@ -1,0 +1,410 @@
+//! S3 calls that `object_store` does not expose (object tagging, bucket versioning, object
+//! versions, bucket creation), signed with its public SigV4 signer and sent with its HTTP client.
+
+use bytes::Bytes;
+use http::Method;
+use object_store::aws::{AwsAuthorizer, AwsCredentialProvider};
+use object_store::client::{HttpClient, HttpRequest, HttpRequestBody};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Characters S3 wants percent-encoded in an object key path (everything but unreserved and `/`).
+const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+const QUERY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// A signed-request client for one bucket.
+#[derive(Debug, Clone)]
+pub struct S3Api {
+    client: HttpClient,
+    credentials: AwsCredentialProvider,
+    /// `https://host/bucket` (path style) or `https://bucket.host` (virtual hosted), no trailing `/`.
+    bucket_url: String,
+    bucket: String,
+    region: String,
+}
+
+/// One version of an object, from ListObjectVersions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    /// Object key.
+    pub key: String,
+    /// Version id.
+    pub version_id: String,
+    /// Whether this is the current version.
+    pub is_latest: bool,
+    /// ETag of this version.
+    pub e_tag: String,
+    /// Whether this entry is a delete marker.
+    pub delete_marker: bool,
+}
+
+impl S3Api {
+    pub(crate) fn new(
+        client: HttpClient,
+        credentials: AwsCredentialProvider,
+        bucket_url: String,
+        bucket: String,
+        region: String,
+    ) -> Self {
+        Self {
+            client,
+            credentials,
+            bucket_url: bucket_url.trim_end_matches('/').to_string(),
+            bucket,
+            region,
+        }
+    }
+
+    /// The bucket name.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn object_url(&self, key: &str, query: &str) -> String {
+        let mut url = format!("{}/{}", self.bucket_url, utf8_percent_encode(key, KEY_ENCODE_SET));
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(query);
+        }
+        url
+    }
+
+    async fn send(
+        &self,
+        op: &'static str,
+        what: &str,
+        method: Method,
+        url: String,
+        body: Bytes,
+        headers: &[(&str, String)],
+    ) -> Result<Bytes> {
+        let fail = |status: u16, message: String| Error::S3Api {
+            key: what.to_string(),
+            op,
+            status,
+            message,
+        };
+        let credential = self
+            .credentials
+            .get_credential()
+            .await
+            .map_err(|e| fail(0, format!("no credentials: {e}")))?;
+        let mut builder = http::Request::builder().method(method).uri(&url);
+        for (name, value) in headers {
+            builder = builder.header(*name, value);
+        }
+        let mut request: HttpRequest = builder
+            .body(HttpRequestBody::from(body))
+            .map_err(|e| fail(0, e.to_string()))?;
+        AwsAuthorizer::new(&credential, "s3", &self.region)
+            .try_authorize(&mut request, None)
+            .map_err(|e| fail(0, e.to_string()))?;
+        let response = self.client.execute(request).await.map_err(|e| fail(0, e.to_string()))?;
+        let status = response.status();
+        let bytes = response.into_body().bytes().await.map_err(|e| fail(0, e.to_string()))?;
+        if status.is_success() {
+            Ok(bytes)
+        } else {
+            Err(fail(status.as_u16(), s3_error_message(&bytes)))
+        }
+    }
+
+    /// GetObjectTagging: the object's tags, in the order the server gives them.
+    ///
+    /// # Errors
+    /// [`Error::S3Api`] with the HTTP status (404 for a missing object).
+    pub async fn get_tags(&self, key: &str) -> Result<Vec<(String, String)>> {
+        self.get_tags_at(key, None).await
+    }
+
+    /// GetObjectTagging of one version of the object (the current one when `version_id` is
+    /// `None`).
+    ///
+    /// # Errors
+    /// [`Error::S3Api`].
+    pub async fn get_tags_at(&self, key: &str, version_id: Option<&str>) -> Result<Vec<(String, String)>> {
+        let query = match version_id {
+            Some(v) => format!("tagging=&versionId={}", utf8_percent_encode(v, QUERY_ENCODE_SET)),
+            None => "tagging=".to_string(),
+        };
+        let body = self
+            .send(
+                "GetObjectTagging",
+                key,
+                Method::GET,
+                self.object_url(key, &query),
+                Bytes::new(),
+                &[],
+            )
+            .await?;
+        let parsed: Tagging = quick_xml::de::from_reader(body.as_ref()).map_err(|e| Error::S3Api {
+            key: key.to_string(),
+            op: "GetObjectTagging",
+            status: 200,
+            message: format!("unreadable answer: {e}"),
+        })?;
+        Ok(parsed.tag_set.tags.into_iter().map(|t| (t.key, t.value)).collect())
+    }
+
+    /// PutObjectTagging: replaces the object's tags (for baselining and tests; migrations carry
+    /// tags in the data PUT).
+    ///
+    /// # Errors
+    /// [`Error::S3Api`].
+    pub async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> Result<()> {
+        let mut xml = String::from("<Tagging><TagSet>");
+        for (k, v) in tags {
+            xml.push_str(&format!(
+                "<Tag><Key>{}</Key><Value>{}</Value></Tag>",
+                xml_escape(k),
+                xml_escape(v)
+            ));
+        }
+        xml.push_str("</TagSet></Tagging>");
+        self.send_xml("PutObjectTagging", key, self.object_url(key, "tagging="), xml)
+            .await
+    }
+
+    /// CreateBucket (succeeds when the bucket already exists and is ours).
+    ///
+    /// # Errors
+    /// [`Error::S3Api`].
+    pub async fn create_bucket(&self) -> Result<()> {
+        match self
+            .send(
+                "CreateBucket",
+                &self.bucket,
+                Method::PUT,
+                self.bucket_url.clone(),
+                Bytes::new(),
+                &[],
+            )
+            .await
+        {
+            Err(Error::S3Api { status: 409, .. }) | Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// PutBucketVersioning.
+    ///
+    /// # Errors
+    /// [`Error::S3Api`].
+    pub async fn set_versioning(&self, enabled: bool) -> Result<()> {
+        let status = if enabled { "Enabled" } else { "Suspended" };
+        let xml = format!(
+            "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>{status}</Status></VersioningConfiguration>"
+        );
+        self.send_xml(
+            "PutBucketVersioning",
+            &self.bucket,
+            format!("{}?versioning=", self.bucket_url),
+            xml,
+        )
+        .await
+    }
+
+    /// GetBucketVersioning: whether versioning is enabled.
+    ///
+    /// # Errors
+    /// [`Error::S3Api`].
+    pub async fn versioning_enabled(&self) -> Result<bool> {
+        let body = self
+            .send(
+                "GetBucketVersioning",
+                &self.bucket,
+                Method::GET,
+                format!("{}?versioning=", self.bucket_url),
+                Bytes::new(),
+                &[],
+            )
+            .await?;
+        Ok(String::from_utf8_lossy(&body).contains("<Status>Enabled</Status>"))
+    }
+
+    /// ListObjectVersions under `prefix`, every page followed.
+    ///
+    /// # Errors
+    /// [`Error::S3Api`].
+    pub async fn list_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>> {
+        let mut out = Vec::new();
+        let mut markers: Option<(String, String)> = None;
+        loop {
+            let mut query = format!("prefix={}&versions=", utf8_percent_encode(prefix, QUERY_ENCODE_SET));
+            if let Some((key, version)) = &markers {
+                query = format!(
+                    "key-marker={}&prefix={}&version-id-marker={}&versions=",
+                    utf8_percent_encode(key, QUERY_ENCODE_SET),
+                    utf8_percent_encode(prefix, QUERY_ENCODE_SET),
+                    utf8_percent_encode(version, QUERY_ENCODE_SET)
+                );
+            }
+            let body = self
+                .send(
+                    "ListObjectVersions",
+                    prefix,
+                    Method::GET,
+                    format!("{}?{query}", self.bucket_url),
+                    Bytes::new(),
+                    &[],
+                )
+                .await?;
+            let page: ListVersionsResult = quick_xml::de::from_reader(body.as_ref()).map_err(|e| Error::S3Api {
+                key: prefix.to_string(),
+                op: "ListObjectVersions",
+                status: 200,
+                message: format!("unreadable answer: {e}"),
+            })?;
+            for v in page.versions {
+                out.push(ObjectVersion {
+                    key: v.key,
+                    version_id: v.version_id,
+                    is_latest: v.is_latest,
+                    e_tag: v.e_tag.unwrap_or_default(),
+                    delete_marker: false,
+                });
+            }
+            for v in page.delete_markers {
+                out.push(ObjectVersion {
+                    key: v.key,
+                    version_id: v.version_id,
+                    is_latest: v.is_latest,
+                    e_tag: String::new(),
+                    delete_marker: true,
+                });
+            }
+            match (page.is_truncated, page.next_key_marker, page.next_version_id_marker) {
+                (true, Some(k), Some(v)) => markers = Some((k, v)),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn send_xml(&self, op: &'static str, what: &str, url: String, xml: String) -> Result<()> {
+        use base64::Engine;
+        use md5::Digest;
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(xml.as_bytes()));
+        self.send(
+            op,
+            what,
+            Method::PUT,
+            url,
+            Bytes::from(xml),
+            &[("content-md5", md5), ("content-type", "application/xml".into())],
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// The `<Message>` (or `<Code>`) of an S3 error body, else the body itself, shortened.
+fn s3_error_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let field = |name: &str| {
+        let open = format!("<{name}>");
+        let close = format!("</{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&close)? + start;
+        Some(text[start..end].to_string())
+    };
+    match (field("Code"), field("Message")) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code,
+        _ => text.chars().take(300).collect(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Tagging {
+    #[serde(default)]
+    tag_set: TagSetXml,
+}
+
+#[derive(Deserialize, Default)]
+struct TagSetXml {
+    #[serde(rename = "Tag", default)]
+    tags: Vec<TagXml>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TagXml {
+    key: String,
+    #[serde(default)]
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListVersionsResult {
+    #[serde(default)]
+    is_truncated: bool,
+    next_key_marker: Option<String>,
+    next_version_id_marker: Option<String>,
+    #[serde(rename = "Version", default)]
+    versions: Vec<VersionXml>,
+    #[serde(rename = "DeleteMarker", default)]
+    delete_markers: Vec<VersionXml>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct VersionXml {
+    key: String,
+    version_id: String,
+    #[serde(default)]
+    is_latest: bool,
+    #[serde(rename = "ETag")]
+    e_tag: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tagging_answers() {
+        let xml = br#"<?xml version="1.0" encoding="UTF-8"?>
+<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet><Tag><Key>schema:sensorData:version</Key><Value>2</Value></Tag><Tag><Key>owner</Key><Value>a&amp;b</Value></Tag></TagSet></Tagging>"#;
+        let t: Tagging = quick_xml::de::from_reader(&xml[..]).unwrap();
+        let tags: Vec<_> = t.tag_set.tags.into_iter().map(|t| (t.key, t.value)).collect();
+        assert_eq!(
+            tags,
+            vec![
+                ("schema:sensorData:version".to_string(), "2".to_string()),
+                ("owner".to_string(), "a&b".to_string())
+            ]
+        );
+        let empty: Tagging = quick_xml::de::from_reader(&b"<Tagging><TagSet></TagSet></Tagging>"[..]).unwrap();
+        assert!(empty.tag_set.tags.is_empty());
+    }
+
+    #[test]
+    fn error_message_prefers_code_and_message() {
+        let body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+        assert_eq!(s3_error_message(body), "SlowDown: Please reduce your request rate.");
+        assert_eq!(s3_error_message(b"plain"), "plain");
+    }
+
+    #[test]
+    fn keys_are_encoded_like_s3_expects() {
+        let enc = utf8_percent_encode("a b/c+d=é.parquet", KEY_ENCODE_SET).to_string();
+        assert_eq!(enc, "a%20b/c%2Bd%3D%C3%A9.parquet");
+    }
+}

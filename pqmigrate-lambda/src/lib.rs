@@ -1,0 +1,1 @@
+//! pqmigrate lambda

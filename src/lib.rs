@@ -1,0 +1,2 @@
+//! facade
+pub use pqmigrate_core::*;

@@ -1,0 +1,238 @@
+//! Shared helpers of the integration tests: a bucket per test on the S3 server from the
+//! environment, sample data, independent read-back.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use arrow::array::{Array, Float64Array};
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{GetOptions, ObjectStore};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use pqmigrate::{Footer, Store, StoreOptions};
+use pqmigrate_sensor_steps::DataSpec;
+
+/// The S3 endpoint under test. The test command (scripts/test.sh) starts SeaweedFS and sets it;
+/// a test that needs S3 fails loudly without it rather than skipping.
+pub fn s3_endpoint() -> String {
+    std::env::var("PQM_S3_ENDPOINT").unwrap_or_else(|_| {
+        panic!("PQM_S3_ENDPOINT is not set: run the tests with scripts/test.sh, which starts SeaweedFS, or point it at any S3 endpoint")
+    })
+}
+
+/// S3 endpoint options for the server under test.
+pub fn s3_options() -> StoreOptions {
+    StoreOptions {
+        endpoint: Some(s3_endpoint()),
+        region: None,
+        max_retries: Some(2),
+    }
+}
+
+/// A new, empty bucket with versioning on, private to the calling test.
+pub async fn new_bucket(test: &str) -> (Store, String) {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let prefix = std::env::var("PQM_S3_BUCKET_PREFIX").unwrap_or_else(|_| "pqm".into());
+    let name: String = format!(
+        "{prefix}-{}-{}-{}",
+        test.replace('_', "-"),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+    .to_lowercase()
+    .chars()
+    .take(63)
+    .collect();
+    let store = Store::s3(&name, &s3_options()).expect("S3 store");
+    let api = store.s3_api().expect("S3 API");
+    api.create_bucket().await.expect("create bucket");
+    api.set_versioning(true).await.expect("enable versioning");
+    (store, name)
+}
+
+/// A second, independent client for the same bucket.
+pub fn other_client(bucket: &str) -> Store {
+    Store::s3(bucket, &s3_options()).expect("S3 store")
+}
+
+/// A small sensorData file (3 row groups).
+pub fn small_spec() -> DataSpec {
+    DataSpec {
+        rows: 2_500,
+        row_group_rows: 1_000,
+        seed: 42,
+    }
+}
+
+/// Reads an object's bytes directly from the underlying store.
+pub async fn raw_bytes(store: &Store, key: &str) -> Bytes {
+    store
+        .inner()
+        .get_opts(&Path::from(key), GetOptions::default())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+}
+
+/// Reads a specific version's bytes.
+pub async fn version_bytes(store: &Store, key: &str, version: &str) -> Bytes {
+    let options = GetOptions {
+        version: Some(version.to_string()),
+        ..GetOptions::default()
+    };
+    store
+        .inner()
+        .get_opts(&Path::from(key), options)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+}
+
+/// All rows of a Parquet file as one batch.
+pub fn read_all(data: &Bytes) -> RecordBatch {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(data.clone())
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+/// A float64 column by name.
+pub fn floats(batch: &RecordBatch, name: &str) -> Float64Array {
+    batch
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("column {name} missing"))
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap_or_else(|| panic!("column {name} is not float64"))
+        .clone()
+}
+
+/// The footer version of a file.
+pub fn footer_version(data: &Bytes, version_key: &str) -> Option<u32> {
+    Footer::parse("x", data).unwrap().version("x", version_key).unwrap()
+}
+
+/// Asserts the 1->2 features of `migrated` match a recomputation from `original`'s x and y.
+pub fn assert_features_match(original: &RecordBatch, migrated: &RecordBatch) {
+    assert_eq!(original.num_rows(), migrated.num_rows());
+    let (x, y) = (floats(original, "x"), floats(original, "y"));
+    let (m, a, n) = (
+        floats(migrated, "magnitude"),
+        floats(migrated, "angle"),
+        floats(migrated, "x_norm"),
+    );
+    for i in 0..x.len() {
+        if x.is_null(i) || y.is_null(i) {
+            assert!(
+                m.is_null(i) && a.is_null(i) && n.is_null(i),
+                "row {i}: null in, null out"
+            );
+            continue;
+        }
+        let (xv, yv) = (x.value(i), y.value(i));
+        assert_eq!(m.value(i), xv.hypot(yv), "magnitude row {i}");
+        assert_eq!(a.value(i), yv.atan2(xv), "angle row {i}");
+        if xv.hypot(yv) == 0.0 {
+            assert!(n.is_null(i), "x_norm null at magnitude 0, row {i}");
+        } else {
+            assert_eq!(n.value(i), xv / xv.hypot(yv), "x_norm row {i}");
+        }
+    }
+}
+
+/// Shortcut for an `Arc<dyn ObjectStore>` of a store.
+pub fn inner(store: &Store) -> Arc<dyn ObjectStore> {
+    store.inner().clone()
+}
+
+/// A loopback TCP proxy to the S3 server that drops every connection once the client has sent
+/// more than `cut_after` bytes on it: a real upload dying mid-body. Small requests pass.
+pub async fn cutting_proxy(upstream: &str, cut_after: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.split();
+                let (mut server_read, mut server_write) = tokio::io::split(server);
+                let upload = async {
+                    let mut sent = 0usize;
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = match client_read.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        if sent + n > cut_after {
+                            let keep = cut_after.saturating_sub(sent);
+                            let _ = server_write.write_all(&buf[..keep]).await;
+                            return;
+                        }
+                        sent += n;
+                        if server_write.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                let download = async {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                };
+                // Whichever side ends first ends the connection: a cut upload drops both.
+                tokio::select! {
+                    _ = upload => {},
+                    _ = download => {},
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// `store` with another writer that puts `theirs` over the object just before each conditional
+/// write: the worst moment for a lost update.
+pub fn with_racing_writer(store: &Store, theirs: Bytes) -> Store {
+    use pqmigrate::fault::{FaultConfig, FaultyStore};
+    store.clone().map_inner(|inner| {
+        Arc::new(FaultyStore::new(
+            inner,
+            FaultConfig {
+                before_conditional_put: Some(Arc::new(move |inner: Arc<dyn ObjectStore>, path: Path| {
+                    let data = theirs.clone();
+                    Box::pin(async move {
+                        object_store::ObjectStoreExt::put(inner.as_ref(), &path, data.into())
+                            .await
+                            .unwrap();
+                    })
+                })),
+                ..FaultConfig::default()
+            },
+        ))
+    })
+}
+
+/// Migrates `key` to `target` of `schema` and returns the migration, failing on any other outcome.
+pub async fn migrate_done(store: &Store, key: &str, schema: &str, target: u32) -> pqmigrate::Migrated {
+    let registry = pqmigrate::Registry::from_inventory().unwrap();
+    let options = pqmigrate::MigrateOptions::new(schema, target);
+    match pqmigrate::migrate_object(store, &registry, key, &options)
+        .await
+        .unwrap()
+    {
+        pqmigrate::Outcome::Done(done) => done,
+        other => panic!("{key}: expected Done, got {other:?}"),
+    }
+}
