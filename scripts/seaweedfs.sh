@@ -28,13 +28,15 @@ start() {
   log="$dir/weed.log"
   mkdir -p "$dir/data"
   # Every port is chosen free so several servers (parallel CI jobs, a developer's own) coexist.
+  # Tests make a bucket each and every bucket takes volumes: small volumes and a high count keep
+  # the server from running out of them (the default sizes volumes from the free disk space).
   "$weed" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -s3.port="$s3" -s3.port.grpc="$(free_port)" -s3.port.iceberg="$(free_port)" \
     -master.port="$(free_port)" -master.port.grpc="$(free_port)" \
     -volume.port="$(free_port)" -volume.port.grpc="$(free_port)" \
     -filer.port="$(free_port)" -filer.port.grpc="$(free_port)" \
     -webdav.port="$(free_port)" -admin.port="$(free_port)" -admin.port.grpc="$(free_port)" \
-    -admin.ui=false >"$log" 2>&1 &
+    -admin.ui=false -master.volumeSizeLimitMB=32 -volume.max=4000 >"$log" 2>&1 &
   pid=$!
   for i in $(seq 1 120); do
     if curl -s -o /dev/null "http://127.0.0.1:$s3/" 2>/dev/null; then break; fi

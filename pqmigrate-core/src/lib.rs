@@ -75,7 +75,7 @@ pub use migrate::{MigrateOptions, Migrated, Outcome, migrate_object, object_vers
 pub use migration::{ColumnUse, Migration, StepError, StepId, StepRegistration};
 pub use plan::{Class, PlanEntry, PlanTotals, classify};
 pub use registry::{ChainOutcome, Registry, plan_chain};
-pub use rewrite::{Footer, Rewritten, STEPS_FOOTER_KEY, rewrite};
+pub use rewrite::{FileRanges, Footer, Layout, Rewritten, RowGroupRewriter, STEPS_FOOTER_KEY, plan_layout, rewrite};
 pub use rollback::rollback_run;
 pub use scan::{Candidate, ScanSpec, ScannedObject, Shard, list_candidates, manifest_candidates, read_footer, scan};
 pub use stamp::stamp;

@@ -1,0 +1,744 @@
+//! The fused rewrite of one Parquet file through a chain of steps (synchronous, CPU-bound).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use std::io::Write;
+use std::ops::Range;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use bytes::{Buf, Bytes};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::arrow::{ArrowSchemaConverter, ProjectionMask, add_encoded_arrow_schema_to_metadata};
+use parquet::basic::Compression;
+use parquet::bloom_filter::Sbbf;
+use parquet::column::page::{Page, PageReader};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ColumnChunkMetaData, KeyValue, PageIndexPolicy, ParquetMetaDataReader};
+use parquet::file::properties::WriterProperties;
+use parquet::file::reader::{ChunkReader, Length};
+use parquet::file::serialized_reader::SerializedPageReader;
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::{SchemaDescriptor, Type};
+
+mod layout;
+
+use layout::decoded_schema;
+pub use layout::{Layout, plan_layout};
+
+use crate::error::{Error, Result};
+use crate::migration::StepRegistration;
+use crate::version::parse_version;
+
+/// Footer key under which the writer records which steps produced the file.
+pub const STEPS_FOOTER_KEY: &str = "pqmigrate:steps";
+const ARROW_SCHEMA_KEY: &str = "ARROW:schema";
+
+/// A parsed Parquet footer, ready for [`rewrite`].
+#[derive(Debug, Clone)]
+pub struct Footer {
+    meta: ArrowReaderMetadata,
+}
+
+impl Footer {
+    /// Parses the footer of `data`.
+    ///
+    /// # Errors
+    /// [`Error::NotParquet`] naming `key` when `data` is not a readable Parquet file.
+    pub fn parse(key: &str, data: &Bytes) -> Result<Self> {
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let meta = ArrowReaderMetadata::load(data, options).map_err(|source| Error::NotParquet {
+            key: key.to_string(),
+            source,
+        })?;
+        Ok(Self { meta })
+    }
+
+    /// Parses a footer from the tail of a Parquet object: the Thrift metadata followed by its
+    /// 4-byte length and `PAR1` (as [`crate::read_footer`] fetches it with one ranged read).
+    ///
+    /// # Errors
+    /// [`Error::NotParquet`] naming `key`.
+    pub fn parse_tail(key: &str, tail: Bytes) -> Result<Self> {
+        let not_parquet = |source| Error::NotParquet {
+            key: key.to_string(),
+            source,
+        };
+        let body = tail
+            .len()
+            .checked_sub(8)
+            .ok_or_else(|| not_parquet(ParquetError::General("footer too short".into())))?;
+        let metadata = ParquetMetaDataReader::decode_metadata(&tail[..body]).map_err(not_parquet)?;
+        let meta = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new()).map_err(not_parquet)?;
+        Ok(Self { meta })
+    }
+
+    /// The footer's key-value metadata keys.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.meta
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .into_iter()
+            .flatten()
+            .map(|kv| kv.key.as_str())
+    }
+
+    /// The value of a footer key-value entry.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.meta
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()?
+            .iter()
+            .find(|kv| kv.key == name)
+            .and_then(|kv| kv.value.as_deref())
+    }
+
+    /// The version recorded in the footer under `version_key`, if any.
+    ///
+    /// # Errors
+    /// [`Error::BadVersion`] when the value is not a positive integer.
+    pub fn version(&self, key: &str, version_key: &str) -> Result<Option<u32>> {
+        self.value(version_key)
+            .map(|v| parse_version(key, version_key, "footer", v))
+            .transpose()
+    }
+
+    /// The file's Arrow schema.
+    pub fn schema(&self) -> &SchemaRef {
+        self.meta.schema()
+    }
+
+    /// Number of row groups.
+    pub fn num_row_groups(&self) -> usize {
+        self.meta.metadata().num_row_groups()
+    }
+
+    /// The codec of the file's first column chunk (Snappy for an empty file).
+    pub fn compression(&self) -> Compression {
+        self.meta
+            .metadata()
+            .row_groups()
+            .first()
+            .and_then(|rg| rg.columns().first())
+            .map(|c| c.compression())
+            .unwrap_or(Compression::SNAPPY)
+    }
+
+    /// The byte ranges a row group's rewrite reads: its column chunks, and any bloom filters.
+    pub fn row_group_ranges(&self, index: usize) -> Vec<Range<u64>> {
+        let row_group = self.meta.metadata().row_group(index);
+        let mut chunks = row_group.columns().iter().map(|c| {
+            let (start, len) = c.byte_range();
+            start..start + len
+        });
+        let mut ranges = Vec::new();
+        if let Some(first) = chunks.next() {
+            ranges.push(chunks.fold(first, |all, r| all.start.min(r.start)..all.end.max(r.end)));
+        }
+        for column in row_group.columns() {
+            if let (Some(offset), Some(length)) = (column.bloom_filter_offset(), column.bloom_filter_length()) {
+                ranges.push(offset as u64..offset as u64 + length as u64);
+            }
+        }
+        ranges
+    }
+
+    /// Total rows in the file.
+    pub fn num_rows(&self) -> i64 {
+        self.meta.metadata().file_metadata().num_rows()
+    }
+}
+
+/// What [`rewrite`] produced.
+#[derive(Debug)]
+pub struct Rewritten {
+    /// The new file.
+    pub data: Bytes,
+    /// Rows written (equal to rows read).
+    pub rows: u64,
+    /// Row groups written (equal to row groups read).
+    pub row_groups: usize,
+    /// Output columns copied as encoded chunks, without decoding.
+    pub copied_columns: usize,
+}
+
+/// Rewrites a whole file held in memory through `chain`; see [`RowGroupRewriter`] for what is
+/// kept and checked. Columns the steps leave untouched are copied as encoded chunks when every
+/// step declares its [`ColumnUse`](crate::ColumnUse).
+///
+/// # Errors
+/// [`Error::Step`], [`Error::StepPanicked`], [`Error::StepContract`], [`Error::NotParquet`] for
+/// undecodable pages, [`Error::Write`] for encoder failures. All name `key`.
+pub fn rewrite(
+    key: &str,
+    data: Bytes,
+    footer: &Footer,
+    chain: &[StepRegistration],
+    version_key: &str,
+    new_version: u32,
+) -> Result<Rewritten> {
+    let capacity = data.len() + data.len() / 4;
+    let mut rewriter = RowGroupRewriter::new(
+        key,
+        footer,
+        chain,
+        version_key,
+        new_version,
+        Vec::with_capacity(capacity),
+    )?;
+    let input = FileRanges::whole(data);
+    for index in 0..footer.num_row_groups() {
+        rewriter.rewrite_row_group(index, &input)?;
+    }
+    let copied_columns = rewriter.copied_columns();
+    let (out, rows) = rewriter.finish()?;
+    Ok(Rewritten {
+        data: Bytes::from(out),
+        rows,
+        row_groups: footer.num_row_groups(),
+        copied_columns,
+    })
+}
+
+/// Parts of an input file, addressed by file offset: what a row group's rewrite reads.
+#[derive(Debug, Clone)]
+pub struct FileRanges {
+    file_len: u64,
+    pieces: Vec<(u64, Bytes)>,
+}
+
+impl FileRanges {
+    /// The whole file.
+    pub fn whole(data: Bytes) -> Self {
+        Self {
+            file_len: data.len() as u64,
+            pieces: vec![(0, data)],
+        }
+    }
+
+    /// Pieces of a file of `file_len` bytes, each `(offset, bytes)`.
+    pub fn new(file_len: u64, pieces: Vec<(u64, Bytes)>) -> Self {
+        Self { file_len, pieces }
+    }
+
+    fn piece(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.pieces
+            .iter()
+            .find(|(offset, data)| start >= *offset && start + length as u64 <= offset + data.len() as u64)
+            .map(|(offset, data)| data.slice((start - offset) as usize..(start - offset) as usize + length))
+            .ok_or_else(|| ParquetError::General(format!("bytes {start}..{} were not fetched", start + length as u64)))
+    }
+}
+
+impl Length for FileRanges {
+    fn len(&self) -> u64 {
+        self.file_len
+    }
+}
+
+impl ChunkReader for FileRanges {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        let (offset, data) = self
+            .pieces
+            .iter()
+            .find(|(offset, data)| start >= *offset && start < offset + data.len() as u64)
+            .ok_or_else(|| ParquetError::General(format!("byte {start} was not fetched")))?;
+        Ok(data.slice((start - offset) as usize..).reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.piece(start, length)
+    }
+}
+
+/// Rewrites a file row group by row group into `W`: each input row group becomes one output
+/// row group with the same rows. Columns the chain leaves untouched are copied as encoded
+/// chunks (with statistics, page index and bloom filters); the columns steps read are decoded;
+/// only new or changed columns are encoded. Each step's output is checked against its declared
+/// schema and the input row count, and a panicking step is contained.
+pub struct RowGroupRewriter<W: Write + Send> {
+    key: String,
+    footer: Footer,
+    chain: Vec<StepRegistration>,
+    /// Each step's output on the decoded columns only.
+    thin_schemas: Vec<SchemaRef>,
+    layout: Layout,
+    output: SchemaRef,
+    writer: SerializedFileWriter<W>,
+    factory: ArrowRowGroupWriterFactory,
+    input_leaves: Vec<Range<usize>>,
+    output_leaves: Vec<Range<usize>>,
+    rows: u64,
+}
+
+impl<W: Write + Send> std::fmt::Debug for RowGroupRewriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowGroupRewriter")
+            .field("key", &self.key)
+            .field("layout", &self.layout)
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Write + Send> RowGroupRewriter<W> {
+    /// Prepares the rewrite of `footer`'s file through `chain` into `sink`, recording
+    /// `version_key = new_version` and the input's other footer metadata.
+    ///
+    /// # Errors
+    /// A step that cannot migrate the schema, or a schema the writer cannot encode.
+    pub fn new(
+        key: &str,
+        footer: &Footer,
+        chain: &[StepRegistration],
+        version_key: &str,
+        new_version: u32,
+        sink: W,
+    ) -> Result<Self> {
+        let input = footer.schema().clone();
+        let schemas = output_schemas(key, &input, chain)?;
+        let output = schemas.last().cloned().unwrap_or_else(|| input.clone());
+        let planned = plan_layout(&input, &output, chain)
+            .and_then(|layout| thin_schemas(key, &input, &output, &layout, chain).map(|thin| (layout, thin)));
+        let (layout, thin_schemas) = match planned {
+            Some(planned) => planned,
+            None => (Layout::full(&input, &output), schemas),
+        };
+        match Self::build(
+            key,
+            footer,
+            chain,
+            version_key,
+            new_version,
+            &layout,
+            thin_schemas.clone(),
+            &output,
+            sink,
+        ) {
+            Ok(rewriter) => Ok(rewriter),
+            Err(BuildError::Copy(sink)) => {
+                // The input's encoding cannot host the copied columns (an unusual physical
+                // type): decode and encode everything instead.
+                let full = Layout::full(&input, &output);
+                let schemas = output_schemas(key, &input, chain)?;
+                Self::build(
+                    key,
+                    footer,
+                    chain,
+                    version_key,
+                    new_version,
+                    &full,
+                    schemas,
+                    &output,
+                    sink,
+                )
+                .map_err(|e| match e {
+                    BuildError::Copy(_) => unreachable!("a full layout copies nothing"),
+                    BuildError::Fatal(e) => e,
+                })
+            }
+            Err(BuildError::Fatal(e)) => Err(e),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        key: &str,
+        footer: &Footer,
+        chain: &[StepRegistration],
+        version_key: &str,
+        new_version: u32,
+        layout: &Layout,
+        thin_schemas: Vec<SchemaRef>,
+        output: &SchemaRef,
+        sink: W,
+    ) -> Result<Self, BuildError<W>> {
+        let write_err = |source| {
+            BuildError::Fatal(Error::Write {
+                key: key.to_string(),
+                source,
+            })
+        };
+        let metadata = footer.meta.metadata();
+        let input_descr = metadata.file_metadata().schema_descr();
+        let converted = ArrowSchemaConverter::new().convert(output).map_err(write_err)?;
+        let fields = layout
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, source)| match source {
+                Some(input_index) => input_descr.root_schema().get_fields()[*input_index].clone(),
+                None => converted.root_schema().get_fields()[i].clone(),
+            })
+            .collect();
+        let root = Type::group_type_builder(input_descr.root_schema().name())
+            .with_fields(fields)
+            .build()
+            .map_err(write_err)?;
+        let mut props = WriterProperties::builder()
+            .set_compression(footer.compression())
+            .set_created_by(format!("pqmigrate version {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        add_encoded_arrow_schema_to_metadata(output, &mut props);
+        let mut writer = SerializedFileWriter::new(sink, Arc::new(root), Arc::new(props)).map_err(write_err)?;
+        for kv in metadata.file_metadata().key_value_metadata().into_iter().flatten() {
+            if kv.key != ARROW_SCHEMA_KEY && kv.key != version_key && kv.key != STEPS_FOOTER_KEY {
+                writer.append_key_value_metadata(kv.clone());
+            }
+        }
+        writer.append_key_value_metadata(KeyValue::new(version_key.to_string(), new_version.to_string()));
+        writer.append_key_value_metadata(KeyValue::new(STEPS_FOOTER_KEY.to_string(), steps_record(footer, chain)));
+        let factory = ArrowRowGroupWriterFactory::new(&writer, output.clone());
+        if layout.copied() > 0 && factory.create_column_writers(0).is_err() {
+            return Err(BuildError::Copy(writer.into_inner().map_err(write_err)?));
+        }
+        let output_leaves = leaf_ranges(writer.schema_descr(), output.fields().len());
+        Ok(Self {
+            key: key.to_string(),
+            footer: footer.clone(),
+            chain: chain.to_vec(),
+            thin_schemas,
+            layout: layout.clone(),
+            output: output.clone(),
+            input_leaves: leaf_ranges(input_descr, footer.schema().fields().len()),
+            output_leaves,
+            writer,
+            factory,
+            rows: 0,
+        })
+    }
+
+    /// Output columns copied as encoded chunks.
+    pub fn copied_columns(&self) -> usize {
+        self.layout.copied()
+    }
+
+    fn write_err(&self, source: ParquetError) -> Error {
+        Error::Write {
+            key: self.key.clone(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, message: String) -> Error {
+        Error::NotParquet {
+            key: self.key.clone(),
+            source: ParquetError::General(message),
+        }
+    }
+
+    /// Rewrites row group `index`, whose column chunks (and bloom filters) `input` holds.
+    ///
+    /// # Errors
+    /// As [`rewrite`].
+    pub fn rewrite_row_group(&mut self, index: usize, input: &FileRanges) -> Result<()> {
+        let metadata = self.footer.meta.metadata().clone();
+        let row_group = metadata.row_group(index);
+        let rows = row_group.num_rows() as usize;
+        let mut chunks = self.encode_computed(index, rows, input)?;
+        let page_index = metadata.page_index();
+        let mut out = self.writer.next_row_group().map_err(|source| Error::Write {
+            key: self.key.clone(),
+            source,
+        })?;
+        for (field, source) in self.layout.sources.iter().enumerate() {
+            match source {
+                Some(input_field) => {
+                    for leaf in self.input_leaves[*input_field].clone() {
+                        let column = row_group.column(leaf);
+                        verify_copied_chunk(&self.key, index, column, rows, input)?;
+                        let close = ColumnCloseResult {
+                            bytes_written: column.compressed_size() as u64,
+                            rows_written: rows as u64,
+                            metadata: column.clone(),
+                            bloom_filter: Sbbf::read_from_column_chunk(column, input).ok().flatten(),
+                            column_index: page_index.and_then(|p| p.column_index(index, leaf)).cloned(),
+                            offset_index: page_index.and_then(|p| p.offset_index(index, leaf)).cloned(),
+                        };
+                        out.append_column(input, close).map_err(|source| Error::Write {
+                            key: self.key.clone(),
+                            source,
+                        })?;
+                    }
+                }
+                None => {
+                    for chunk in chunks[field].drain(..) {
+                        chunk.append_to_row_group(&mut out).map_err(|source| Error::Write {
+                            key: self.key.clone(),
+                            source,
+                        })?;
+                    }
+                }
+            }
+        }
+        out.close().map_err(|source| Error::Write {
+            key: self.key.clone(),
+            source,
+        })?;
+        self.rows += rows as u64;
+        Ok(())
+    }
+
+    /// Decodes the columns the steps read, runs the chain and encodes the computed columns of
+    /// one row group. Returns the encoded chunks per output field.
+    fn encode_computed(&self, index: usize, rows: usize, input: &FileRanges) -> Result<Vec<Vec<ArrowColumnChunk>>> {
+        let mut chunks: Vec<Vec<ArrowColumnChunk>> = (0..self.output.fields().len()).map(|_| Vec::new()).collect();
+        let computed: Vec<usize> = (0..self.layout.sources.len())
+            .filter(|i| self.layout.sources[*i].is_none())
+            .collect();
+        if computed.is_empty() {
+            return Ok(chunks);
+        }
+        let mut writers: Vec<Option<ArrowColumnWriter>> = self
+            .factory
+            .create_column_writers(index)
+            .map_err(|e| self.write_err(e))?
+            .into_iter()
+            .map(Some)
+            .collect();
+        let descr = self.footer.meta.metadata().file_metadata().schema_descr_ptr();
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(input.clone(), self.footer.meta.clone())
+            .with_row_groups(vec![index])
+            .with_projection(ProjectionMask::roots(&descr, self.layout.decode.iter().copied()))
+            .with_batch_size(rows.clamp(1, 65_536))
+            .build()
+            .map_err(|source| Error::NotParquet {
+                key: self.key.clone(),
+                source,
+            })?;
+        let mut decoded = 0usize;
+        for batch in reader {
+            let batch = batch.map_err(|e| self.corrupt(format!("row group {index}: {e}")))?;
+            decoded += batch.num_rows();
+            let out = apply_chain(&self.key, batch, &self.chain, &self.thin_schemas)?;
+            for &field in &computed {
+                let target = self.output.field(field);
+                let array = out
+                    .column_by_name(target.name())
+                    .expect("the layout only computes columns the chain outputs");
+                let leaves = compute_leaves(target, array).map_err(|e| self.write_err(e))?;
+                for (leaf, slot) in leaves.iter().zip(self.output_leaves[field].clone()) {
+                    let writer = writers[slot].as_mut().expect("each leaf has a writer");
+                    writer.write(leaf).map_err(|e| self.write_err(e))?;
+                }
+            }
+        }
+        if decoded != rows {
+            return Err(self.corrupt(format!("row group {index} decoded {decoded} rows, footer says {rows}")));
+        }
+        for &field in &computed {
+            for slot in self.output_leaves[field].clone() {
+                let writer = writers[slot].take().expect("each leaf is closed once");
+                chunks[field].push(writer.close().map_err(|e| self.write_err(e))?);
+            }
+        }
+        Ok(chunks)
+    }
+
+    /// Writes the footer; returns the sink and the rows written.
+    ///
+    /// # Errors
+    /// [`Error::Write`].
+    pub fn finish(self) -> Result<(W, u64)> {
+        let key = self.key;
+        let rows = self.rows;
+        let sink = self
+            .writer
+            .into_inner()
+            .map_err(|source| Error::Write { key, source })?;
+        Ok((sink, rows))
+    }
+}
+
+/// Reads every page of a chunk that is about to be copied — headers parsed, pages
+/// decompressed, values counted, nothing decoded — so a damaged chunk is reported instead of
+/// carried into the new file under a new version.
+fn verify_copied_chunk(
+    key: &str,
+    index: usize,
+    column: &ColumnChunkMetaData,
+    rows: usize,
+    input: &FileRanges,
+) -> Result<()> {
+    let corrupt = |message: String| Error::NotParquet {
+        key: key.to_string(),
+        source: ParquetError::General(format!("row group {index}, column {}: {message}", column.column_path())),
+    };
+    let mut pages =
+        SerializedPageReader::new(Arc::new(input.clone()), column, rows, None).map_err(|e| corrupt(e.to_string()))?;
+    let mut values = 0i64;
+    while let Some(page) = pages.get_next_page().map_err(|e| corrupt(e.to_string()))? {
+        if !matches!(page, Page::DictionaryPage { .. }) {
+            values += i64::from(page.num_values());
+        }
+    }
+    if values != column.num_values() {
+        return Err(corrupt(format!(
+            "pages hold {values} values, the footer says {}",
+            column.num_values()
+        )));
+    }
+    Ok(())
+}
+
+enum BuildError<W> {
+    /// The copied columns cannot be hosted; the sink is handed back for a full rewrite.
+    Copy(W),
+    Fatal(Error),
+}
+
+/// Leaf column ranges of each top-level field.
+fn leaf_ranges(descr: &SchemaDescriptor, fields: usize) -> Vec<Range<usize>> {
+    let mut ranges = vec![0..0; fields];
+    for leaf in 0..descr.num_columns() {
+        let root = descr.get_column_root_idx(leaf);
+        let range = &mut ranges[root];
+        if range.start == range.end {
+            *range = leaf..leaf + 1;
+        } else {
+            range.end = leaf + 1;
+        }
+    }
+    ranges
+}
+
+/// The chain's schemas on the decoded columns only, when every computed output column comes out
+/// of them with its final type; `None` sends the rewrite to a full decode.
+fn thin_schemas(
+    key: &str,
+    input: &SchemaRef,
+    output: &SchemaRef,
+    layout: &Layout,
+    chain: &[StepRegistration],
+) -> Option<Vec<SchemaRef>> {
+    if layout.decode.is_empty() {
+        return None;
+    }
+    let thin = output_schemas(key, &decoded_schema(input, layout), chain).ok()?;
+    let last = thin.last()?;
+    let complete = layout.sources.iter().enumerate().all(|(i, source)| {
+        source.is_some() || {
+            let want = output.field(i);
+            last.field_with_name(want.name())
+                .is_ok_and(|got| got.data_type() == want.data_type())
+        }
+    });
+    complete.then_some(thin)
+}
+
+/// Each step's declared output schema, in chain order.
+fn output_schemas(key: &str, input: &SchemaRef, chain: &[StepRegistration]) -> Result<Vec<SchemaRef>> {
+    let mut schemas = Vec::with_capacity(chain.len());
+    let mut current = input.clone();
+    for step in chain {
+        let next = guard(key, step, || step.migration.output_schema(&current)).map_err(|e| match e {
+            Error::Step { key, step, message } => Error::Step {
+                key,
+                step,
+                message: format!("cannot migrate schema: {message}"),
+            },
+            other => other,
+        })?;
+        schemas.push(next.clone());
+        current = next;
+    }
+    Ok(schemas)
+}
+
+fn apply_chain(
+    key: &str,
+    mut batch: RecordBatch,
+    chain: &[StepRegistration],
+    schemas: &[SchemaRef],
+) -> Result<RecordBatch> {
+    for (step, expected) in chain.iter().zip(schemas) {
+        let rows = batch.num_rows();
+        let out = guard(key, step, || step.migration.transform(batch, expected))?;
+        if out.num_rows() != rows {
+            return Err(contract(
+                key,
+                step,
+                format!("returned {} rows for {rows} input rows", out.num_rows()),
+            ));
+        }
+        let got = out.schema();
+        let same = got.fields().len() == expected.fields().len()
+            && got
+                .fields()
+                .iter()
+                .zip(expected.fields())
+                .all(|(g, e)| g.name() == e.name() && g.data_type() == e.data_type());
+        if !same {
+            return Err(contract(
+                key,
+                step,
+                format!("returned schema {got} but declared {expected}"),
+            ));
+        }
+        batch = RecordBatch::try_new(expected.clone(), out.columns().to_vec())
+            .map_err(|e| contract(key, step, e.to_string()))?;
+    }
+    Ok(batch)
+}
+
+/// Runs a step callback, turning its error or panic into a per-object error.
+fn guard<T>(key: &str, step: &StepRegistration, f: impl FnOnce() -> Result<T, crate::StepError>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Error::Step {
+            key: key.to_string(),
+            step: step.id(),
+            message: error_chain(e.as_ref()),
+        }),
+        Err(payload) => Err(Error::StepPanicked {
+            key: key.to_string(),
+            step: step.id(),
+            message: panic_message(payload.as_ref()),
+        }),
+    }
+}
+
+fn contract(key: &str, step: &StepRegistration, message: String) -> Error {
+    Error::StepContract {
+        key: key.to_string(),
+        step: step.id(),
+        message,
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_string())
+}
+
+/// The steps that produced a file: earlier ones from the input's footer, then this chain's.
+fn steps_record(footer: &Footer, chain: &[StepRegistration]) -> String {
+    let mut steps: Vec<String> = footer
+        .value(STEPS_FOOTER_KEY)
+        .map(|s| s.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    steps.extend(chain.iter().map(|s| format!("{}:{}->{}", s.schema, s.from, s.to)));
+    steps.join(",")
+}

@@ -1,0 +1,146 @@
+//! Column-chunk passthrough: untouched columns are copied byte for byte with their statistics
+//! and page index, and the result reads back equal to a full decode-and-encode rewrite.
+
+mod support;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+use pqmigrate::{ColumnUse, Footer, Migration, Registry, StepError, StepRegistration, rewrite, version_key};
+use pqmigrate_sensor_steps::{AddFeatures, DataSpec, RenameAndEncode, SCHEMA, generate_file};
+use support::*;
+
+/// Wraps a step and hides its column use, forcing the full decode-and-encode path.
+struct Opaque(&'static dyn Migration);
+
+impl Migration for Opaque {
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StepError> {
+        self.0.output_schema(input)
+    }
+    fn transform(&self, batch: RecordBatch, output: &SchemaRef) -> Result<RecordBatch, StepError> {
+        self.0.transform(batch, output)
+    }
+}
+
+static OPAQUE_ADD: Opaque = Opaque(&AddFeatures);
+static OPAQUE_RENAME: Opaque = Opaque(&RenameAndEncode);
+
+fn step(from: u32, migration: &'static dyn Migration) -> StepRegistration {
+    StepRegistration {
+        schema: SCHEMA,
+        from,
+        to: from + 1,
+        name: "test",
+        migration,
+    }
+}
+
+fn spec() -> DataSpec {
+    DataSpec {
+        rows: 12_000,
+        row_group_rows: 5_000,
+        seed: 5,
+    }
+}
+
+fn metadata(data: &Bytes) -> ParquetMetaData {
+    ParquetMetaDataReader::new()
+        .with_page_index_policy(PageIndexPolicy::Required)
+        .parse_and_finish(data)
+        .unwrap()
+}
+
+fn chunk_bytes(data: &Bytes, meta: &ParquetMetaData, row_group: usize, column: &str) -> Bytes {
+    let rg = meta.row_group(row_group);
+    let chunk = rg
+        .columns()
+        .iter()
+        .find(|c| c.column_path().string() == column)
+        .unwrap();
+    let (start, len) = chunk.byte_range();
+    data.slice(start as usize..(start + len) as usize)
+}
+
+fn migrate(input: &Bytes, chain: &[StepRegistration], to: u32) -> pqmigrate::Rewritten {
+    let footer = Footer::parse("f", input).unwrap();
+    rewrite("f", input.clone(), &footer, chain, &version_key(SCHEMA), to).unwrap()
+}
+
+#[test]
+fn untouched_columns_are_copied_byte_for_byte() {
+    let input = generate_file(&spec(), 1);
+    let out = migrate(&input, &[step(1, &AddFeatures)], 2);
+    assert_eq!(out.copied_columns, 65, "all 65 input columns copied, 4 computed");
+    let (before, after) = (metadata(&input), metadata(&out.data));
+    assert_eq!(after.num_row_groups(), 3);
+    for rg in 0..3 {
+        for column in ["ts", "device_id", "x", "v00", "v59"] {
+            assert_eq!(
+                chunk_bytes(&input, &before, rg, column),
+                chunk_bytes(&out.data, &after, rg, column),
+                "{column} in row group {rg}"
+            );
+        }
+    }
+}
+
+#[test]
+fn passthrough_reads_back_equal_to_a_full_rewrite() {
+    let input = generate_file(&spec(), 2);
+    for (fast, slow, to) in [
+        (vec![step(1, &AddFeatures)], vec![step(1, &OPAQUE_ADD)], 2),
+        (
+            vec![step(1, &AddFeatures), step(2, &RenameAndEncode)],
+            vec![step(1, &OPAQUE_ADD), step(2, &OPAQUE_RENAME)],
+            3,
+        ),
+    ] {
+        let fast = migrate(&input, &fast, to);
+        let slow = migrate(&input, &slow, to);
+        assert!(fast.copied_columns > 60);
+        assert_eq!(slow.copied_columns, 0);
+        let (a, b) = (read_all(&fast.data), read_all(&slow.data));
+        assert_eq!(a.schema(), b.schema());
+        assert_eq!(a, b, "same values through both paths");
+        assert_eq!(footer_version(&fast.data, &version_key(SCHEMA)), Some(to));
+        assert_features_match(&read_all(&input), &a);
+    }
+}
+
+#[test]
+fn statistics_and_page_index_are_present_on_every_column() {
+    let input = generate_file(&spec(), 3);
+    let out = migrate(&input, &[step(1, &AddFeatures), step(2, &RenameAndEncode)], 3);
+    let meta = metadata(&out.data);
+    let page_index = meta.page_index().expect("page index loaded");
+    for rg in 0..meta.num_row_groups() {
+        for (i, column) in meta.row_group(rg).columns().iter().enumerate() {
+            let name = column.column_path().string();
+            assert!(column.statistics().is_some(), "statistics of {name}");
+            assert!(page_index.offset_index(rg, i).is_some(), "offset index of {name}");
+            assert!(page_index.column_index(rg, i).is_some(), "column index of {name}");
+        }
+    }
+    let stats = meta
+        .row_group(0)
+        .columns()
+        .iter()
+        .find(|c| c.column_path().string() == "magnitude")
+        .unwrap()
+        .statistics()
+        .unwrap();
+    assert!(stats.null_count_opt().unwrap() > 0 || stats.min_bytes_opt().is_some());
+}
+
+#[test]
+fn the_registry_steps_declare_their_columns() {
+    let registry = Registry::from_inventory().unwrap();
+    for s in registry.steps().filter(|s| s.schema == SCHEMA) {
+        assert!(
+            matches!(s.migration.column_use(), ColumnUse::Declared { .. }),
+            "{}",
+            s.name
+        );
+    }
+}
