@@ -205,6 +205,7 @@ async fn an_upload_cut_midway_leaves_the_original_untouched() {
             endpoint: Some(proxy),
             region: None,
             max_retries: Some(1),
+            ..pqmigrate::StoreOptions::default()
         },
     )
     .unwrap();

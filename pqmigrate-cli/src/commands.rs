@@ -20,6 +20,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<u8> {
         endpoint: cli.endpoint.clone(),
         region: cli.region.clone(),
         max_retries: None,
+        ..StoreOptions::default()
     };
     match &cli.command {
         Command::Steps => steps(&cli),

@@ -105,6 +105,7 @@ pub(crate) fn run_summary(info: &RunInfo, summary: &RunSummary, json: bool) -> R
     }
     println!("  {:<16} {:>10}", "objects", summary.objects());
     println!("  {:<16} {:>10}", "retries", summary.retries);
+    println!("  {:<16} {:>10}", "request retries", summary.request_retries);
     println!(
         "  {:<16} {:>10}  ({}/s)",
         "bytes read",

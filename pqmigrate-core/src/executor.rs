@@ -247,6 +247,8 @@ impl Executor for LocalExecutor {
         } = job;
         let options = self.options.clone();
         let migrate = Arc::new(migrate);
+        let request_retries_before = store.request_retries();
+        let counter = store.clone();
         let cancelled_early = cancel.clone();
         let mut listing_error = None;
         let mut results = entries
@@ -300,6 +302,7 @@ impl Executor for LocalExecutor {
                 }
             }
         }
+        summary.request_retries = counter.request_retries() - request_retries_before;
         summary.cancelled = cancelled_early.is_cancelled();
         summary.elapsed_ms = started.elapsed().as_millis() as u64;
         match listing_error {

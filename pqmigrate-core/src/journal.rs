@@ -16,17 +16,20 @@ use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::executor::{RetryPolicy, jitter_unit};
 use crate::migrate::{Migrated, Outcome};
 use crate::migration::StepId;
 use crate::store::Store;
+use crate::store::{retry_transient, transient_store_error};
 
 /// Default journal prefix.
 pub const DEFAULT_JOURNAL_PREFIX: &str = "_pqmigrate/runs/";
 
 const RECORDS_PER_PART: usize = 1000;
 const PART_INTERVAL: Duration = Duration::from_secs(5);
-const JOURNAL_ATTEMPTS: u32 = 10;
+/// Rounds of request retries before a journal write is given up: a lost journal would lose the
+/// record of what the run changed.
+const JOURNAL_ROUNDS: u32 = 5;
+const JOURNAL_PAUSE: Duration = Duration::from_secs(1);
 
 /// What a run was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,8 +230,11 @@ pub struct RunSummary {
     pub bytes_out: u64,
     /// Rows rewritten.
     pub rows: u64,
-    /// Retries made (attempts beyond the first).
+    /// Objects attempted again (attempts beyond the first).
     pub retries: u64,
+    /// Single requests repeated after throttling or a dropped connection.
+    #[serde(default)]
+    pub request_retries: u64,
     /// Wall time in milliseconds.
     pub elapsed_ms: u64,
     /// Whether the run was cancelled before every object was taken.
@@ -326,23 +332,16 @@ impl JournalWriter {
     /// the record of what the run changed.
     async fn put(&self, name: &str, data: Vec<u8>) -> Result<()> {
         let key = format!("{}/{name}", self.dir);
+        let path = Path::from(key.as_str());
         let data = Bytes::from(data);
-        let retry = RetryPolicy {
-            max_attempts: JOURNAL_ATTEMPTS,
-            ..RetryPolicy::default()
-        };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self
-                .store
-                .inner()
-                .put(&Path::from(key.as_str()), data.clone().into())
-                .await
-            {
+            let put = || self.store.inner().put(&path, data.clone().into());
+            match retry_transient(self.store.retry_counter(), transient_store_error, put).await {
                 Ok(_) => return Ok(()),
-                Err(e) if attempt < JOURNAL_ATTEMPTS && crate::error::is_transient_store_error(&e) => {
-                    tokio::time::sleep(retry.delay(attempt, 0.5 + jitter_unit() / 2.0)).await;
+                Err(e) if attempt < JOURNAL_ROUNDS && transient_store_error(&e) => {
+                    tokio::time::sleep(JOURNAL_PAUSE).await;
                 }
                 Err(e) => {
                     return Err(Error::Journal {

@@ -80,8 +80,9 @@ pub use rollback::rollback_run;
 pub use scan::{Candidate, ScanSpec, ScannedObject, Shard, list_candidates, manifest_candidates, read_footer, scan};
 pub use stamp::stamp;
 pub use store::{
-    INTERNAL_PREFIX, ObjectInfo, ObjectVersion, S3_MAX_TAG_KEY, S3_MAX_TAG_VALUE, S3_MAX_TAGS, S3Api, Store, StoreKind,
-    StoreOptions, Written, check_tag_limits, user_metadata,
+    ConditionalUpload, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, INTERNAL_PREFIX, ObjectInfo, ObjectReader,
+    ObjectVersion, S3_MAX_TAG_KEY, S3_MAX_TAG_VALUE, S3_MAX_TAGS, S3Api, Store, StoreKind, StoreOptions, Written,
+    check_tag_limits, user_metadata,
 };
 pub use version::{MAX_VERSION, VersionSource, parse_version, reconcile, schema_of_version_key, version_key};
 

@@ -1,15 +1,18 @@
 //! Migrating one object: read, plan its chain, rewrite, and write back conditionally with the
 //! new version in the same request.
 
+use std::io::Write;
 use std::time::Instant;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
-use crate::migration::StepId;
+use crate::migration::{StepId, StepRegistration};
 use crate::registry::{ChainOutcome, Registry};
-use crate::rewrite::{Footer, rewrite};
-use crate::store::{ObjectInfo, Store};
+use crate::rewrite::{FileRanges, Footer, RowGroupRewriter};
+use crate::store::{ConditionalUpload, ObjectInfo, ObjectReader, Store};
 use crate::version::{VersionSource, parse_version, reconcile, schema_of_version_key, version_key};
 
 /// What to migrate objects to.
@@ -167,7 +170,7 @@ fn other_schema(info: &ObjectInfo, footer: Option<&Footer>, options: &MigrateOpt
 /// let store = Store::memory();
 /// let registry = Registry::from_steps([]).unwrap();
 /// let err = migrate_object(&store, &registry, "missing.parquet", &MigrateOptions::new("s", 2)).await;
-/// assert!(err.unwrap_err().to_string().starts_with("missing.parquet: get failed"));
+/// assert!(err.unwrap_err().to_string().starts_with("missing.parquet: head failed"));
 /// # });
 /// ```
 pub async fn migrate_object(
@@ -177,8 +180,9 @@ pub async fn migrate_object(
     options: &MigrateOptions,
 ) -> Result<Outcome> {
     let started = Instant::now();
-    let (info, data) = store.read(key).await?;
-    let footer = Footer::parse(key, &data)?;
+    let info = store.head(key).await?;
+    let reader = ObjectReader::new(store, key, info.size, info.e_tag.clone());
+    let footer = reader.footer(true).await?;
     let version = object_version(&info, Some(&footer), options)?;
     let mut chain = match registry.chain(&options.schema, version, options.target) {
         Ok(chain) => chain,
@@ -190,7 +194,6 @@ pub async fn migrate_object(
         chain.truncate(max.max(1));
     }
     let new_version = chain.last().map_or(version, |s| s.to);
-
     let tags = info.tags.as_ref().map(|tags| {
         let mut tags: Vec<(String, String)> = tags
             .iter()
@@ -200,31 +203,17 @@ pub async fn migrate_object(
         tags.push((options.version_key.clone(), new_version.to_string()));
         tags
     });
-    if let Some(tags) = &tags {
-        crate::store::check_tag_limits(key, tags)?;
-    }
-
-    let bytes_in = data.len() as u64;
-    let task_key = key.to_string();
-    let version_key = options.version_key.clone();
-    let steps = chain.clone();
-    let rewritten =
-        tokio::task::spawn_blocking(move || rewrite(&task_key, data, &footer, &steps, &version_key, new_version))
-            .await
-            .map_err(|e| Error::StepPanicked {
-                key: key.to_string(),
-                step: chain.first().map(|s| s.id()).unwrap_or_else(|| StepId {
-                    schema: options.schema.clone(),
-                    from: version,
-                    to: new_version,
-                }),
-                message: e.to_string(),
-            })??;
-
-    let bytes_out = rewritten.data.len() as u64;
-    let written = store
-        .write_if_unchanged(&info, rewritten.data, tags.as_deref().unwrap_or(&[]))
-        .await?;
+    let mut upload = ConditionalUpload::new(store, &info, tags.as_deref().unwrap_or(&[]))?;
+    let streamed = stream_rewrite(&reader, &footer, &chain, &options.version_key, new_version, &mut upload).await;
+    let rows = match streamed {
+        Ok(rows) => rows,
+        Err(e) => {
+            upload.abort().await;
+            return Err(e);
+        }
+    };
+    let bytes_out = upload.bytes();
+    let written = upload.finish().await?;
     Ok(Outcome::Done(Migrated {
         key: key.to_string(),
         from: version,
@@ -234,9 +223,135 @@ pub async fn migrate_object(
         new_e_tag: written.e_tag,
         old_version_id: info.version_id,
         new_version_id: written.version_id,
-        bytes_in,
+        bytes_in: info.size,
         bytes_out,
-        rows: rewritten.rows,
+        rows,
         millis: started.elapsed().as_millis() as u64,
     }))
+}
+
+/// Output bytes handed from the encoder to the uploader at a time.
+const OUTPUT_CHUNK: usize = 1024 * 1024;
+
+/// The rewrite as a pipeline of three parts running at once: row groups fetched one ahead,
+/// encoded on a blocking thread, and the output streamed to `upload`. Memory holds about two
+/// row groups and a part, whatever the file size. Returns the rows written; the upload is left
+/// for the caller to finish or abort.
+async fn stream_rewrite(
+    reader: &ObjectReader,
+    footer: &Footer,
+    chain: &[StepRegistration],
+    version_key: &str,
+    new_version: u32,
+    upload: &mut ConditionalUpload,
+) -> Result<u64> {
+    let row_groups = footer.num_row_groups();
+    let (input_tx, mut input_rx) = mpsc::channel::<(usize, FileRanges)>(1);
+    let (output_tx, mut output_rx) = mpsc::channel::<Bytes>(4);
+    let key = reader.key().to_string();
+    let encoder = {
+        let footer = footer.clone();
+        let chain = chain.to_vec();
+        let version_key = version_key.to_string();
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || -> Result<u64> {
+            let sink = ChannelSink::new(output_tx);
+            let mut rewriter = RowGroupRewriter::new(&key, &footer, &chain, &version_key, new_version, sink)?;
+            let mut received = 0;
+            while let Some((index, ranges)) = input_rx.blocking_recv() {
+                rewriter.rewrite_row_group(index, &ranges)?;
+                received += 1;
+            }
+            if received != row_groups {
+                return Err(Error::Write {
+                    key,
+                    source: parquet::errors::ParquetError::General(format!(
+                        "input ended after {received} of {row_groups} row groups"
+                    )),
+                });
+            }
+            let (sink, rows) = rewriter.finish()?;
+            sink.close().map_err(|e| Error::Write {
+                key: key.clone(),
+                source: e.into(),
+            })?;
+            Ok(rows)
+        })
+    };
+    let fetch = async move {
+        for index in 0..row_groups {
+            let ranges = reader.row_group(footer, index).await?;
+            if input_tx.send((index, ranges)).await.is_err() {
+                break;
+            }
+        }
+        Ok::<(), Error>(())
+    };
+    // Owns the receiver: when an upload fails it is dropped with this future, which stops the
+    // encoder's sends instead of leaving it blocked on a full channel.
+    let send = async move {
+        while let Some(chunk) = output_rx.recv().await {
+            upload.push(chunk).await?;
+        }
+        Ok::<(), Error>(())
+    };
+    let (fetched, sent, encoded) = tokio::join!(fetch, send, encoder);
+    let encoded = encoded.map_err(|e| Error::StepPanicked {
+        key: key.clone(),
+        step: chain.first().map(|s| s.id()).unwrap_or_else(|| StepId {
+            schema: String::new(),
+            from: 0,
+            to: new_version,
+        }),
+        message: e.to_string(),
+    });
+    // The most telling error first: a changed or unreadable input explains an encoder that
+    // stopped early, and a failed upload explains an encoder whose output had nowhere to go.
+    // An encoder failure ends the upload's input cleanly, so it surfaces last.
+    fetched?;
+    sent?;
+    encoded?
+}
+
+/// A `Write` that hands the encoder's output to the async uploader in chunks.
+struct ChannelSink {
+    tx: mpsc::Sender<Bytes>,
+    buffer: Vec<u8>,
+}
+
+impl ChannelSink {
+    fn new(tx: mpsc::Sender<Bytes>) -> Self {
+        Self {
+            tx,
+            buffer: Vec::with_capacity(OUTPUT_CHUNK),
+        }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        let chunk = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(OUTPUT_CHUNK)));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the upload stopped"))
+    }
+
+    fn close(mut self) -> std::io::Result<()> {
+        if !self.buffer.is_empty() {
+            self.send()?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for ChannelSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= OUTPUT_CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::migrate::MigrateOptions;
 use crate::rewrite::Footer;
-use crate::store::{INTERNAL_PREFIX, ObjectInfo, Store};
+use crate::store::{INTERNAL_PREFIX, ObjectInfo, ObjectReader, Store};
 use crate::version::VersionSource;
 
 /// Which objects make up the data set (the seed's `prefixes`, `type` and `filter`).
@@ -296,41 +296,7 @@ async fn version_of(store: &Store, key: &str, size: u64, options: &MigrateOption
 /// # Errors
 /// [`Error::NotParquet`] for an object that is not Parquet, [`Error::Store`] for the reads.
 pub async fn read_footer(store: &Store, key: &str, size: u64) -> Result<Footer> {
-    const HINT: u64 = 64 * 1024;
-    let not_parquet = |message: String| Error::NotParquet {
-        key: key.to_string(),
-        source: parquet::errors::ParquetError::General(message),
-    };
-    if size < 12 {
-        return Err(not_parquet(format!("{size} bytes is too small for a Parquet file")));
-    }
-    let path = Path::from(key);
-    let start = size.saturating_sub(HINT);
-    let tail = store
-        .inner()
-        .get_range(&path, start..size)
-        .await
-        .map_err(|e| Error::store(key, "get footer", e))?;
-    let n = tail.len();
-    if &tail[n - 4..] != b"PAR1" {
-        return Err(not_parquet("no Parquet magic at the end of the object".into()));
-    }
-    let footer_len = u64::from(u32::from_le_bytes([tail[n - 8], tail[n - 7], tail[n - 6], tail[n - 5]])) + 8;
-    if footer_len + 4 > size {
-        return Err(not_parquet(format!(
-            "footer length {footer_len} exceeds the object size {size}"
-        )));
-    }
-    let tail = if footer_len <= n as u64 {
-        tail
-    } else {
-        store
-            .inner()
-            .get_range(&path, size - footer_len..size)
-            .await
-            .map_err(|e| Error::store(key, "get footer", e))?
-    };
-    Footer::parse_tail(key, tail.slice(tail.len() - footer_len as usize..))
+    ObjectReader::new(store, key, size, None).footer(false).await
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ pub fn s3_options() -> StoreOptions {
         endpoint: Some(s3_endpoint()),
         region: None,
         max_retries: Some(2),
+        ..StoreOptions::default()
     }
 }
 

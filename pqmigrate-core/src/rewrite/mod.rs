@@ -17,7 +17,7 @@ use parquet::bloom_filter::Sbbf;
 use parquet::column::page::{Page, PageReader};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{ColumnChunkMetaData, KeyValue, PageIndexPolicy, ParquetMetaDataReader};
+use parquet::file::metadata::{ColumnChunkMetaData, KeyValue, PageIndexPolicy};
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::serialized_reader::SerializedPageReader;
@@ -57,22 +57,17 @@ impl Footer {
         Ok(Self { meta })
     }
 
-    /// Parses a footer from the tail of a Parquet object: the Thrift metadata followed by its
-    /// 4-byte length and `PAR1` (as [`crate::read_footer`] fetches it with one ranged read).
+    /// Wraps metadata loaded elsewhere (for example by ranged reads).
     ///
     /// # Errors
-    /// [`Error::NotParquet`] naming `key`.
-    pub fn parse_tail(key: &str, tail: Bytes) -> Result<Self> {
-        let not_parquet = |source| Error::NotParquet {
-            key: key.to_string(),
-            source,
-        };
-        let body = tail
-            .len()
-            .checked_sub(8)
-            .ok_or_else(|| not_parquet(ParquetError::General("footer too short".into())))?;
-        let metadata = ParquetMetaDataReader::decode_metadata(&tail[..body]).map_err(not_parquet)?;
-        let meta = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new()).map_err(not_parquet)?;
+    /// [`Error::NotParquet`] when the schema cannot be mapped to Arrow.
+    pub fn from_metadata(key: &str, metadata: parquet::file::metadata::ParquetMetaData) -> Result<Self> {
+        let meta = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new()).map_err(|source| {
+            Error::NotParquet {
+                key: key.to_string(),
+                source,
+            }
+        })?;
         Ok(Self { meta })
     }
 

@@ -1,9 +1,13 @@
 //! The object store a data set lives in, with what it can do (tags, conditional writes,
 //! user metadata) and the conditional, versioned write the migration relies on.
 
+mod reader;
+mod retry;
 mod s3api;
+mod upload;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,11 +19,14 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{
-    Attribute, Attributes, ClientOptions, GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
-    PutPayload, RetryConfig, TagSet, UpdateVersion,
+    Attribute, Attributes, ClientOptions, GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutOptions, PutPayload,
+    RetryConfig, TagSet,
 };
 
+pub use reader::ObjectReader;
+pub(crate) use retry::{retry_transient, transient_store_error};
 pub use s3api::{ObjectVersion, S3Api};
+pub use upload::{ConditionalUpload, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE};
 
 use crate::error::{Error, Result};
 use crate::scan::Candidate;
@@ -54,6 +61,10 @@ pub struct StoreOptions {
     pub region: Option<String>,
     /// Retries done inside each store call before an error reaches the executor.
     pub max_retries: Option<usize>,
+    /// Outputs larger than this are uploaded in parts (default 32 MiB).
+    pub multipart_threshold: Option<usize>,
+    /// Part size of multipart uploads (default 16 MiB, at least 5 MiB).
+    pub part_size: Option<usize>,
 }
 
 /// An object store holding a data set, plus what it can do.
@@ -64,6 +75,9 @@ pub struct Store {
     s3: Option<Arc<S3Api>>,
     paged: Option<Arc<AmazonS3>>,
     url: String,
+    multipart_threshold: usize,
+    part_size: usize,
+    request_retries: Arc<AtomicU64>,
 }
 
 /// What was read about an object before migrating it.
@@ -156,7 +170,7 @@ impl Store {
         let s3 = Arc::new(s3);
         let mut store = Self::from_parts(s3.clone(), StoreKind::S3, Some(Arc::new(api)), format!("s3://{bucket}"));
         store.paged = Some(s3);
-        Ok(store)
+        Ok(store.with_upload_sizes(options))
     }
 
     /// Opens `s3://bucket/prefix`, `file:///dir/prefix` or `memory://`. Returns the store and
@@ -179,7 +193,7 @@ impl Store {
                 let path = parsed
                     .to_file_path()
                     .map_err(|()| Error::Config(format!("{url}: not a local path")))?;
-                Ok((Self::local(path)?, String::new()))
+                Ok((Self::local(path)?.with_upload_sizes(options), String::new()))
             }
             "memory" => Ok((Self::memory(), parsed.path().trim_start_matches('/').to_string())),
             other => Err(Error::Config(format!(
@@ -195,7 +209,17 @@ impl Store {
             s3,
             paged: None,
             url,
+            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
+            part_size: DEFAULT_PART_SIZE,
+            request_retries: Arc::default(),
         }
+    }
+
+    /// Applies the multipart threshold and part size of `options`.
+    pub fn with_upload_sizes(mut self, options: &StoreOptions) -> Self {
+        self.multipart_threshold = options.multipart_threshold.unwrap_or(DEFAULT_MULTIPART_THRESHOLD);
+        self.part_size = options.part_size.unwrap_or(DEFAULT_PART_SIZE);
+        self
     }
 
     /// Replaces the underlying `ObjectStore` (for example with a fault-injecting wrapper),
@@ -284,6 +308,16 @@ impl Store {
         }
     }
 
+    /// Requests repeated after a transient failure, since the store was opened (shared by its
+    /// clones).
+    pub fn request_retries(&self) -> u64 {
+        self.request_retries.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn retry_counter(&self) -> &AtomicU64 {
+        &self.request_retries
+    }
+
     /// Whether objects carry tags here.
     pub fn has_tags(&self) -> bool {
         self.kind == StoreKind::S3
@@ -295,7 +329,9 @@ impl Store {
     /// [`Error::S3Api`].
     pub async fn tags(&self, key: &str) -> Result<Option<Vec<(String, String)>>> {
         match &self.s3 {
-            Some(api) => api.get_tags(key).await.map(Some),
+            Some(api) => retry::retry_transient(&self.request_retries, Error::is_retryable, || api.get_tags(key))
+                .await
+                .map(Some),
             None => Ok(None),
         }
     }
@@ -354,79 +390,36 @@ impl Store {
         data: Bytes,
         tags: &[(String, String)],
     ) -> Result<Written> {
-        let key = previous.key.as_str();
-        let e_tag = previous.e_tag.clone().ok_or_else(|| {
-            Error::Config(format!(
-                "{key}: the store gave no ETag, so a conditional write is impossible"
-            ))
-        })?;
-        let conflict = || Error::Conflict {
-            key: key.to_string(),
-            expected: e_tag.clone(),
+        let mut upload = ConditionalUpload::new(self, previous, tags)?;
+        upload.push(data).await?;
+        upload.finish().await
+    }
+
+    /// What a migration needs to know before reading data: tags, then ETag, version id, size
+    /// and attributes (one small request each).
+    ///
+    /// # Errors
+    /// [`Error::Store`] or [`Error::S3Api`] naming the key.
+    pub async fn head(&self, key: &str) -> Result<ObjectInfo> {
+        let tags = self.tags(key).await?;
+        let options = GetOptions {
+            head: true,
+            ..GetOptions::default()
         };
-        match self.kind {
-            StoreKind::S3 | StoreKind::Memory => {
-                let mut tag_set = TagSet::default();
-                if self.has_tags() {
-                    check_tag_limits(key, tags)?;
-                    for (k, v) in tags {
-                        tag_set.push(k, v);
-                    }
-                }
-                let options = PutOptions {
-                    mode: PutMode::Update(UpdateVersion {
-                        e_tag: Some(e_tag.clone()),
-                        version: None,
-                    }),
-                    tags: tag_set,
-                    attributes: previous.attributes.clone(),
-                    ..PutOptions::default()
-                };
-                match self
-                    .inner
-                    .put_opts(&Path::from(key), PutPayload::from(data), options)
-                    .await
-                {
-                    Ok(r) => Ok(Written {
-                        e_tag: r.e_tag,
-                        version_id: r.version,
-                    }),
-                    Err(object_store::Error::Precondition { .. }) => Err(conflict()),
-                    Err(e) => Err(Error::store(key, "put", e)),
-                }
-            }
-            StoreKind::Local => {
-                // The filesystem has no conditional write: stage beside the data, re-check the
-                // ETag, then rename, which replaces the file atomically.
-                let staged = Path::from(format!("{INTERNAL_PREFIX}staging/{}.{}", key, unique_suffix()));
-                self.inner
-                    .put(&staged, PutPayload::from(data))
-                    .await
-                    .map_err(|e| Error::store(key, "put (staging)", e))?;
-                let current = self.inner.head(&Path::from(key)).await;
-                let unchanged = matches!(&current, Ok(meta) if meta.e_tag.as_deref() == Some(e_tag.as_str()));
-                if !unchanged {
-                    let _ = self.inner.delete(&staged).await;
-                    return match current {
-                        Ok(_) => Err(conflict()),
-                        Err(e) => Err(Error::store(key, "head", e)),
-                    };
-                }
-                if let Err(e) = self.inner.rename(&staged, &Path::from(key)).await {
-                    let _ = self.inner.delete(&staged).await;
-                    return Err(Error::store(key, "rename", e));
-                }
-                let meta = self
-                    .inner
-                    .head(&Path::from(key))
-                    .await
-                    .map_err(|e| Error::store(key, "head", e))?;
-                Ok(Written {
-                    e_tag: meta.e_tag,
-                    version_id: meta.version,
-                })
-            }
-        }
+        let path = Path::from(key);
+        let result = retry::retry_transient(&self.request_retries, retry::transient_store_error, || {
+            self.inner.get_opts(&path, options.clone())
+        })
+        .await
+        .map_err(|e| Error::store(key, "head", e))?;
+        Ok(ObjectInfo {
+            key: key.to_string(),
+            e_tag: result.meta.e_tag,
+            version_id: result.meta.version,
+            size: result.meta.size,
+            attributes: result.attributes,
+            tags,
+        })
     }
 
     /// Writes an object unconditionally, with tags and attributes where the store takes them

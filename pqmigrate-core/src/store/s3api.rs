@@ -85,6 +85,20 @@ impl S3Api {
         body: Bytes,
         headers: &[(&str, String)],
     ) -> Result<Bytes> {
+        self.send_with_headers(op, what, method, url, body, headers)
+            .await
+            .map(|(_, body)| body)
+    }
+
+    async fn send_with_headers(
+        &self,
+        op: &'static str,
+        what: &str,
+        method: Method,
+        url: String,
+        body: Bytes,
+        headers: &[(&str, String)],
+    ) -> Result<(http::HeaderMap, Bytes)> {
         let fail = |status: u16, message: String| Error::S3Api {
             key: what.to_string(),
             op,
@@ -108,9 +122,10 @@ impl S3Api {
             .map_err(|e| fail(0, e.to_string()))?;
         let response = self.client.execute(request).await.map_err(|e| fail(0, e.to_string()))?;
         let status = response.status();
-        let bytes = response.into_body().bytes().await.map_err(|e| fail(0, e.to_string()))?;
+        let (parts, body) = response.into_parts();
+        let bytes = body.bytes().await.map_err(|e| fail(0, e.to_string()))?;
         if status.is_success() {
-            Ok(bytes)
+            Ok((parts.headers, bytes))
         } else {
             Err(fail(status.as_u16(), s3_error_message(&bytes)))
         }
@@ -170,6 +185,107 @@ impl S3Api {
         xml.push_str("</TagSet></Tagging>");
         self.send_xml("PutObjectTagging", key, self.object_url(key, "tagging="), xml)
             .await
+    }
+
+    /// CompleteMultipartUpload, only if the object still has ETag `if_match`: the conditional
+    /// end of a streamed upload. Returns the new ETag and version id.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when the object changed (HTTP 412), [`Error::S3Api`] otherwise
+    /// (including an error S3 reports in a 200 answer).
+    pub async fn complete_multipart_if_match(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[String],
+        if_match: &str,
+    ) -> Result<(Option<String>, Option<String>)> {
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        for (i, e_tag) in parts.iter().enumerate() {
+            xml.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+                i + 1,
+                xml_escape(e_tag)
+            ));
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        let query = format!("uploadId={}", utf8_percent_encode(upload_id, QUERY_ENCODE_SET));
+        let headers = [
+            ("if-match", if_match.to_string()),
+            ("content-type", "application/xml".to_string()),
+        ];
+        let answer = self
+            .send_with_headers(
+                "CompleteMultipartUpload",
+                key,
+                Method::POST,
+                self.object_url(key, &query),
+                Bytes::from(xml),
+                &headers,
+            )
+            .await;
+        let (headers, body) = match answer {
+            Err(Error::S3Api { status: 412, .. }) => {
+                return Err(Error::Conflict {
+                    key: key.to_string(),
+                    expected: if_match.to_string(),
+                });
+            }
+            other => other?,
+        };
+        let text = String::from_utf8_lossy(&body);
+        if text.contains("<Error>") {
+            let message = s3_error_message(&body);
+            if message.starts_with("PreconditionFailed") {
+                return Err(Error::Conflict {
+                    key: key.to_string(),
+                    expected: if_match.to_string(),
+                });
+            }
+            return Err(Error::S3Api {
+                key: key.to_string(),
+                op: "CompleteMultipartUpload",
+                status: 200,
+                message,
+            });
+        }
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let e_tag = text
+            .split_once("<ETag>")
+            .and_then(|(_, rest)| rest.split_once("</ETag>"))
+            .map(|(tag, _)| tag.replace("&quot;", "\"").replace("&#34;", "\""))
+            .or_else(|| header("etag"));
+        Ok((e_tag, header("x-amz-version-id")))
+    }
+
+    /// ListMultipartUploads under `prefix` (first page): the keys of uploads still open. A
+    /// migration leaves none behind.
+    ///
+    /// # Errors
+    /// [`Error::S3Api`].
+    pub async fn open_multipart_uploads(&self, prefix: &str) -> Result<Vec<String>> {
+        let query = format!("prefix={}&uploads=", utf8_percent_encode(prefix, QUERY_ENCODE_SET));
+        let body = self
+            .send(
+                "ListMultipartUploads",
+                prefix,
+                Method::GET,
+                format!("{}?{query}", self.bucket_url),
+                Bytes::new(),
+                &[],
+            )
+            .await?;
+        let text = String::from_utf8_lossy(&body);
+        Ok(text
+            .split("<Upload>")
+            .skip(1)
+            .filter_map(|upload| {
+                upload
+                    .split_once("<Key>")
+                    .and_then(|(_, rest)| rest.split_once("</Key>"))
+            })
+            .map(|(key, _)| key.to_string())
+            .collect())
     }
 
     /// CreateBucket (succeeds when the bucket already exists and is ours).

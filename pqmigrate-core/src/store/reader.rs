@@ -1,0 +1,152 @@
+//! Reading a Parquet object in pieces, every request pinned to the ETag first seen: the footer
+//! (with its page index) and then one row group at a time.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange};
+use parquet::arrow::async_reader::MetadataFetch;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
+
+use super::Store;
+use super::retry::{retry_transient, transient_store_error};
+use crate::error::{Error, Result};
+use crate::rewrite::{FileRanges, Footer};
+
+/// Bytes fetched with the footer in one request; most footers fit.
+const FOOTER_HINT: usize = 64 * 1024;
+
+/// Ranged reads of one object at one ETag.
+#[derive(Debug, Clone)]
+pub struct ObjectReader {
+    store: Store,
+    key: String,
+    path: Path,
+    size: u64,
+    e_tag: Option<String>,
+}
+
+impl ObjectReader {
+    /// Reads `key` of `size` bytes; with `e_tag`, a read of a changed object fails with
+    /// [`Error::Conflict`] instead of mixing two versions.
+    pub fn new(store: &Store, key: &str, size: u64, e_tag: Option<String>) -> Self {
+        Self {
+            store: store.clone(),
+            key: key.to_string(),
+            path: Path::from(key),
+            size,
+            e_tag,
+        }
+    }
+
+    /// The object key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Fetches one byte range.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when the object changed, [`Error::Store`] otherwise.
+    pub async fn range(&self, range: Range<u64>) -> Result<Bytes> {
+        let options = GetOptions {
+            if_match: self.e_tag.clone(),
+            range: Some(GetRange::Bounded(range)),
+            ..GetOptions::default()
+        };
+        let get = || async {
+            match self.store.inner.get_opts(&self.path, options.clone()).await {
+                Ok(r) => r.bytes().await,
+                Err(e) => Err(e),
+            }
+        };
+        retry_transient(self.store.retry_counter(), transient_store_error, get)
+            .await
+            .map_err(|e| match e {
+                object_store::Error::Precondition { .. } => Error::Conflict {
+                    key: self.key.clone(),
+                    expected: self.e_tag.clone().unwrap_or_default(),
+                },
+                e => Error::store(&self.key, "get range", e),
+            })
+    }
+
+    /// Reads and parses the footer: one ranged read of the tail for most files, and the page
+    /// index when `page_index` asks for it.
+    ///
+    /// # Errors
+    /// [`Error::NotParquet`] for an object that is not Parquet, store errors otherwise.
+    pub async fn footer(&self, page_index: bool) -> Result<Footer> {
+        if self.size < 12 {
+            return Err(self.not_parquet(format!("{} bytes is too small for a Parquet file", self.size)));
+        }
+        let policy = if page_index {
+            PageIndexPolicy::Optional
+        } else {
+            PageIndexPolicy::Skip
+        };
+        let mut fetch = Fetch {
+            reader: self,
+            error: None,
+        };
+        let loaded = ParquetMetaDataReader::new()
+            .with_prefetch_hint(Some(FOOTER_HINT))
+            .with_page_index_policy(policy)
+            .load_and_finish(&mut fetch, self.size)
+            .await;
+        match (loaded, fetch.error) {
+            (Ok(metadata), _) => Footer::from_metadata(&self.key, metadata),
+            (Err(_), Some(error)) => Err(error),
+            (Err(e), None) => Err(Error::NotParquet {
+                key: self.key.clone(),
+                source: e,
+            }),
+        }
+    }
+
+    /// Fetches what the rewrite of row group `index` reads.
+    ///
+    /// # Errors
+    /// As [`ObjectReader::range`].
+    pub async fn row_group(&self, footer: &Footer, index: usize) -> Result<FileRanges> {
+        let mut pieces = Vec::new();
+        for range in footer.row_group_ranges(index) {
+            let start = range.start;
+            pieces.push((start, self.range(range).await?));
+        }
+        Ok(FileRanges::new(self.size, pieces))
+    }
+
+    fn not_parquet(&self, message: String) -> Error {
+        Error::NotParquet {
+            key: self.key.clone(),
+            source: ParquetError::General(message),
+        }
+    }
+}
+
+/// Adapts the reader to parquet's metadata loader, keeping our error for the caller.
+struct Fetch<'a> {
+    reader: &'a ObjectReader,
+    error: Option<Error>,
+}
+
+impl MetadataFetch for &mut Fetch<'_> {
+    fn fetch(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move {
+            match self.reader.range(range).await {
+                Ok(bytes) => Ok(bytes),
+                Err(e) => {
+                    let message = e.to_string();
+                    self.error = Some(e);
+                    Err(ParquetError::General(message))
+                }
+            }
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,202 @@
+//! Large outputs stream out as multipart uploads whose completion is conditional: the same
+//! guarantees as a single PUT (data, version tag and metadata together or not at all; a changed
+//! object never overwritten; nothing left behind on failure), with memory bounded by a part.
+
+mod support;
+
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+use pqmigrate::{ConditionalUpload, Error, Store, StoreOptions, user_metadata, version_key};
+use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
+use support::*;
+
+/// A file of about 15 MB: three 5 MiB parts.
+fn large() -> DataSpec {
+    DataSpec {
+        rows: 40_000,
+        row_group_rows: 10_000,
+        seed: 77,
+    }
+}
+
+/// The bucket's store, uploading in parts above 1 MiB.
+fn multipart_store(bucket: &str, endpoint: String) -> Store {
+    Store::s3(
+        bucket,
+        &StoreOptions {
+            endpoint: Some(endpoint),
+            max_retries: Some(1),
+            multipart_threshold: Some(1024 * 1024),
+            part_size: Some(5 * 1024 * 1024),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_large_file_migrates_through_a_conditional_multipart_upload() {
+    let (plain, bucket) = new_bucket("multipart").await;
+    let key = "big/sensorData_000.parq.snappy";
+    let original = generate_file(&large(), 0);
+    assert!(original.len() > 12 * 1024 * 1024, "{} bytes", original.len());
+    let before = plain
+        .put(
+            key,
+            original.clone(),
+            &[("owner".into(), "ml".into())],
+            user_metadata(&[("source", "fleet-b")]),
+        )
+        .await
+        .unwrap();
+
+    let store = multipart_store(&bucket, s3_endpoint());
+    let done = migrate_done(&store, key, SCHEMA, 3).await;
+    assert_eq!((done.from, done.to, done.rows), (1, 3, 40_000));
+    assert_eq!(done.old_version_id, before.version_id);
+
+    let migrated = raw_bytes(&plain, key).await;
+    assert_eq!(migrated.len() as u64, done.bytes_out);
+    assert_features_match(&read_all(&original), &read_all(&migrated));
+    assert_eq!(footer_version(&migrated, &version_key(SCHEMA)), Some(3));
+    let api = plain.s3_api().unwrap();
+    let mut tags = api.get_tags(key).await.unwrap();
+    tags.sort();
+    assert_eq!(
+        tags,
+        vec![
+            ("owner".to_string(), "ml".to_string()),
+            (version_key(SCHEMA), "3".to_string())
+        ]
+    );
+    let head = plain
+        .inner()
+        .get_opts(
+            &Path::from(key),
+            object_store::GetOptions {
+                head: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(head.meta.e_tag, done.new_e_tag);
+    assert_eq!(head.meta.version, done.new_version_id);
+    assert_eq!(
+        head.attributes
+            .get(&object_store::Attribute::Metadata("source".into()))
+            .map(|v| v.as_ref()),
+        Some("fleet-b")
+    );
+    assert_eq!(api.list_versions(key).await.unwrap().len(), 2, "one write");
+    assert!(api.open_multipart_uploads("big/").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_multipart_upload_never_overwrites_a_changed_object() {
+    let (store, bucket) = new_bucket("multipart-race").await;
+    let key = "race.parquet";
+    store
+        .put(key, generate_file(&small_spec(), 1), &[], Default::default())
+        .await
+        .unwrap();
+    let info = store.head(key).await.unwrap();
+
+    let store = multipart_store(&bucket, s3_endpoint());
+    let mut upload = ConditionalUpload::new(&store, &info, &[(version_key(SCHEMA), "2".into())]).unwrap();
+    upload
+        .push(bytes::Bytes::from(vec![7u8; 6 * 1024 * 1024]))
+        .await
+        .unwrap();
+    // Another writer replaces the object after the parts went out, before completion.
+    let theirs = generate_file(&small_spec(), 2);
+    store
+        .inner()
+        .put(&Path::from(key), PutPayload::from(theirs.clone()))
+        .await
+        .unwrap();
+    let err = upload.finish().await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    assert!(err.is_retryable());
+
+    assert_eq!(raw_bytes(&store, key).await, theirs);
+    let api = store.s3_api().unwrap();
+    assert!(
+        api.open_multipart_uploads("").await.unwrap().is_empty(),
+        "the upload was aborted"
+    );
+}
+
+#[tokio::test]
+async fn a_part_cut_midway_aborts_the_upload_and_leaves_the_original() {
+    let (plain, bucket) = new_bucket("multipart-cut").await;
+    let key = "cut/sensorData_001.parq.snappy";
+    let original = generate_file(&large(), 1);
+    let before = plain.put(key, original.clone(), &[], Default::default()).await.unwrap();
+
+    let proxy = cutting_proxy(&s3_endpoint(), 2 * 1024 * 1024).await;
+    let store = multipart_store(&bucket, proxy);
+    let err = migrate_object_err(&store, key).await;
+    assert!(err.to_string().starts_with(key), "{err}");
+    assert!(err.is_retryable(), "{err}");
+
+    let head = plain.inner().head(&Path::from(key)).await.unwrap();
+    assert_eq!((head.e_tag, head.version), (before.e_tag, before.version_id));
+    assert_eq!(raw_bytes(&plain, key).await, original);
+    assert!(plain.s3_api().unwrap().get_tags(key).await.unwrap().is_empty());
+    // No upload is left open: the failed one was aborted.
+    let api = plain.s3_api().unwrap();
+    let mut open = api.open_multipart_uploads("cut/").await.unwrap();
+    for _ in 0..20 {
+        if open.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        open = api.open_multipart_uploads("cut/").await.unwrap();
+    }
+    assert!(open.is_empty(), "uploads left open: {open:?}");
+}
+
+async fn migrate_object_err(store: &Store, key: &str) -> Error {
+    let registry = pqmigrate::Registry::from_inventory().unwrap();
+    pqmigrate::migrate_object(store, &registry, key, &pqmigrate::MigrateOptions::new(SCHEMA, 3))
+        .await
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn local_disk_streams_through_a_staged_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        multipart_threshold: Some(1024 * 1024),
+        part_size: Some(5 * 1024 * 1024),
+        ..StoreOptions::default()
+    };
+    let store = Store::local(dir.path()).unwrap().with_upload_sizes(&options);
+    let key = "d/sensorData_002.parquet";
+    let original = generate_file(&large(), 2);
+    store.put(key, original.clone(), &[], Default::default()).await.unwrap();
+    let done = migrate_done(&store, key, SCHEMA, 3).await;
+    let migrated = raw_bytes(&store, key).await;
+    assert_eq!(migrated.len() as u64, done.bytes_out);
+    assert_features_match(&read_all(&original), &read_all(&migrated));
+    let staging = dir.path().join("_pqmigrate").join("staging");
+    let left: Vec<_> = walk(&staging);
+    assert!(left.is_empty(), "staging files left behind: {left:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            if e.path().is_dir() {
+                walk(&e.path())
+            } else {
+                vec![e.path()]
+            }
+        })
+        .collect()
+}
