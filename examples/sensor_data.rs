@@ -116,6 +116,17 @@ fn generate_command(args: &[String]) -> u8 {
             return 2;
         }
     };
+    if let Some(api) = store.s3_api() {
+        // A fresh bucket on a test server: create it with versioning, as the seed's was.
+        let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+        if let Err(e) = runtime.block_on(async {
+            api.create_bucket().await?;
+            api.set_versioning(true).await
+        }) {
+            eprintln!("generate: {e}");
+            return 1;
+        }
+    }
     match generate(&store, &layout) {
         Ok(bytes) => {
             println!(

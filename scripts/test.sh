@@ -10,6 +10,9 @@ if [ -z "${PQM_S3_ENDPOINT:-}" ]; then
   echo "SeaweedFS S3 at $PQM_S3_ENDPOINT"
 fi
 
+# pyarrow and DuckDB read the rewritten files back in the interop test.
+python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The CLI tests run the sensor_data example binary (the CLI with the sensorData steps).

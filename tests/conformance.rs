@@ -92,10 +92,10 @@ async fn steps_run_one_write_at_a_time_when_asked(f: Fixture) {
     let data = raw_bytes(&f.store, key).await;
     assert_eq!(footer_version(&data, &version_key(SCHEMA)), Some(3));
     let footer = pqmigrate::Footer::parse(key, &data).unwrap();
-    assert_eq!(
-        footer.value(pqmigrate::STEPS_FOOTER_KEY),
-        Some("sensorData:1->2,sensorData:2->3")
-    );
+    let registry = Registry::from_inventory().unwrap();
+    let fingerprint = |from| registry.step(SCHEMA, from).unwrap().fingerprint();
+    let expected = format!("sensorData:1->2@{},sensorData:2->3@{}", fingerprint(1), fingerprint(2));
+    assert_eq!(footer.value(pqmigrate::STEPS_FOOTER_KEY), Some(expected.as_str()));
 }
 
 async fn a_missing_step_is_reported_and_the_object_untouched(f: Fixture) {

@@ -147,6 +147,21 @@ pub struct RunArgs {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+    /// Requests per second to the store at most (beside --concurrency); unlimited when unset.
+    #[arg(long)]
+    pub max_requests_per_second: Option<f64>,
+    /// Seconds the run's lease lives without renewal; a crashed run blocks the data set this
+    /// long at most.
+    #[arg(long, default_value_t = 60)]
+    pub lease_ttl_secs: u64,
+    /// Delete the data set's lease first, whoever holds it (for an operator who knows the
+    /// holder is gone).
+    #[arg(long)]
+    pub break_lease: bool,
+    /// Copy untouched column chunks without reading their pages first: faster, but damage in a
+    /// column no step reads goes unnoticed.
+    #[arg(long)]
+    pub trust_copied_columns: bool,
 }
 
 /// `status` arguments.
@@ -165,6 +180,9 @@ pub struct RollbackArgs {
     pub store: String,
     /// The run to undo.
     pub run_id: String,
+    /// Delete the data set's lease first, whoever holds it.
+    #[arg(long)]
+    pub break_lease: bool,
     /// Objects restored at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,

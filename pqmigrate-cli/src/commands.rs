@@ -146,10 +146,15 @@ async fn plan(cli: &Cli, options: &StoreOptions, args: &PlanArgs) -> Result<u8> 
 
 async fn run(cli: &Cli, options: &StoreOptions, args: &RunArgs) -> Result<u8> {
     let (store, prefix) = open(&args.dataset.store, options)?;
+    let store = match args.max_requests_per_second {
+        Some(rate) => store.with_rate_limit(rate),
+        None => store,
+    };
     let registry = Arc::new(registry()?);
     let spec = args.dataset.scan_spec(&prefix);
     let mut migrate = args.dataset.migrate_options(args.to);
     migrate.max_steps = args.max_steps;
+    migrate.verify_copied = !args.trust_copied_columns;
     let run_id = new_run_id();
     let info = RunInfo {
         run_id: run_id.clone(),
@@ -164,10 +169,41 @@ async fn run(cli: &Cli, options: &StoreOptions, args: &RunArgs) -> Result<u8> {
         shard: spec.shard.map(|s| format!("{}/{}", s.index, s.count)),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let mut journal = JournalWriter::start(&store, &cli.journal_prefix, &info).await?;
+    let lease_key = pqmigrate_core::lease_key(&info.schema, info.shard.as_deref());
+    if args.break_lease {
+        pqmigrate_core::break_lease(&store, &lease_key).await?;
+    }
+    let ttl = std::time::Duration::from_secs(args.lease_ttl_secs.max(1));
+    let lease = pqmigrate_core::Lease::acquire(&store, &lease_key, &run_id, &info.started_at, ttl).await?;
+    if let Some(stale) = &lease.took_over {
+        eprintln!(
+            "pqmigrate: took over the expired lease of run {} on {} (expired {}); that run did not finish",
+            stale.run_id, stale.host, stale.expires_at
+        );
+    }
+    let result = run_leased(cli, args, &store, &prefix, registry, migrate, info, &lease).await;
+    let released = lease.release().await;
+    let code = result?;
+    released?;
+    Ok(code)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_leased(
+    cli: &Cli,
+    args: &RunArgs,
+    store: &Store,
+    prefix: &str,
+    registry: Arc<Registry>,
+    migrate: pqmigrate_core::MigrateOptions,
+    info: RunInfo,
+    lease: &pqmigrate_core::Lease,
+) -> Result<u8> {
+    let run_id = info.run_id.clone();
+    let mut journal = JournalWriter::start(store, &cli.journal_prefix, &info).await?;
     let progress = Progress::new(!args.no_progress && !cli.json);
     let counter = progress.clone();
-    let entries = plan_stream(&store, &args.dataset, &prefix, args.to, registry.clone())?
+    let entries = plan_stream(store, &args.dataset, prefix, args.to, registry.clone())?
         .inspect(move |e| {
             if let Ok(e) = e {
                 counter.found(e);
@@ -176,10 +212,14 @@ async fn run(cli: &Cli, options: &StoreOptions, args: &RunArgs) -> Result<u8> {
         .boxed();
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
+    let lost = lease.lost();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
+        // Ctrl-C, or a lease taken by another run, stops taking new objects.
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = lost.cancelled() => {}
         }
+        on_signal.cancel();
     });
     let job = Job {
         store: store.clone(),
@@ -200,26 +240,61 @@ async fn run(cli: &Cli, options: &StoreOptions, args: &RunArgs) -> Result<u8> {
 
 async fn status(cli: &Cli, options: &StoreOptions, args: &StatusArgs) -> Result<u8> {
     let (store, _) = open(&args.store, options)?;
-    match &args.run_id {
+    let runs = match &args.run_id {
         None => {
             let mut runs = Vec::new();
             for info in list_runs(&store, &cli.journal_prefix).await? {
-                let journal = read_run(&store, &cli.journal_prefix, &info.run_id).await?;
-                runs.push(journal);
+                runs.push(read_run(&store, &cli.journal_prefix, &info.run_id).await?);
             }
             report::runs(&runs, cli.json)?;
+            runs
         }
         Some(run_id) => {
             let journal = read_run(&store, &cli.journal_prefix, run_id).await?;
             report::run_detail(&journal, cli.json)?;
+            vec![journal]
         }
+    };
+    // Leases of the data sets these runs touched: a live one is a run in progress, an expired
+    // one a run that died.
+    let mut seen = std::collections::BTreeSet::new();
+    for run in &runs {
+        let key = pqmigrate_core::lease_key(&run.info.schema, run.info.shard.as_deref());
+        if seen.insert(key.clone())
+            && let Some((lease, expired)) = pqmigrate_core::current_lease(&store, &key).await?
+        {
+            let state = if expired { "expired" } else { "held" };
+            eprintln!(
+                "lease {key}: {state} by run {} on {} (expires {})",
+                lease.run_id, lease.host, lease.expires_at
+            );
+        }
+    }
+    for warning in report::fingerprint_warnings(&registry()?, &runs) {
+        eprintln!("warning: {warning}");
     }
     Ok(EXIT_OK)
 }
 
 async fn rollback(cli: &Cli, options: &StoreOptions, args: &RollbackArgs) -> Result<u8> {
     let (store, _) = open(&args.store, options)?;
-    let records = rollback_run(&store, &cli.journal_prefix, &args.run_id, args.concurrency).await?;
+    let run = read_run(&store, &cli.journal_prefix, &args.run_id).await?;
+    let lease_key = pqmigrate_core::lease_key(&run.info.schema, run.info.shard.as_deref());
+    if args.break_lease {
+        pqmigrate_core::break_lease(&store, &lease_key).await?;
+    }
+    let rollback_id = format!("rollback-{}", new_run_id());
+    let lease = pqmigrate_core::Lease::acquire(
+        &store,
+        &lease_key,
+        &rollback_id,
+        &pqmigrate_core::now_rfc3339(),
+        pqmigrate_core::DEFAULT_LEASE_TTL,
+    )
+    .await?;
+    let records = rollback_run(&store, &cli.journal_prefix, &args.run_id, args.concurrency).await;
+    lease.release().await?;
+    let records = records?;
     let failed = records.iter().filter(|r| r.status == Status::Failed).count();
     report::rollback(&args.run_id, &records, cli.json)?;
     Ok(if failed > 0 { EXIT_FAILURES } else { EXIT_OK })

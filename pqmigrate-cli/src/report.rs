@@ -1,7 +1,11 @@
 //! Tables and JSON printed by the commands.
 
 use anyhow::Result;
-use pqmigrate_core::{Class, PlanEntry, PlanTotals, Record, RunInfo, RunJournal, RunSummary, ScannedObject, Status};
+use std::collections::BTreeMap;
+
+use pqmigrate_core::{
+    Class, PlanEntry, PlanTotals, Record, Registry, RunInfo, RunJournal, RunSummary, ScannedObject, Status,
+};
 
 /// Bytes as a short human figure (`1.5 GB`).
 pub(crate) fn human_bytes(bytes: f64) -> String {
@@ -185,6 +189,31 @@ pub(crate) fn run_detail(run: &RunJournal, json: bool) -> Result<()> {
         ),
     }
     Ok(())
+}
+
+/// Objects of `runs` migrated by a step whose fingerprint differs from this binary's step of the
+/// same `from->to`: the step changed since (warn, don't block).
+pub(crate) fn fingerprint_warnings(registry: &Registry, runs: &[RunJournal]) -> Vec<String> {
+    let mut differing: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for record in runs.iter().flat_map(|r| &r.records) {
+        for (step, fingerprint) in record.steps.iter().zip(&record.fingerprints) {
+            let Some(current) = registry.step(&step.schema, step.from).filter(|s| s.to == step.to) else {
+                continue;
+            };
+            let now = current.fingerprint();
+            if &now != fingerprint {
+                *differing
+                    .entry((step.to_string(), fingerprint.clone(), now))
+                    .or_default() += 1;
+            }
+        }
+    }
+    differing
+        .into_iter()
+        .map(|((step, then, now), count)| {
+            format!("{count} objects were migrated by step {step} with fingerprint {then}; this binary's is {now}")
+        })
+        .collect()
 }
 
 pub(crate) fn rollback(run_id: &str, records: &[Record], json: bool) -> Result<()> {

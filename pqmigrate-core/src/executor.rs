@@ -100,7 +100,7 @@ pub enum Event {
         error: String,
     },
     /// An object is finished (whatever its status).
-    Finished(Record),
+    Finished(Box<Record>),
 }
 
 /// Receives [`Event`]s.
@@ -293,7 +293,7 @@ impl Executor for LocalExecutor {
                 Ok(record) => {
                     summary.add(&record);
                     journal.record(&record).await?;
-                    events(&Event::Finished(record));
+                    events(&Event::Finished(Box::new(record)));
                 }
                 Err(e) => {
                     // The listing failed: stop taking objects, finish those running, report.

@@ -111,6 +111,9 @@ pub struct Record {
     /// Steps applied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepId>,
+    /// Fingerprints of the steps applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fingerprints: Vec<String>,
     /// ETag before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub old_e_tag: Option<String>,
@@ -155,6 +158,7 @@ impl Record {
             from: None,
             to: None,
             steps: Vec::new(),
+            fingerprints: Vec::new(),
             old_e_tag: None,
             new_e_tag: None,
             old_version_id: None,
@@ -195,6 +199,7 @@ impl Record {
             from: Some(m.from),
             to: Some(m.to),
             steps: m.steps.clone(),
+            fingerprints: m.fingerprints.clone(),
             old_e_tag: m.old_e_tag.clone(),
             new_e_tag: m.new_e_tag.clone(),
             old_version_id: m.old_version_id.clone(),

@@ -54,9 +54,11 @@ mod error;
 mod executor;
 pub mod fault;
 mod journal;
+mod lease;
 mod migrate;
 mod migration;
 mod plan;
+mod ratelimit;
 mod registry;
 mod rewrite;
 mod rollback;
@@ -71,9 +73,11 @@ pub use journal::{
     DEFAULT_JOURNAL_PREFIX, JournalWriter, Record, RunInfo, RunJournal, RunSummary, Status, host_name, list_runs,
     new_run_id, now_rfc3339, read_run,
 };
+pub use lease::{DEFAULT_LEASE_TTL, Lease, LeaseInfo, break_lease, current_lease, lease_key};
 pub use migrate::{MigrateOptions, Migrated, Outcome, migrate_object, object_version};
 pub use migration::{ColumnUse, Migration, StepError, StepId, StepRegistration};
 pub use plan::{Class, PlanEntry, PlanTotals, classify};
+pub use ratelimit::{RateLimitedStore, RateLimiter};
 pub use registry::{ChainOutcome, Registry, plan_chain};
 pub use rewrite::{FileRanges, Footer, Layout, Rewritten, RowGroupRewriter, STEPS_FOOTER_KEY, plan_layout, rewrite};
 pub use rollback::rollback_run;

@@ -29,6 +29,9 @@ pub struct MigrateOptions {
     /// Apply at most this many steps in one write (the Lambda adapter's
     /// `maxStepsPerInvocation`); all of them when `None`.
     pub max_steps: Option<usize>,
+    /// Check the pages of copied column chunks before copying them (default `true`); see
+    /// [`RowGroupRewriter::verify_copied`].
+    pub verify_copied: bool,
 }
 
 impl MigrateOptions {
@@ -45,6 +48,7 @@ impl MigrateOptions {
             version_key: version_key(schema),
             version_source: VersionSource::Auto,
             max_steps: None,
+            verify_copied: true,
         }
     }
 }
@@ -60,6 +64,8 @@ pub struct Migrated {
     pub to: u32,
     /// Steps applied, in order.
     pub steps: Vec<StepId>,
+    /// Their fingerprints ([`StepRegistration::fingerprint`]), in the same order.
+    pub fingerprints: Vec<String>,
     /// ETag before.
     pub old_e_tag: Option<String>,
     /// ETag after.
@@ -204,7 +210,12 @@ pub async fn migrate_object(
         tags
     });
     let mut upload = ConditionalUpload::new(store, &info, tags.as_deref().unwrap_or(&[]))?;
-    let streamed = stream_rewrite(&reader, &footer, &chain, &options.version_key, new_version, &mut upload).await;
+    let target = Target {
+        version_key: options.version_key.clone(),
+        version: new_version,
+        verify_copied: options.verify_copied,
+    };
+    let streamed = stream_rewrite(&reader, &footer, &chain, &target, &mut upload).await;
     let rows = match streamed {
         Ok(rows) => rows,
         Err(e) => {
@@ -219,6 +230,7 @@ pub async fn migrate_object(
         from: version,
         to: new_version,
         steps: chain.iter().map(|s| s.id()).collect(),
+        fingerprints: chain.iter().map(|s| s.fingerprint()).collect(),
         old_e_tag: info.e_tag,
         new_e_tag: written.e_tag,
         old_version_id: info.version_id,
@@ -228,6 +240,14 @@ pub async fn migrate_object(
         rows,
         millis: started.elapsed().as_millis() as u64,
     }))
+}
+
+/// What the rewrite writes.
+#[derive(Debug, Clone)]
+struct Target {
+    version_key: String,
+    version: u32,
+    verify_copied: bool,
 }
 
 /// Output bytes handed from the encoder to the uploader at a time.
@@ -241,8 +261,7 @@ async fn stream_rewrite(
     reader: &ObjectReader,
     footer: &Footer,
     chain: &[StepRegistration],
-    version_key: &str,
-    new_version: u32,
+    target: &Target,
     upload: &mut ConditionalUpload,
 ) -> Result<u64> {
     let row_groups = footer.num_row_groups();
@@ -252,11 +271,12 @@ async fn stream_rewrite(
     let encoder = {
         let footer = footer.clone();
         let chain = chain.to_vec();
-        let version_key = version_key.to_string();
+        let target = target.clone();
         let key = key.clone();
         tokio::task::spawn_blocking(move || -> Result<u64> {
             let sink = ChannelSink::new(output_tx);
-            let mut rewriter = RowGroupRewriter::new(&key, &footer, &chain, &version_key, new_version, sink)?;
+            let mut rewriter = RowGroupRewriter::new(&key, &footer, &chain, &target.version_key, target.version, sink)?
+                .verify_copied(target.verify_copied);
             let mut received = 0;
             while let Some((index, ranges)) = input_rx.blocking_recv() {
                 rewriter.rewrite_row_group(index, &ranges)?;
@@ -301,7 +321,7 @@ async fn stream_rewrite(
         step: chain.first().map(|s| s.id()).unwrap_or_else(|| StepId {
             schema: String::new(),
             from: 0,
-            to: new_version,
+            to: target.version,
         }),
         message: e.to_string(),
     });

@@ -121,6 +121,26 @@ pub struct StepRegistration {
 }
 
 impl StepRegistration {
+    /// A short SHA-256 fingerprint of the step's identity and declared change (schema id,
+    /// versions, type name, columns read and written). Recorded with every object it migrates,
+    /// so objects migrated by a different build of the same `from->to` can be found.
+    ///
+    /// ```
+    /// # use pqmigrate_core::Registry;
+    /// # let _ = Registry::from_inventory();
+    /// // 16 hex digits, stable across runs and machines.
+    /// ```
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let columns = match self.migration.column_use() {
+            ColumnUse::All => "all".to_string(),
+            ColumnUse::Declared { reads, writes } => format!("reads={};writes={}", reads.join(","), writes.join(",")),
+        };
+        let identity = format!("{}|{}|{}|{}|{}", self.schema, self.from, self.to, self.name, columns);
+        let digest = Sha256::digest(identity.as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The step's id.
     pub fn id(&self) -> StepId {
         StepId {

@@ -78,6 +78,7 @@ pub struct Store {
     multipart_threshold: usize,
     part_size: usize,
     request_retries: Arc<AtomicU64>,
+    limiter: Option<Arc<crate::RateLimiter>>,
 }
 
 /// What was read about an object before migrating it.
@@ -212,7 +213,16 @@ impl Store {
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             part_size: DEFAULT_PART_SIZE,
             request_retries: Arc::default(),
+            limiter: None,
         }
+    }
+
+    /// Limits every request to this store (data, tags, listings) to `per_second`.
+    pub fn with_rate_limit(self, per_second: f64) -> Self {
+        let limiter = Arc::new(crate::RateLimiter::new(per_second));
+        let mut store = self.map_inner(|inner| Arc::new(crate::RateLimitedStore::new(inner, limiter.clone())));
+        store.limiter = Some(limiter);
+        store
     }
 
     /// Applies the multipart threshold and part size of `options`.
@@ -329,9 +339,17 @@ impl Store {
     /// [`Error::S3Api`].
     pub async fn tags(&self, key: &str) -> Result<Option<Vec<(String, String)>>> {
         match &self.s3 {
-            Some(api) => retry::retry_transient(&self.request_retries, Error::is_retryable, || api.get_tags(key))
-                .await
-                .map(Some),
+            Some(api) => {
+                let call = || async {
+                    if let Some(limiter) = &self.limiter {
+                        limiter.acquire().await;
+                    }
+                    api.get_tags(key).await
+                };
+                retry::retry_transient(&self.request_retries, Error::is_retryable, call)
+                    .await
+                    .map(Some)
+            }
             None => Ok(None),
         }
     }

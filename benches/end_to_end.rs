@@ -1,0 +1,118 @@
+//! Whole runs against S3 (the endpoint in `PQM_S3_ENDPOINT`; scripts/bench.sh starts SeaweedFS):
+//! 200 sensorData files migrated 1->2 by the local executor at concurrency 1, 8 and 32.
+//! Throughput is files per second. Files have 13,900 rows (a tenth of the seed's) so a sample
+//! takes seconds, not minutes; the per-byte cost is measured by the `rewrite` bench.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use futures::stream::{self, StreamExt};
+use pqmigrate::{
+    CancellationToken, Executor, Job, JournalWriter, LocalExecutor, MigrateOptions, RunInfo, RunOptions, ScanSpec,
+    Store, classify, list_candidates, scan,
+};
+use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
+
+const FILES: usize = 200;
+
+async fn upload(store: &Store, prefix: &str, data: &bytes::Bytes) {
+    stream::iter(0..FILES)
+        .for_each_concurrent(32, |i| {
+            let store = store.clone();
+            let data = data.clone();
+            async move {
+                let key = format!("{prefix}/sensorData_{i:03}.parq.snappy");
+                store.put(&key, data, &[], Default::default()).await.expect("put");
+            }
+        })
+        .await;
+}
+
+async fn run(store: &Store, prefix: &str, concurrency: usize) -> Duration {
+    let registry = Arc::new(common::passthrough_registry());
+    let migrate = MigrateOptions::new(SCHEMA, 2);
+    let spec = ScanSpec {
+        prefixes: vec![format!("{prefix}/")],
+        ..ScanSpec::default()
+    };
+    let start = Instant::now();
+    let objects = scan(store, list_candidates(store, &spec), &migrate, 32);
+    let registry_for_plan = registry.clone();
+    let entries = objects
+        .map(move |o| o.map(|o| classify(&registry_for_plan, SCHEMA, 2, &o)))
+        .boxed();
+    let info = RunInfo {
+        run_id: format!("bench-{prefix}"),
+        started_at: String::new(),
+        host: String::new(),
+        store: store.url().to_string(),
+        schema: SCHEMA.into(),
+        target: 2,
+        prefixes: spec.prefixes.clone(),
+        suffix: String::new(),
+        filter: String::new(),
+        shard: None,
+        tool_version: String::new(),
+    };
+    let mut journal = JournalWriter::start(store, "_pqmigrate/runs", &info)
+        .await
+        .expect("journal");
+    let executor = LocalExecutor::new(RunOptions {
+        concurrency,
+        ..RunOptions::default()
+    });
+    let job = Job {
+        store: store.clone(),
+        registry,
+        migrate,
+        entries,
+        events: Arc::new(|_| {}),
+        cancel: CancellationToken::new(),
+    };
+    let summary = executor.execute(job, &mut journal, &info.run_id).await.expect("run");
+    let elapsed = start.elapsed();
+    assert_eq!(summary.count(pqmigrate::Status::Migrated), FILES as u64, "{summary:?}");
+    elapsed
+}
+
+fn bench(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let store = runtime.block_on(common::s3_bucket("e2e"));
+    let data = generate_file(
+        &DataSpec {
+            rows: 13_900,
+            ..DataSpec::default()
+        },
+        0,
+    );
+    let mut group = c.benchmark_group("end_to_end");
+    group.throughput(Throughput::Elements(FILES as u64));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(30));
+    let mut round = 0usize;
+    for concurrency in [1usize, 8, 32] {
+        group.bench_with_input(
+            BenchmarkId::new("files", concurrency),
+            &concurrency,
+            |b, &concurrency| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        round += 1;
+                        let prefix = format!("c{concurrency}-r{round}");
+                        runtime.block_on(upload(&store, &prefix, &data));
+                        total += runtime.block_on(run(&store, &prefix, concurrency));
+                    }
+                    total
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs the criterion benches against SeaweedFS (or the S3 in PQM_S3_ENDPOINT), measures peak
+# memory on a ~1 GB file and the CPU split between tool and server, and writes BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${PQM_S3_ENDPOINT:-}" ]; then
+  eval "$(scripts/seaweedfs.sh start)"
+  trap 'scripts/seaweedfs.sh stop' EXIT
+fi
+out=target/bench-report
+rm -rf "$out" && mkdir -p "$out"
+
+cargo bench --workspace --locked --bench rewrite --bench end_to_end --bench scan 2>&1 | tee "$out/criterion.log"
+cargo build --release --locked --example sensor_data
+cli=target/release/examples/sensor_data
+export PQM_S3_ENDPOINT
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# Peak memory: one file of ~1 GB uncompressed (2,000,000 rows x 65 columns), migrated 1->2 on S3
+# at concurrency 1, streamed in parts.
+big=pqm-bench-big-$$
+"$cli" generate "s3://$big/big" --days 1 --files-per-day 1 --rows 2000000 > "$out/big-generate.txt"
+/usr/bin/time -v "$cli" run "s3://$big/big/" --schema sensorData --to 2 --concurrency 1 --json \
+  > "$out/big-run.json" 2> "$out/big-time.txt"
+
+# CPU split at concurrency 1 and 8: 200 files of 13,900 rows, tool CPU from time -v, server CPU
+# from its /proc entry.
+for c in 1 8; do
+  bucket=pqm-bench-cpu$c-$$
+  "$cli" generate "s3://$bucket/cpu" --days 1 --files-per-day 200 --rows 13900 > /dev/null
+  before=$(cpu_ticks "$PQM_WEED_PID" 2>/dev/null || echo 0)
+  /usr/bin/time -v "$cli" run "s3://$bucket/cpu/" --schema sensorData --to 2 --concurrency "$c" --json \
+    > "$out/cpu$c-run.json" 2> "$out/cpu$c-time.txt"
+  after=$(cpu_ticks "$PQM_WEED_PID" 2>/dev/null || echo 0)
+  echo "$((after - before))" > "$out/cpu$c-server-ticks.txt"
+done
+getconf CLK_TCK > "$out/clk_tck.txt"
+weed version 2>/dev/null | head -1 > "$out/weed-version.txt" || true
+
+python3 scripts/benchmarks_md.py "$out" > BENCHMARKS.md
+cat BENCHMARKS.md

@@ -1,0 +1,100 @@
+"""Writes BENCHMARKS.md from criterion's estimates and the measurements of scripts/bench.sh."""
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+
+report = sys.argv[1]
+criterion = "target/criterion"
+
+
+def median_ns(group, bench):
+    with open(os.path.join(criterion, group, bench, "new", "estimates.json")) as f:
+        return json.load(f)["median"]["point_estimate"]
+
+
+def read(name):
+    with open(os.path.join(report, name)) as f:
+        return f.read()
+
+
+def time_v(name):
+    text = read(name)
+    field = lambda label: re.search(re.escape(label) + r":\s*(.+)", text).group(1).strip()
+    wall = field("Elapsed (wall clock) time (h:mm:ss or m:ss)")
+    parts = [float(p) for p in wall.split(":")]
+    seconds = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+    return {
+        "rss_mb": int(field("Maximum resident set size (kbytes)")) / 1024,
+        "user": float(field("User time (seconds)")),
+        "sys": float(field("System time (seconds)")),
+        "wall": seconds,
+        "cpu": field("Percent of CPU this job got"),
+    }
+
+
+def lock_version(name):
+    text = open("Cargo.lock").read()
+    m = re.search(r'name = "' + re.escape(name) + r'"\nversion = "([^"]+)"', text)
+    return m.group(1) if m else "?"
+
+
+cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+mem_gb = int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))) / 1024 / 1024
+rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+
+file_mb = None
+log = read("criterion.log")
+raw, fast, fast_unverified, full = (median_ns("rewrite", b) for b in ["raw_copy", "passthrough", "passthrough_unverified", "full_reencode"])
+size = None
+m = re.search(r"rewrite/raw_copy\s+time:.*?\n\s+thrpt:\s+\[[^ ]+ [^ ]+ ([0-9.]+) (MiB|GiB)/s", log)
+e2e = {c: 200 / (median_ns("end_to_end", f"files/{c}") / 1e9) for c in (1, 8, 32)}
+scan = 10_000 / (median_ns("scan", "objects") / 1e9)
+
+big = time_v("big-time.txt")
+big_run = json.loads(read("big-run.json"))
+cpu = {c: time_v(f"cpu{c}-time.txt") for c in (1, 8)}
+ticks = int(read("clk_tck.txt").strip())
+server = {c: int(read(f"cpu{c}-server-ticks.txt").strip()) / ticks for c in (1, 8)}
+runs = {c: json.loads(read(f"cpu{c}-run.json")) for c in (1, 8)}
+
+
+def ms(ns):
+    return f"{ns / 1e6:.1f} ms"
+
+
+print("# Benchmarks\n")
+print("Measured by `scripts/bench.sh` (criterion medians; every ratio below comes from the same run).\n")
+print("## Machine\n")
+print(f"- {os.cpu_count()} cores ({cpu_model}), {mem_gb:.0f} GiB, {platform.system()} {platform.release()}")
+print(f"- {rustc}; parquet {lock_version('parquet')}, arrow {lock_version('arrow')}, object_store {lock_version('object_store')}")
+print(f"- S3: SeaweedFS `{read('weed-version.txt').strip()}` (`weed mini`) on loopback, the same machine\n")
+print("## Rewrite of one file (in-memory store)\n")
+print("The seed's file: 139,000 rows, 65 columns, row groups of 50,000, Snappy; migration 1->2 adds four columns computed from `x` and `y`.\n")
+print("| path | median | vs raw copy | full re-encode / this |")
+print("| --- | ---: | ---: | ---: |")
+print(f"| raw get + copy + put (floor) | {ms(raw)} | 1.0x | |")
+print(f"| passthrough, copied pages verified (default) | {ms(fast)} | {fast / raw:.1f}x | {full / fast:.1f}x |")
+print(f"| passthrough, `--trust-copied-columns` | {ms(fast_unverified)} | {fast_unverified / raw:.1f}x | {full / fast_unverified:.1f}x |")
+print(f"| full decode and re-encode | {ms(full)} | {full / raw:.1f}x | 1.0x |\n")
+print("## End to end on S3 (200 files of 13,900 rows, migration 1->2)\n")
+print("| concurrency | files/s | vs concurrency 1 |")
+print("| ---: | ---: | ---: |")
+for c in (1, 8, 32):
+    print(f"| {c} | {e2e[c]:.1f} | {e2e[c] / e2e[1]:.2f}x |")
+print()
+print("CPU during the same workload run by the CLI (`sensor_data run`, release build):\n")
+print("| concurrency | wall | tool CPU (user+sys) | tool CPU % | server CPU | files/s |")
+print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+for c in (1, 8):
+    t = cpu[c]
+    print(f"| {c} | {t['wall']:.1f} s | {t['user'] + t['sys']:.1f} s | {t['cpu']} | {server[c]:.1f} s | {200 / t['wall']:.1f} |")
+print()
+print("## Scan (10,000 objects on S3: listing + one tag look-up each, 32 in flight)\n")
+print(f"{scan:,.0f} objects/s\n")
+print("## Peak memory on a large file\n")
+print(f"One file of 2,000,000 rows x 65 columns (about 1 GB uncompressed; {big_run['bytes_in'] / 1e6:,.0f} MB as stored), migrated 1->2 on S3 at concurrency 1, output streamed as a multipart upload:\n")
+print(f"- peak RSS **{big['rss_mb']:.0f} MB** (`/usr/bin/time -v`), wall {big['wall']:.1f} s, {big_run['bytes_out'] / 1e6:,.0f} MB written")
