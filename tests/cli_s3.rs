@@ -5,53 +5,13 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use pqmigrate::{Registry, rewrite, version_key};
 use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
-use serde_json::Value;
 use support::*;
-
-/// The CLI binary with the sensorData steps: the `sensor_data` example, built by
-/// `cargo build --examples` (scripts/test.sh does it before the tests).
-fn cli_binary() -> PathBuf {
-    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
-    let binary = deps.parent().unwrap().join("examples").join("sensor_data");
-    assert!(
-        binary.exists(),
-        "{} is missing: build it with `cargo build --workspace --examples` (scripts/test.sh does)",
-        binary.display()
-    );
-    binary
-}
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(cli_binary());
-    command.args(args).env("PQM_S3_ENDPOINT", s3_endpoint());
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let out = command.output().expect("run the CLI");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", out.stdout, out.stderr))
-}
 
 const DAYS: [&str; 3] = ["day=01", "day=02", "day=03"];
 

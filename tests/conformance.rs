@@ -4,7 +4,6 @@ mod support;
 
 use bytes::Bytes;
 use object_store::ObjectStoreExt;
-use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 use pqmigrate::{Error, MigrateOptions, Outcome, Registry, Store, migrate_object, version_key};
@@ -44,7 +43,12 @@ fn registry() -> Registry {
 }
 
 async fn etag(store: &Store, key: &str) -> Option<String> {
-    store.inner().head(&Path::from(key)).await.unwrap().e_tag
+    store
+        .inner()
+        .head(&pqmigrate::object_path(key).unwrap())
+        .await
+        .unwrap()
+        .e_tag
 }
 
 async fn migrates_v1_to_v3_and_records_the_version(f: Fixture) {

@@ -7,7 +7,6 @@ mod support;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use object_store::path::Path;
 use object_store::{Attribute, GetOptions, ObjectStoreExt};
 use pqmigrate::{Error, MigrateOptions, Migration, Outcome, Registry, StepError, Store, migrate_object, user_metadata};
 use pqmigrate_sensor_steps::{SCHEMA, STEP_COUNT, generate_file};
@@ -102,7 +101,7 @@ async fn v1_object_migrates_to_v3_in_one_write_keeping_tags_and_metadata() {
     let head = other
         .inner()
         .get_opts(
-            &Path::from(key),
+            &pqmigrate::object_path(key).unwrap(),
             GetOptions {
                 head: true,
                 ..Default::default()
@@ -216,7 +215,7 @@ async fn an_upload_cut_midway_leaves_the_original_untouched() {
     assert!(err.to_string().starts_with(key), "{err}");
     assert!(err.is_retryable(), "a dropped connection is worth a retry: {err}");
 
-    let head = store.inner().head(&Path::from(key)).await.unwrap();
+    let head = store.inner().head(&pqmigrate::object_path(key).unwrap()).await.unwrap();
     assert_eq!(head.e_tag, before.e_tag);
     assert_eq!(head.version, before.version_id);
     assert_eq!(raw_bytes(&store, key).await, original);
@@ -225,6 +224,27 @@ async fn an_upload_cut_midway_leaves_the_original_untouched() {
         vec![("owner".to_string(), "x".to_string())]
     );
     assert_eq!(store.s3_api().unwrap().list_versions(key).await.unwrap().len(), 1);
+}
+
+/// A one-row-group Parquet file of float64 or int64 columns.
+fn parquet_of(columns: &[(&str, DataType)]) -> Bytes {
+    use arrow::array::{ArrayRef, Float64Array, Int64Array};
+    let arrays: Vec<(&str, ArrayRef)> = columns
+        .iter()
+        .map(|(name, t)| {
+            let array: ArrayRef = match t {
+                DataType::Int64 => std::sync::Arc::new(Int64Array::from(vec![1, 2, 3])),
+                _ => std::sync::Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0])),
+            };
+            (*name, array)
+        })
+        .collect();
+    let batch = RecordBatch::try_from_iter(arrays).unwrap();
+    let mut out = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    Bytes::from(out)
 }
 
 /// Puts `data` under `key` with `tags`, runs a migration, and checks it fails naming the key
@@ -243,10 +263,52 @@ async fn assert_rejected(
     assert!(message.starts_with(key), "error should name {key}: {message}");
     assert!(message.contains(cause), "error should say {cause:?}: {message}");
     assert!(!err.is_retryable(), "{message}");
-    let head = store.inner().head(&Path::from(key)).await.unwrap();
+    let head = store.inner().head(&pqmigrate::object_path(key).unwrap()).await.unwrap();
     assert_eq!(head.e_tag, before.e_tag, "{key} unchanged");
     assert_eq!(raw_bytes(store, key).await, data);
-    assert_eq!(store.s3_api().unwrap().get_tags(key).await.unwrap(), tags);
+    let mut after = store.s3_api().unwrap().get_tags(key).await.unwrap();
+    let mut before_tags = tags.to_vec();
+    after.sort();
+    before_tags.sort();
+    assert_eq!(after, before_tags);
+}
+
+#[tokio::test]
+async fn keys_that_need_url_encoding_migrate() {
+    let (store, bucket) = new_bucket("odd-keys").await;
+    let registry = registry();
+    for key in [
+        "day=01/a b+c%d&e=é.parq.snappy",
+        "x/ünïcödé (copy) #1.parquet",
+        "semi;colon,comma'quote.parquet",
+    ] {
+        let original = generate_file(&small_spec(), 8);
+        store
+            .put(
+                key,
+                original.clone(),
+                &[("owner".into(), "a b/c".into())],
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        let outcome = migrate_object(&store, &registry, key, &MigrateOptions::new(SCHEMA, 3))
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Done(_)), "{key}: {outcome:?}");
+        let other = other_client(&bucket);
+        assert_features_match(&read_all(&original), &read_all(&raw_bytes(&other, key).await));
+        let mut tags = other.s3_api().unwrap().get_tags(key).await.unwrap();
+        tags.sort();
+        assert_eq!(
+            tags,
+            vec![
+                ("owner".to_string(), "a b/c".to_string()),
+                (key_version_tag(), "3".to_string())
+            ],
+            "{key}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -301,6 +363,73 @@ async fn bad_input_fails_per_object_with_a_clear_cause_and_leaves_it_unchanged()
         "not a readable Parquet file",
     )
     .await;
+
+    assert_rejected(
+        &store,
+        "empty.parquet",
+        Bytes::new(),
+        &[],
+        &sensor,
+        "0 bytes is too small for a Parquet file",
+    )
+    .await;
+
+    let noise: Vec<u8> = (0..50_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    assert_rejected(
+        &store,
+        "noise.parquet",
+        Bytes::from(noise),
+        &[],
+        &sensor,
+        "not a readable Parquet file",
+    )
+    .await;
+
+    let no_y = parquet_of(&[("x", DataType::Float64)]);
+    assert_rejected(
+        &store,
+        "no-y.parquet",
+        no_y,
+        &[],
+        &sensor,
+        "cannot migrate schema: input column \"y\" is missing",
+    )
+    .await;
+
+    let int_y = parquet_of(&[("x", DataType::Float64), ("y", DataType::Int64)]);
+    let cause = "cannot migrate schema: input column \"y\" is Int64 but must be float64";
+    assert_rejected(&store, "int-y.parquet", int_y, &[], &sensor, cause).await;
+
+    for value in ["0", "-1", "99999999999"] {
+        let tag = [(key_version_tag(), value.to_string())];
+        let cause = format!("bad version value \"{value}\" in tag");
+        assert_rejected(
+            &store,
+            &format!("bad-tag-{value}.parquet"),
+            good.clone(),
+            &tag,
+            &sensor,
+            &cause,
+        )
+        .await;
+    }
+
+    // The footer says 2 (a file pqmigrate wrote) but the tag was set to 3 by hand.
+    let registry = registry();
+    let chain = registry.chain(SCHEMA, 1, 2).unwrap();
+    let footer = pqmigrate::Footer::parse("f", &good).unwrap();
+    let v2 = pqmigrate::rewrite("f", good.clone(), &footer, &chain, &key_version_tag(), 2)
+        .unwrap()
+        .data;
+    let tag3 = [(key_version_tag(), "3".to_string())];
+    let cause = "version tag says 3 but the Parquet footer says 2";
+    assert_rejected(&store, "disagree.parquet", v2, &tag3, &sensor, cause).await;
+
+    let ten: Vec<(String, String)> = (0..10).map(|i| (format!("team{i}"), "x".to_string())).collect();
+    let cause = "writing the version tag would give the object 11 tags; S3 allows 10";
+    assert_rejected(&store, "ten-tags.parquet", good.clone(), &ten, &sensor, cause).await;
 
     let bad_tag = [(key_version_tag(), "abc".to_string())];
     assert_rejected(

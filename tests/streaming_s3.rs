@@ -4,7 +4,6 @@
 
 mod support;
 
-use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use pqmigrate::{ConditionalUpload, Error, Store, StoreOptions, user_metadata, version_key};
 use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
@@ -72,7 +71,7 @@ async fn a_large_file_migrates_through_a_conditional_multipart_upload() {
     let head = plain
         .inner()
         .get_opts(
-            &Path::from(key),
+            &pqmigrate::object_path(key).unwrap(),
             object_store::GetOptions {
                 head: true,
                 ..Default::default()
@@ -112,7 +111,7 @@ async fn a_multipart_upload_never_overwrites_a_changed_object() {
     let theirs = generate_file(&small_spec(), 2);
     store
         .inner()
-        .put(&Path::from(key), PutPayload::from(theirs.clone()))
+        .put(&pqmigrate::object_path(key).unwrap(), PutPayload::from(theirs.clone()))
         .await
         .unwrap();
     let err = upload.finish().await.unwrap_err();
@@ -140,7 +139,7 @@ async fn a_part_cut_midway_aborts_the_upload_and_leaves_the_original() {
     assert!(err.to_string().starts_with(key), "{err}");
     assert!(err.is_retryable(), "{err}");
 
-    let head = plain.inner().head(&Path::from(key)).await.unwrap();
+    let head = plain.inner().head(&pqmigrate::object_path(key).unwrap()).await.unwrap();
     assert_eq!((head.e_tag, head.version), (before.e_tag, before.version_id));
     assert_eq!(raw_bytes(&plain, key).await, original);
     assert!(plain.s3_api().unwrap().get_tags(key).await.unwrap().is_empty());

@@ -23,6 +23,14 @@ pub enum Error {
         #[source]
         source: object_store::Error,
     },
+    /// A key no object store path can name (an empty, `.` or `..` segment).
+    #[error("{key:?}: not a valid object key: {message}")]
+    InvalidKey {
+        /// The key.
+        key: String,
+        /// Why.
+        message: String,
+    },
     /// The object changed between read and write; nothing was overwritten.
     #[error("{key}: changed by another writer since it was read (expected ETag {expected}); not overwritten")]
     Conflict {
@@ -183,6 +191,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Store { .. } => "StoreError",
+            Error::InvalidKey { .. } => "InvalidKey",
             Error::Conflict { .. } => "Conflict",
             Error::S3Api { .. } => "S3ApiError",
             Error::NotParquet { .. } => "NotParquet",

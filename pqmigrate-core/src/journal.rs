@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
-use object_store::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::migrate::{Migrated, Outcome};
 use crate::migration::StepId;
 use crate::store::Store;
-use crate::store::{retry_transient, transient_store_error};
+use crate::store::{object_path, retry_transient, transient_store_error};
 
 /// Default journal prefix.
 pub const DEFAULT_JOURNAL_PREFIX: &str = "_pqmigrate/runs/";
@@ -337,7 +337,7 @@ impl JournalWriter {
     /// the record of what the run changed.
     async fn put(&self, name: &str, data: Vec<u8>) -> Result<()> {
         let key = format!("{}/{name}", self.dir);
-        let path = Path::from(key.as_str());
+        let path = object_path(&key)?;
         let data = Bytes::from(data);
         let mut attempt = 0;
         loop {
@@ -420,7 +420,7 @@ pub struct RunJournal {
 /// # Errors
 /// [`Error::Journal`].
 pub async fn list_runs(store: &Store, prefix: &str) -> Result<Vec<RunInfo>> {
-    let dir = Path::from(prefix.trim_end_matches('/'));
+    let dir = object_path(prefix.trim_end_matches('/'))?;
     let listing = store.inner().list_with_delimiter(Some(&dir)).await;
     let listing = match listing {
         Ok(l) => l,
@@ -448,7 +448,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(store: &Store, key: &str) -> 
         key: key.to_string(),
         message,
     };
-    match store.inner().get(&Path::from(key)).await {
+    match store.inner().get(&object_path(key)?).await {
         Ok(r) => {
             let bytes = r.bytes().await.map_err(|e| fail(e.to_string()))?;
             serde_json::from_slice(&bytes)
@@ -474,7 +474,7 @@ pub async fn read_run(store: &Store, prefix: &str, run_id: &str) -> Result<RunJo
         })?;
     let mut parts: Vec<String> = store
         .inner()
-        .list(Some(&Path::from(dir.as_str())))
+        .list(Some(&object_path(&dir)?))
         .map_ok(|m| m.location.to_string())
         .try_filter(|k| std::future::ready(k.ends_with(".jsonl")))
         .try_collect()
@@ -488,7 +488,7 @@ pub async fn read_run(store: &Store, prefix: &str, run_id: &str) -> Result<RunJo
     for part in parts {
         let bytes = store
             .inner()
-            .get(&Path::from(part.as_str()))
+            .get(&object_path(&part)?)
             .await
             .map_err(|e| Error::Journal {
                 key: part.clone(),

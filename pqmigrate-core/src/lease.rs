@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use object_store::path::Path;
+
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::store::{INTERNAL_PREFIX, Store, StoreKind};
+use crate::store::{INTERNAL_PREFIX, Store, StoreKind, object_path};
 
 /// Default time a lease lives without renewal.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
@@ -70,7 +70,7 @@ fn expiry(ttl: Duration) -> String {
 }
 
 async fn read(store: &Store, key: &str) -> Result<Option<(LeaseInfo, Option<String>)>> {
-    match store.inner().get(&Path::from(key)).await {
+    match store.inner().get(&object_path(key)?).await {
         Ok(got) => {
             let e_tag = got.meta.e_tag.clone();
             let bytes = got.bytes().await.map_err(|e| Error::store(key, "get lease", e))?;
@@ -101,7 +101,7 @@ pub async fn current_lease(store: &Store, key: &str) -> Result<Option<(LeaseInfo
 /// # Errors
 /// Store errors.
 pub async fn break_lease(store: &Store, key: &str) -> Result<()> {
-    match store.inner().delete(&Path::from(key)).await {
+    match store.inner().delete(&object_path(key)?).await {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
         Err(e) => Err(Error::store(key, "delete lease", e)),
     }
@@ -119,7 +119,7 @@ impl Lease {
             started_at: started_at.to_string(),
             expires_at,
         };
-        let path = Path::from(key);
+        let path = object_path(key)?;
         let body =
             |info: &LeaseInfo| PutPayload::from(Bytes::from(serde_json::to_vec_pretty(info).expect("serializable")));
         let mut took_over = None;
@@ -225,7 +225,9 @@ async fn renew(
     lost: CancellationToken,
     stop: CancellationToken,
 ) {
-    let path = Path::from(key.as_str());
+    let Ok(path) = object_path(&key) else {
+        return;
+    };
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -272,7 +274,7 @@ mod tests {
     async fn a_second_run_is_refused_until_the_lease_lapses() {
         let store = Store::memory();
         let key = lease_key("s", None);
-        let first = Lease::acquire(&store, &key, "run-1", "t", Duration::from_millis(300))
+        let first = Lease::acquire(&store, &key, "run-1", "t", Duration::from_secs(5))
             .await
             .unwrap();
         let err = Lease::acquire(&store, &key, "run-2", "t", Duration::from_secs(60))

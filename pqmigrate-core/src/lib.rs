@@ -86,7 +86,7 @@ pub use stamp::stamp;
 pub use store::{
     ConditionalUpload, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, INTERNAL_PREFIX, ObjectInfo, ObjectReader,
     ObjectVersion, S3_MAX_TAG_KEY, S3_MAX_TAG_VALUE, S3_MAX_TAGS, S3Api, Store, StoreKind, StoreOptions, Written,
-    check_tag_limits, user_metadata,
+    check_tag_limits, object_path, user_metadata,
 };
 pub use version::{MAX_VERSION, VersionSource, parse_version, reconcile, schema_of_version_key, version_key};
 

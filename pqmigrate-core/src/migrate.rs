@@ -187,7 +187,7 @@ pub async fn migrate_object(
 ) -> Result<Outcome> {
     let started = Instant::now();
     let info = store.head(key).await?;
-    let reader = ObjectReader::new(store, key, info.size, info.e_tag.clone());
+    let reader = ObjectReader::new(store, key, info.size, info.e_tag.clone())?;
     let footer = reader.footer(true).await?;
     let version = object_version(&info, Some(&footer), options)?;
     let mut chain = match registry.chain(&options.schema, version, options.target) {

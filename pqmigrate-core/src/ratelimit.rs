@@ -133,6 +133,6 @@ mod tests {
             elapsed >= Duration::from_millis(195),
             "41 requests at 200/s take 200 ms, took {elapsed:?}"
         );
-        assert!(elapsed < Duration::from_millis(600), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
     }
 }

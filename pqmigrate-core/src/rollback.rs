@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use crate::store::object_path;
 use futures::stream::{self, StreamExt};
 use object_store::GetOptions;
-use object_store::path::Path;
 
 use crate::error::{Error, Result};
 use crate::journal::{Record, Status, read_run};
@@ -76,7 +76,7 @@ async fn restore(store: &Store, record: &Record) -> Result<Record> {
     let current = store
         .inner()
         .get_opts(
-            &Path::from(key),
+            &object_path(key)?,
             GetOptions {
                 head: true,
                 ..GetOptions::default()
@@ -96,7 +96,7 @@ async fn restore(store: &Store, record: &Record) -> Result<Record> {
     let old = store
         .inner()
         .get_opts(
-            &Path::from(key),
+            &object_path(key)?,
             GetOptions {
                 version: Some(old_version.clone()),
                 ..GetOptions::default()

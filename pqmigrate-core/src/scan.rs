@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use futures::stream::{self, BoxStream, StreamExt};
 use object_store::ObjectStoreExt;
-use object_store::path::Path;
+
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::migrate::MigrateOptions;
 use crate::rewrite::Footer;
-use crate::store::{INTERNAL_PREFIX, ObjectInfo, ObjectReader, Store};
+use crate::store::{INTERNAL_PREFIX, ObjectInfo, ObjectReader, Store, object_path};
 use crate::version::VersionSource;
 
 /// Which objects make up the data set (the seed's `prefixes`, `type` and `filter`).
@@ -248,12 +248,15 @@ async fn lookup(store: &Store, candidate: Candidate, options: &MigrateOptions) -
     let known = candidate.size.map(|size| (size, candidate.e_tag));
     let meta = match known {
         Some(meta) => Ok(meta),
-        None => store
-            .inner()
-            .head(&Path::from(key.as_str()))
-            .await
-            .map(|m| (m.size, m.e_tag))
-            .map_err(|e| Error::store(&key, "head", e)),
+        None => match object_path(&key) {
+            Ok(path) => store
+                .inner()
+                .head(&path)
+                .await
+                .map(|m| (m.size, m.e_tag))
+                .map_err(|e| Error::store(&key, "head", e)),
+            Err(e) => Err(e),
+        },
     };
     match meta {
         Ok((size, e_tag)) => ScannedObject {
@@ -296,7 +299,7 @@ async fn version_of(store: &Store, key: &str, size: u64, options: &MigrateOption
 /// # Errors
 /// [`Error::NotParquet`] for an object that is not Parquet, [`Error::Store`] for the reads.
 pub async fn read_footer(store: &Store, key: &str, size: u64) -> Result<Footer> {
-    ObjectReader::new(store, key, size, None).footer(false).await
+    ObjectReader::new(store, key, size, None)?.footer(false).await
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! environment, sample data, independent read-back.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -13,6 +15,7 @@ use object_store::{GetOptions, ObjectStore};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use pqmigrate::{Footer, Store, StoreOptions};
 use pqmigrate_sensor_steps::DataSpec;
+use serde_json::Value;
 
 /// The S3 endpoint under test. The test command (scripts/test.sh) starts SeaweedFS and sets it;
 /// a test that needs S3 fails loudly without it rather than skipping.
@@ -71,7 +74,7 @@ pub fn small_spec() -> DataSpec {
 pub async fn raw_bytes(store: &Store, key: &str) -> Bytes {
     store
         .inner()
-        .get_opts(&Path::from(key), GetOptions::default())
+        .get_opts(&pqmigrate::object_path(key).unwrap(), GetOptions::default())
         .await
         .unwrap()
         .bytes()
@@ -87,7 +90,7 @@ pub async fn version_bytes(store: &Store, key: &str, version: &str) -> Bytes {
     };
     store
         .inner()
-        .get_opts(&Path::from(key), options)
+        .get_opts(&pqmigrate::object_path(key).unwrap(), options)
         .await
         .unwrap()
         .bytes()
@@ -236,4 +239,91 @@ pub async fn migrate_done(store: &Store, key: &str, schema: &str, target: u32) -
         pqmigrate::Outcome::Done(done) => done,
         other => panic!("{key}: expected Done, got {other:?}"),
     }
+}
+
+/// The CLI binary with the sensorData steps: the `sensor_data` example, built by
+/// `cargo build --examples` (scripts/test.sh does it before the tests).
+pub fn cli_binary() -> PathBuf {
+    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let binary = deps.parent().unwrap().join("examples").join("sensor_data");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build --workspace --examples` (scripts/test.sh does)",
+        binary.display()
+    );
+    binary
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(cli_binary());
+    command.args(args).env("PQM_S3_ENDPOINT", s3_endpoint());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().expect("run the CLI");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn json(out: &Output) -> Value {
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", out.stdout, out.stderr))
+}
+
+/// What an independent look at one object found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// Byte for byte one of the contents the object was given, never migrated.
+    Untouched,
+    /// A complete migration of one of its contents: values recomputed and equal, tag and footer
+    /// at `version`, each step applied once.
+    Migrated { version: u32 },
+}
+
+/// Checks one object against the contents it was ever given (`known`, oldest first): it must be
+/// exactly one of them, or a full migration of one of them to `target` with tag and footer
+/// agreeing. Panics, naming the key, otherwise.
+pub async fn check_object(store: &Store, key: &str, known: &[Bytes], target: u32) -> Found {
+    let data = raw_bytes(store, key).await;
+    let tag_key = pqmigrate::version_key(pqmigrate_sensor_steps::SCHEMA);
+    let tags = store.tags(key).await.unwrap().unwrap_or_default();
+    let tag = tags.iter().find(|(k, _)| *k == tag_key).map(|(_, v)| v.clone());
+    if known.contains(&data) {
+        assert_eq!(tag, None, "{key}: original content but a version tag {tag:?}");
+        return Found::Untouched;
+    }
+    let footer = Footer::parse(key, &data).unwrap_or_else(|e| panic!("{key}: neither original nor readable: {e}"));
+    let version = footer.version(key, &tag_key).unwrap();
+    assert_eq!(version, Some(target), "{key}: footer version");
+    assert_eq!(
+        tag.as_deref(),
+        Some(target.to_string().as_str()),
+        "{key}: tag and footer disagree"
+    );
+    let steps = footer.value(pqmigrate::STEPS_FOOTER_KEY).unwrap_or_default();
+    let applied: Vec<&str> = steps.split(',').map(|s| s.split('@').next().unwrap()).collect();
+    assert_eq!(
+        applied,
+        ["sensorData:1->2", "sensorData:2->3"][..target as usize - 1],
+        "{key}: each step once"
+    );
+    let migrated = read_all(&data);
+    let source = known
+        .iter()
+        .map(read_all)
+        .find(|original| {
+            floats(original, "x") == floats(&migrated, "x") && floats(original, "v00") == floats(&migrated, "v00")
+        })
+        .unwrap_or_else(|| panic!("{key}: migrated from none of its known contents"));
+    assert_features_match(&source, &migrated);
+    Found::Migrated { version: target }
 }

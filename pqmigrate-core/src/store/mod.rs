@@ -41,6 +41,24 @@ pub const S3_MAX_TAG_VALUE: usize = 256;
 /// Prefix under which pqmigrate keeps its own objects (journals, leases, staging); never scanned.
 pub const INTERNAL_PREFIX: &str = "_pqmigrate/";
 
+/// The store path of a key, taken verbatim: keys are the store's own names, so they are never
+/// re-encoded, and a key with an empty, `.` or `..` segment (which could step outside a local
+/// root) is refused.
+///
+/// ```
+/// assert_eq!(pqmigrate_core::object_path("a b/c%d#1.parquet").unwrap().as_ref(), "a b/c%d#1.parquet");
+/// assert!(pqmigrate_core::object_path("../etc/passwd").is_err());
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidKey`].
+pub fn object_path(key: &str) -> Result<Path> {
+    Path::parse(key).map_err(|e| Error::InvalidKey {
+        key: key.to_string(),
+        message: e.to_string(),
+    })
+}
+
 /// Which kind of store, and so which capabilities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
@@ -301,7 +319,10 @@ impl Store {
                 // Path listing works on whole segments: list the prefix's directory and keep the keys
                 // that start with the raw prefix.
                 let dir = prefix.rfind('/').map(|i| &prefix[..i]).unwrap_or("");
-                let dir = (!dir.is_empty()).then(|| Path::from(dir));
+                let dir = match (!dir.is_empty()).then(|| object_path(dir)).transpose() {
+                    Ok(dir) => dir,
+                    Err(e) => return stream::iter(vec![Err(e)]).boxed(),
+                };
                 let owned = prefix.clone();
                 self.inner
                     .list(dir.as_ref())
@@ -360,7 +381,7 @@ impl Store {
     /// [`Error::Store`].
     pub async fn head_size(&self, key: &str) -> Result<u64> {
         self.inner
-            .head(&Path::from(key))
+            .head(&object_path(key)?)
             .await
             .map(|m| m.size)
             .map_err(|e| Error::store(key, "head", e))
@@ -373,7 +394,7 @@ impl Store {
     /// [`Error::Store`] or [`Error::S3Api`] naming the key.
     pub async fn read(&self, key: &str) -> Result<(ObjectInfo, Bytes)> {
         let tags = self.tags(key).await?;
-        let path = Path::from(key);
+        let path = object_path(key)?;
         let result = self
             .inner
             .get_opts(&path, GetOptions::default())
@@ -424,7 +445,7 @@ impl Store {
             head: true,
             ..GetOptions::default()
         };
-        let path = Path::from(key);
+        let path = object_path(key)?;
         let result = retry::retry_transient(&self.request_retries, retry::transient_store_error, || {
             self.inner.get_opts(&path, options.clone())
         })
@@ -470,7 +491,7 @@ impl Store {
         };
         let r = self
             .inner
-            .put_opts(&Path::from(key), PutPayload::from(data), options)
+            .put_opts(&object_path(key)?, PutPayload::from(data), options)
             .await
             .map_err(|e| Error::store(key, "put", e))?;
         Ok(Written {

@@ -33,14 +33,17 @@ pub struct ObjectReader {
 impl ObjectReader {
     /// Reads `key` of `size` bytes; with `e_tag`, a read of a changed object fails with
     /// [`Error::Conflict`] instead of mixing two versions.
-    pub fn new(store: &Store, key: &str, size: u64, e_tag: Option<String>) -> Self {
-        Self {
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] for a key no store path can name.
+    pub fn new(store: &Store, key: &str, size: u64, e_tag: Option<String>) -> Result<Self> {
+        Ok(Self {
             store: store.clone(),
             key: key.to_string(),
-            path: Path::from(key),
+            path: super::object_path(key)?,
             size,
             e_tag,
-        }
+        })
     }
 
     /// The object key.

@@ -11,7 +11,7 @@ use object_store::{
 };
 
 use super::retry::{retry_transient, transient_store_error};
-use super::{INTERNAL_PREFIX, ObjectInfo, Store, StoreKind, Written, check_tag_limits, unique_suffix};
+use super::{INTERNAL_PREFIX, ObjectInfo, Store, StoreKind, Written, check_tag_limits, object_path, unique_suffix};
 use crate::error::{Error, Result};
 
 /// Outputs up to this size go out as one conditional PUT.
@@ -121,7 +121,7 @@ impl ConditionalUpload {
     }
 
     async fn start(&mut self) -> Result<()> {
-        let path = Path::from(self.key.as_str());
+        let path = object_path(&self.key)?;
         self.multipart = Some(match (self.store.kind(), &self.store.paged) {
             (StoreKind::S3, Some(s3)) => {
                 let options = PutMultipartOptions {
@@ -137,7 +137,7 @@ impl ConditionalUpload {
                 Multipart::S3 { id, parts: Vec::new() }
             }
             _ => {
-                let staged = staging_path(&self.key);
+                let staged = staging_path(&self.key)?;
                 let upload = self
                     .store
                     .inner
@@ -151,7 +151,7 @@ impl ConditionalUpload {
     }
 
     async fn send_part(&mut self, part: Bytes) -> Result<()> {
-        let path = Path::from(self.key.as_str());
+        let path = object_path(&self.key)?;
         match (&mut self.multipart, &self.store.paged) {
             (Some(Multipart::S3 { id, parts }), Some(s3)) => {
                 let index = parts.len();
@@ -194,7 +194,7 @@ impl ConditionalUpload {
     }
 
     async fn complete(&mut self) -> Result<Written> {
-        let path = Path::from(self.key.as_str());
+        let path = object_path(&self.key)?;
         if self.multipart.is_none() {
             return self.put_whole(&path).await;
         }
@@ -252,7 +252,7 @@ impl ConditionalUpload {
             StoreKind::Local => {
                 // The filesystem has no conditional write: stage, re-check the ETag, then
                 // rename, which replaces the file atomically.
-                let staged = staging_path(&self.key);
+                let staged = staging_path(&self.key)?;
                 self.store
                     .inner
                     .put(&staged, payload)
@@ -287,7 +287,9 @@ impl ConditionalUpload {
 
     /// Abandons the write; nothing becomes visible. Best effort: a failure to abort is logged.
     pub async fn abort(&mut self) {
-        let path = Path::from(self.key.as_str());
+        let Ok(path) = object_path(&self.key) else {
+            return;
+        };
         match (self.multipart.take(), &self.store.paged) {
             (Some(Multipart::S3 { id, .. }), Some(s3)) => {
                 if let Err(e) = s3.abort_multipart(&path, &id).await {
@@ -329,6 +331,6 @@ impl Drop for ConditionalUpload {
     }
 }
 
-fn staging_path(key: &str) -> Path {
-    Path::from(format!("{INTERNAL_PREFIX}staging/{key}.{}", unique_suffix()))
+fn staging_path(key: &str) -> Result<Path> {
+    object_path(&format!("{INTERNAL_PREFIX}staging/{key}.{}", unique_suffix()))
 }

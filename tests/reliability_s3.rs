@@ -1,0 +1,377 @@
+//! Faults, crashes, concurrent runs and secrets: after anything, every object is either exactly
+//! as it was or fully migrated with its version recorded, and nothing leaks.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use object_store::ObjectStoreExt;
+use pqmigrate::{Store, lease_key};
+use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
+use support::*;
+
+fn tiny(seed: u64) -> DataSpec {
+    DataSpec {
+        rows: 150,
+        row_group_rows: 60,
+        seed,
+    }
+}
+
+/// Puts `count` version 1 files under `prefix`; returns their contents by key.
+async fn put_dataset(store: &Store, prefix: &str, count: usize) -> BTreeMap<String, Vec<Bytes>> {
+    let files: Vec<(String, Bytes)> = (0..count)
+        .map(|i| {
+            (
+                format!("{prefix}/sensorData_{i:04}.parq.snappy"),
+                generate_file(&tiny(1), i as u64),
+            )
+        })
+        .collect();
+    stream::iter(files.clone())
+        .for_each_concurrent(32, |(key, data)| {
+            let store = store.clone();
+            async move {
+                store.put(&key, data, &[], Default::default()).await.unwrap();
+            }
+        })
+        .await;
+    files.into_iter().map(|(k, d)| (k, vec![d])).collect()
+}
+
+/// Checks every object; returns how many are migrated and untouched.
+async fn check_all(store: &Store, known: &BTreeMap<String, Vec<Bytes>>) -> (usize, usize) {
+    let found: Vec<Found> = stream::iter(known.iter())
+        .map(|(key, contents)| {
+            let store = store.clone();
+            async move { check_object(&store, key, contents, 3).await }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let migrated = found.iter().filter(|f| matches!(f, Found::Migrated { .. })).count();
+    (migrated, found.len() - migrated)
+}
+
+fn run_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["run", url, "--schema", "sensorData", "--to", "3", "--json"];
+    args.extend(extra);
+    args
+}
+
+fn spawn_cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    let mut command = Command::new(cli_binary());
+    command
+        .args(args)
+        .env("PQM_S3_ENDPOINT", s3_endpoint())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.spawn().unwrap()
+}
+
+async fn wait_for_lease(store: &Store) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pqmigrate::current_lease(store, &lease_key(SCHEMA, None))
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "the first run never took its lease");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn chaos_run_keeps_every_object_whole_and_a_second_run_finishes() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (store, bucket) = rt.block_on(new_bucket("chaos"));
+    let mut known = rt.block_on(put_dataset(&store, "c", 2000));
+    let url = format!("s3://{bucket}/c/");
+
+    // 10% transient faults on every data call (throttling, resets, timeouts), 1% of uploads
+    // dropped mid-body, and another writer replacing 1% of the objects while the run goes.
+    let faults = "throttle=0.05,reset=0.03,timeout=0.02,timeout_ms=100,upload=0.01,seed=17";
+    let child = spawn_cli(
+        &run_args(
+            &url,
+            &["--concurrency", "16", "--max-attempts", "3", "--interval-ms", "20"],
+        ),
+        &[("PQM_INJECT_FAULTS", faults)],
+    );
+    let replaced: Vec<String> = known.keys().step_by(100).cloned().collect();
+    rt.block_on(async {
+        for (i, key) in replaced.iter().enumerate() {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let theirs = generate_file(&tiny(2), 10_000 + i as u64);
+            store
+                .inner()
+                .put(&pqmigrate::object_path(key).unwrap(), theirs.clone().into())
+                .await
+                .unwrap();
+            known.get_mut(key).unwrap().push(theirs);
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let first = json(&Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    });
+    assert!(
+        first["request_retries"].as_u64().unwrap() > 100,
+        "faults were injected and retried: {first}"
+    );
+
+    let (migrated, untouched) = rt.block_on(check_all(&store, &known));
+    assert_eq!(migrated + untouched, 2000);
+    assert!(migrated > 1500, "most objects migrate despite the faults: {migrated}");
+
+    // The journal agrees with the store: each object it says was migrated carries that
+    // version, unless the other writer replaced it afterwards.
+    let run_id = first["run_id"].as_str().unwrap();
+    let journal = json(&cli(&["status", &format!("s3://{bucket}"), run_id, "--json"], &[]));
+    rt.block_on(async {
+        for record in journal["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["status"] == "migrated")
+        {
+            let key = record["key"].as_str().unwrap();
+            let head = store.inner().head(&pqmigrate::object_path(key).unwrap()).await.unwrap();
+            if !replaced.iter().any(|k| k == key) {
+                assert_eq!(head.version.as_deref(), record["new_version_id"].as_str(), "{key}");
+            }
+        }
+    });
+
+    // A second run, without faults, finishes the rest; no object is migrated twice.
+    let second = cli(&run_args(&url, &["--concurrency", "16"]), &[]);
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    let second = json(&second);
+    assert_eq!(
+        second["by_status"]["migrated"].as_u64().unwrap_or(0) as usize,
+        2000 - migrated
+    );
+    let (migrated, untouched) = rt.block_on(check_all(&store, &known));
+    assert_eq!((migrated, untouched), (2000, 0));
+    // No content was migrated twice: in each object's history (oldest first), a migration only
+    // ever follows a content it was given, never another migration.
+    rt.block_on(async {
+        let api = store.s3_api().unwrap();
+        let sample = known.keys().step_by(50).chain(replaced.iter());
+        for key in sample {
+            let mut versions = api.list_versions(key).await.unwrap();
+            versions.reverse();
+            let mut previous_was_migration = false;
+            for version in &versions {
+                let data = version_bytes(&store, key, &version.version_id).await;
+                let is_migration = !known[key].contains(&data);
+                assert!(
+                    !(is_migration && previous_was_migration),
+                    "{key}: migrated twice in a row: {versions:?}"
+                );
+                previous_was_migration = is_migration;
+            }
+            assert!(previous_was_migration, "{key}: the newest version is a migration");
+        }
+        assert!(api.open_multipart_uploads("").await.unwrap().is_empty());
+    });
+}
+
+#[test]
+fn a_killed_run_leaves_objects_whole_and_its_lease_lapses() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (store, bucket) = rt.block_on(new_bucket("crash"));
+    let known = rt.block_on(put_dataset(&store, "k", 500));
+    let url = format!("s3://{bucket}/k/");
+
+    let mut child = spawn_cli(
+        &run_args(&url, &["--concurrency", "4", "--lease-ttl-secs", "3"]),
+        &[("PQM_INJECT_FAULTS", "latency_ms=15")],
+    );
+    rt.block_on(wait_for_lease(&store));
+    std::thread::sleep(Duration::from_millis(2500));
+    // SIGKILL: no cleanup, no journal flush, uploads cut wherever they are.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (migrated, untouched) = rt.block_on(check_all(&store, &known));
+    assert!(
+        migrated > 0 && untouched > 0,
+        "killed mid-run: {migrated} migrated, {untouched} untouched"
+    );
+
+    // The lease of the killed run is still there and reported; a new run is refused until it
+    // lapses, then takes it over.
+    let status = cli(&["status", &format!("s3://{bucket}")], &[]);
+    assert!(
+        status.stderr.contains(&format!("lease {}", lease_key(SCHEMA, None))),
+        "{}",
+        status.stderr
+    );
+    let refused = cli(&run_args(&url, &[]), &[]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("is held by run"), "{}", refused.stderr);
+    std::thread::sleep(Duration::from_secs(3));
+    let next = cli(&run_args(&url, &["--concurrency", "8"]), &[]);
+    assert_eq!(next.code, 0, "{}\n{}", next.stdout, next.stderr);
+    assert!(
+        next.stderr.contains("took over the expired lease of run"),
+        "{}",
+        next.stderr
+    );
+    assert_eq!(
+        json(&next)["by_status"]["migrated"].as_u64().unwrap() as usize,
+        untouched
+    );
+    assert_eq!(rt.block_on(check_all(&store, &known)), (500, 0));
+}
+
+#[test]
+fn a_second_run_on_the_same_data_set_exits_2_naming_the_holder() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (store, bucket) = rt.block_on(new_bucket("two-runs"));
+    rt.block_on(put_dataset(&store, "t", 60));
+    let url = format!("s3://{bucket}/t/");
+    let first = spawn_cli(
+        &run_args(&url, &["--concurrency", "1"]),
+        &[("PQM_INJECT_FAULTS", "latency_ms=20")],
+    );
+    rt.block_on(wait_for_lease(&store));
+    let lease = rt
+        .block_on(pqmigrate::current_lease(&store, &lease_key(SCHEMA, None)))
+        .unwrap()
+        .unwrap()
+        .0;
+    let second = cli(&run_args(&url, &[]), &[]);
+    assert_eq!(second.code, 2, "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains(&format!("is held by run {} on {}", lease.run_id, lease.host)),
+        "{}",
+        second.stderr
+    );
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        rt.block_on(pqmigrate::current_lease(&store, &lease_key(SCHEMA, None)))
+            .unwrap()
+            .is_none(),
+        "released"
+    );
+}
+
+#[test]
+fn secrets_never_reach_output_logs_or_the_journal() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (store, bucket) = rt.block_on(new_bucket("secrets"));
+    rt.block_on(async {
+        put_dataset(&store, "s", 5).await;
+        store
+            .put(
+                "s/sensorData_bad.parq.snappy",
+                Bytes::from_static(b"garbage"),
+                &[],
+                Default::default(),
+            )
+            .await
+            .unwrap();
+    });
+    let secret = "pqmSECRETcanary0123456789abcdefSECRET";
+    let token = "pqmTOKENcanary9876543210TOKEN";
+    let env = [
+        ("AWS_SECRET_ACCESS_KEY", secret),
+        ("AWS_SESSION_TOKEN", token),
+        ("PQM_LOG", "trace"),
+    ];
+    let url = format!("s3://{bucket}/s/");
+    let run = cli(&run_args(&url, &[]), &env);
+    assert_eq!(run.code, 1, "one bad object: {}", run.stderr);
+    assert!(
+        run.stderr.contains("TRACE") || run.stderr.contains("DEBUG"),
+        "debug logging was on"
+    );
+    let status = cli(
+        &[
+            "status",
+            &format!("s3://{bucket}"),
+            json(&run)["run_id"].as_str().unwrap(),
+            "--json",
+        ],
+        &env,
+    );
+    let journal_text: String = rt.block_on(async {
+        let keys: Vec<String> = store
+            .list_prefix("_pqmigrate/", None)
+            .map(|c| c.unwrap().key)
+            .collect()
+            .await;
+        let mut text = String::new();
+        for key in keys {
+            text.push_str(&String::from_utf8_lossy(&raw_bytes(&store, &key).await));
+        }
+        text
+    });
+    for (what, text) in [
+        ("stdout", &run.stdout),
+        ("stderr", &run.stderr),
+        ("status", &status.stdout),
+        ("journal", &journal_text),
+    ] {
+        assert!(!text.contains(secret), "the secret key appears in {what}");
+        assert!(!text.contains(token), "the session token appears in {what}");
+    }
+    // Writes went only to the data set's own keys and the journal.
+    rt.block_on(async {
+        let keys: Vec<String> = store.list_prefix("", None).map(|c| c.unwrap().key).collect().await;
+        for key in keys {
+            assert!(
+                key.starts_with("s/sensorData_") || key.starts_with("_pqmigrate/runs/"),
+                "unexpected object {key}"
+            );
+        }
+    });
+}
+
+#[test]
+fn a_local_store_never_writes_outside_its_root() {
+    let outer = tempfile::tempdir().unwrap();
+    let root = outer.path().join("root");
+    let outside = outer.path().join("escape.parq.snappy");
+    std::fs::write(&outside, b"not to be touched").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::local(&root).unwrap();
+        store
+            .put(
+                "d/sensorData_0001.parq.snappy",
+                generate_file(&tiny(1), 1),
+                &[],
+                Default::default(),
+            )
+            .await
+            .unwrap();
+    });
+    let manifest = outer.path().join("manifest.csv");
+    std::fs::write(
+        &manifest,
+        "../escape.parq.snappy\n/../../escape.parq.snappy\nd/sensorData_0001.parq.snappy\n",
+    )
+    .unwrap();
+    let url = format!("file://{}", root.display());
+    let out = cli(&run_args(&url, &["--manifest", manifest.to_str().unwrap()]), &[]);
+    assert_eq!(std::fs::read(&outside).unwrap(), b"not to be touched");
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let summary = json(&out);
+    assert_eq!(summary["by_status"]["migrated"], 1);
+    assert_eq!(summary["by_status"]["failed"], 2, "{summary}");
+}
