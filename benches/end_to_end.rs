@@ -1,7 +1,8 @@
 //! Whole runs against S3 (the endpoint in `PQM_S3_ENDPOINT`; scripts/bench.sh starts SeaweedFS):
 //! 200 sensorData files migrated 1->2 by the local executor at concurrency 1, 8 and 32.
-//! Throughput is files per second. Files have 13,900 rows (a tenth of the seed's) so a sample
-//! takes seconds, not minutes; the per-byte cost is measured by the `rewrite` bench.
+//! Throughput is files per second. Files have 2,780 rows (a fiftieth of the seed's, about 1 MB)
+//! so a sample takes seconds and the disk does not fill; the per-byte cost is measured by the
+//! `rewrite` bench.
 
 mod common;
 
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures::stream::{self, StreamExt};
+use object_store::ObjectStoreExt;
 use pqmigrate::{
     CancellationToken, Executor, Job, JournalWriter, LocalExecutor, MigrateOptions, RunInfo, RunOptions, ScanSpec,
     Store, classify, list_candidates, scan,
@@ -26,6 +28,24 @@ async fn upload(store: &Store, prefix: &str, data: &bytes::Bytes) {
             async move {
                 let key = format!("{prefix}/sensorData_{i:03}.parq.snappy");
                 store.put(&key, data, &[], Default::default()).await.expect("put");
+            }
+        })
+        .await;
+}
+
+/// Deletes a sample's objects so samples do not pile up on the server's disk.
+async fn remove(store: &Store, prefix: &str) {
+    let keys: Vec<String> = store
+        .list_prefix(&format!("{prefix}/"), None)
+        .map(|c| c.expect("list").key)
+        .collect()
+        .await;
+    stream::iter(keys)
+        .for_each_concurrent(32, |key| {
+            let store = store.clone();
+            async move {
+                let path = pqmigrate::object_path(&key).expect("key");
+                store.inner().delete(&path).await.expect("delete");
             }
         })
         .await;
@@ -83,7 +103,7 @@ fn bench(c: &mut Criterion) {
     let store = runtime.block_on(common::s3_bucket("e2e"));
     let data = generate_file(
         &DataSpec {
-            rows: 13_900,
+            rows: 2_780,
             ..DataSpec::default()
         },
         0,
@@ -105,6 +125,7 @@ fn bench(c: &mut Criterion) {
                         let prefix = format!("c{concurrency}-r{round}");
                         runtime.block_on(upload(&store, &prefix, &data));
                         total += runtime.block_on(run(&store, &prefix, concurrency));
+                        runtime.block_on(remove(&store, &prefix));
                     }
                     total
                 })

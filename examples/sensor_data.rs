@@ -39,12 +39,12 @@ struct Layout {
     spec: DataSpec,
 }
 
-fn key(day: u32, file: u32) -> String {
-    format!("parquet/year=2019/month=3/day={day:02}/sensorData_{file:03}.parq.snappy")
+fn key(prefix: &str, day: u32, file: u32) -> String {
+    format!("{prefix}parquet/year=2019/month=3/day={day:02}/sensorData_{file:03}.parq.snappy")
 }
 
-/// Writes the data set with one generator thread per core.
-fn generate(store: &Store, layout: &Layout) -> Result<u64, pqmigrate::Error> {
+/// Writes the data set under `prefix` with one generator thread per core.
+fn generate(store: &Store, prefix: &str, layout: &Layout) -> Result<u64, pqmigrate::Error> {
     let jobs: Vec<(u32, u32)> = (1..=layout.days)
         .flat_map(|d| (0..layout.files_per_day).map(move |f| (d, f)))
         .collect();
@@ -65,7 +65,7 @@ fn generate(store: &Store, layout: &Layout) -> Result<u64, pqmigrate::Error> {
                         let index = u64::from(day) * 1000 + u64::from(file);
                         let data = generate_file(&layout.spec, index);
                         bytes += data.len() as u64;
-                        handle.block_on(store.put(&key(day, file), data, &[], Default::default()))?;
+                        handle.block_on(store.put(&key(prefix, day, file), data, &[], Default::default()))?;
                     }
                     Ok(bytes)
                 })
@@ -109,8 +109,9 @@ fn generate_command(args: &[String]) -> u8 {
         endpoint: std::env::var("PQM_S3_ENDPOINT").ok(),
         ..StoreOptions::default()
     };
-    let store = match Store::open(url, &options) {
-        Ok((store, _)) => store,
+    let (store, prefix) = match Store::open(url, &options) {
+        Ok((store, prefix)) if prefix.is_empty() || prefix.ends_with('/') => (store, prefix),
+        Ok((store, prefix)) => (store, format!("{prefix}/")),
         Err(e) => {
             eprintln!("generate: {e}");
             return 2;
@@ -127,7 +128,7 @@ fn generate_command(args: &[String]) -> u8 {
             return 1;
         }
     }
-    match generate(&store, &layout) {
+    match generate(&store, &prefix, &layout) {
         Ok(bytes) => {
             println!(
                 "generated {} files ({} bytes) in {url}",
@@ -156,7 +157,7 @@ fn demo() -> u8 {
         },
     };
     println!("generating 24 sensorData files of 20,000 rows in {} ...", dir.display());
-    if let Err(e) = generate(&store, &layout) {
+    if let Err(e) = generate(&store, "", &layout) {
         eprintln!("{e}");
         return 1;
     }

@@ -9,9 +9,12 @@ if [ -z "${PQM_S3_ENDPOINT:-}" ]; then
   trap 'scripts/seaweedfs.sh stop' EXIT
 fi
 out=target/bench-report
-rm -rf "$out" && mkdir -p "$out"
+mkdir -p "$out"
 
-cargo bench --workspace --locked --bench rewrite --bench end_to_end --bench scan 2>&1 | tee "$out/criterion.log"
+# PQM_BENCH_REUSE_CRITERION=1 keeps the criterion results of an earlier run and redoes the rest.
+if [ -z "${PQM_BENCH_REUSE_CRITERION:-}" ]; then
+  cargo bench --workspace --locked --bench rewrite --bench end_to_end --bench scan 2>&1 | tee "$out/criterion.log"
+fi
 cargo build --release --locked --example sensor_data
 cli=target/release/examples/sensor_data
 export PQM_S3_ENDPOINT
@@ -25,11 +28,11 @@ big=pqm-bench-big-$$
 /usr/bin/time -v "$cli" run "s3://$big/big/" --schema sensorData --to 2 --concurrency 1 --json \
   > "$out/big-run.json" 2> "$out/big-time.txt"
 
-# CPU split at concurrency 1 and 8: 200 files of 13,900 rows, tool CPU from time -v, server CPU
-# from its /proc entry.
+# CPU split at concurrency 1 and 8: the end_to_end workload (200 files of 2,780 rows) run by the
+# CLI; tool CPU from time -v, server CPU from its /proc entry.
 for c in 1 8; do
   bucket=pqm-bench-cpu$c-$$
-  "$cli" generate "s3://$bucket/cpu" --days 1 --files-per-day 200 --rows 13900 > /dev/null
+  "$cli" generate "s3://$bucket/cpu" --days 1 --files-per-day 200 --rows 2780 > /dev/null
   before=$(cpu_ticks "$PQM_WEED_PID" 2>/dev/null || echo 0)
   /usr/bin/time -v "$cli" run "s3://$bucket/cpu/" --schema sensorData --to 2 --concurrency "$c" --json \
     > "$out/cpu$c-run.json" 2> "$out/cpu$c-time.txt"

@@ -46,11 +46,7 @@ cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l
 mem_gb = int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))) / 1024 / 1024
 rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
 
-file_mb = None
-log = read("criterion.log")
 raw, fast, fast_unverified, full = (median_ns("rewrite", b) for b in ["raw_copy", "passthrough", "passthrough_unverified", "full_reencode"])
-size = None
-m = re.search(r"rewrite/raw_copy\s+time:.*?\n\s+thrpt:\s+\[[^ ]+ [^ ]+ ([0-9.]+) (MiB|GiB)/s", log)
 e2e = {c: 200 / (median_ns("end_to_end", f"files/{c}") / 1e9) for c in (1, 8, 32)}
 scan = 10_000 / (median_ns("scan", "objects") / 1e9)
 
@@ -80,7 +76,7 @@ print(f"| raw get + copy + put (floor) | {ms(raw)} | 1.0x | |")
 print(f"| passthrough, copied pages verified (default) | {ms(fast)} | {fast / raw:.1f}x | {full / fast:.1f}x |")
 print(f"| passthrough, `--trust-copied-columns` | {ms(fast_unverified)} | {fast_unverified / raw:.1f}x | {full / fast_unverified:.1f}x |")
 print(f"| full decode and re-encode | {ms(full)} | {full / raw:.1f}x | 1.0x |\n")
-print("## End to end on S3 (200 files of 13,900 rows, migration 1->2)\n")
+print("## End to end on S3 (200 files of 2,780 rows, about 1 MB each, migration 1->2)\n")
 print("| concurrency | files/s | vs concurrency 1 |")
 print("| ---: | ---: | ---: |")
 for c in (1, 8, 32):
@@ -98,3 +94,40 @@ print(f"{scan:,.0f} objects/s\n")
 print("## Peak memory on a large file\n")
 print(f"One file of 2,000,000 rows x 65 columns (about 1 GB uncompressed; {big_run['bytes_in'] / 1e6:,.0f} MB as stored), migrated 1->2 on S3 at concurrency 1, output streamed as a multipart upload:\n")
 print(f"- peak RSS **{big['rss_mb']:.0f} MB** (`/usr/bin/time -v`), wall {big['wall']:.1f} s, {big_run['bytes_out'] / 1e6:,.0f} MB written")
+
+print("\n## Against the targets\n")
+print("| target | measured | met |")
+print("| --- | --- | --- |")
+print(f"| passthrough <= 2.0x the raw copy | {fast / raw:.1f}x verified, {fast_unverified / raw:.1f}x with `--trust-copied-columns` | {'yes' if fast / raw <= 2.0 else 'no'} |")
+print(f"| passthrough >= 5x faster than full re-encode | {full / fast:.1f}x verified, {full / fast_unverified:.1f}x unverified | {'yes' if full / fast >= 5 else 'no'} |")
+print(f"| peak RSS of the ~1 GB file at concurrency 1 < 200 MB | {big['rss_mb']:.0f} MB | {'yes' if big['rss_mb'] < 200 else 'no'} |")
+print(f"| end to end at concurrency 8 >= 1.5x concurrency 1 | {e2e[8] / e2e[1]:.2f}x | {'yes' if e2e[8] / e2e[1] >= 1.5 else 'no'} |")
+
+busy = {c: (cpu[c]["user"] + cpu[c]["sys"] + server[c]) / cpu[c]["wall"] for c in (1, 8)}
+print("\n## What the numbers say\n")
+print(
+    f"- **Scaling.** At concurrency 1 the tool and the server together keep {busy[1]:.2f} of the 2 cores busy: each object is "
+    f"a chain of round trips (head, footer, one ranged read per row group, upload), and one side waits while the other works. "
+    f"At concurrency 8 they keep {busy[8]:.2f} cores busy, so throughput rises {e2e[8] / e2e[1]:.1f}x until the machine's "
+    f"CPU is the limit; concurrency 32 adds nothing ({e2e[32]:.1f} against {e2e[8]:.1f} files/s). The server (SeaweedFS, on the "
+    f"same 2 cores) spends about {server[8] / max(cpu[8]['user'] + cpu[8]['sys'], 1e-9):.1f}x the CPU of the tool "
+    f"({server[8]:.1f} s against {cpu[8]['user'] + cpu[8]['sys']:.1f} s), so with the store on other machines, as S3 is, the "
+    f"same tool CPU would go roughly {busy[8] / max((cpu[8]['user'] + cpu[8]['sys']) / cpu[8]['wall'], 1e-9):.0f}x further."
+)
+print(
+    f"- **Where a rewrite's time goes.** The floor copies the file's bytes once ({ms(raw)}). Passthrough without page checks "
+    f"({ms(fast_unverified)}) decodes `x` and `y`, computes and encodes four columns, and moves the copied chunks through the "
+    f"Parquet writer and the upload buffer (two more copies of the bytes). Checking the copied chunks, which decompresses every "
+    f"page, adds {ms(fast - fast_unverified)}: the price of reporting a damaged chunk instead of carrying it into a new "
+    f"version, and the reason the 2.0x target is missed by default. Decoding and re-encoding all 65 columns costs {ms(full)}."
+)
+print(
+    f"- **Memory.** The large file streams through: the next row group is fetched while one is encoded, and the output goes out "
+    f"in 8 MiB parts of a multipart upload completed with If-Match, so the peak ({big['rss_mb']:.0f} MB) tracks the row group "
+    f"size (50,000 rows, ~16 MB compressed), not the file size."
+)
+print(
+    f"- **Against the seed.** The seed's pandas step took about 40 s of Lambda time per file; the passthrough path migrates "
+    f"the example's file in {ms(fast)} of one core here. The seed's files were larger (about 200 MB uncompressed against "
+    f"70 MB) and its 40 s included S3 transfers, so the ratio ({40 / (fast / 1e9):.0f}x) is indicative only."
+)

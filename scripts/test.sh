@@ -10,8 +10,11 @@ if [ -z "${PQM_S3_ENDPOINT:-}" ]; then
   echo "SeaweedFS S3 at $PQM_S3_ENDPOINT"
 fi
 
-# pyarrow and DuckDB read the rewritten files back in the interop test.
-python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb
+# pyarrow and DuckDB read the rewritten files back in the interop test; cfn-lint (PyPI) and
+# asl-validator (npm) check the shipped SAM template and state machines.
+python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb cfn-lint
+mkdir -p target/tools
+npm install --silent --no-save --no-audit --no-fund --prefix target/tools asl-validator
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -300,10 +300,11 @@ async fn stream_rewrite(
     };
     let fetch = async move {
         for index in 0..row_groups {
-            let ranges = reader.row_group(footer, index).await?;
-            if input_tx.send((index, ranges)).await.is_err() {
+            // Reserve the slot first, so at most one row group waits while one is encoded.
+            let Ok(slot) = input_tx.reserve().await else {
                 break;
-            }
+            };
+            slot.send((index, reader.row_group(footer, index).await?));
         }
         Ok::<(), Error>(())
     };

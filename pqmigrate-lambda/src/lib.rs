@@ -1,1 +1,85 @@
-//! pqmigrate lambda
+//! The AWS Lambda adapter of pqmigrate, thin over the core:
+//!
+//! - [`migrate`]: the seed's per-object event `{state, s3Bucket, s3Key, schema, desiredVersion}`
+//!   in, the same event with its new `state` out (`Done`, `Migrating`, `MissingMigrationStep`,
+//!   `Error` with `errorCause`). Retryable failures come back as Lambda errors of type
+//!   [`RETRYABLE_ERROR`], which the shipped state machines retry with backoff and jitter.
+//! - [`scan`]: the seed's scan event `{bucket, prefixes, type, filter, schema, desiredVersion}`;
+//!   writes the objects that need migration as a JSON-lines manifest for a Distributed Map.
+//! - [`batch`]: S3 Batch Operations (invocation schema 2.0).
+//! - [`definitions`]: the Step Functions state machines and the SAM template, from one source.
+//!
+//! A binary with your own steps names the step crate and runs a handler:
+//!
+//! ```no_run
+//! // use my_steps as _;
+//! fn main() -> Result<(), lambda_runtime::Error> {
+//!     pqmigrate_lambda::run(pqmigrate_lambda::Handler::Migrate)
+//! }
+//! ```
+
+pub mod batch;
+mod config;
+pub mod definitions;
+mod events;
+pub mod migrate;
+pub mod scan;
+
+pub use config::Config;
+pub use events::{HandlerError, INVALID_EVENT_ERROR, MigrateEvent, RETRYABLE_ERROR, ScanEvent, ScanResult, Version};
+
+use std::sync::Arc;
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use pqmigrate_core::Registry;
+
+/// Which handler a bootstrap binary runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    /// [`migrate::handle`].
+    Migrate,
+    /// [`scan::handle`].
+    Scan,
+    /// [`batch::handle`].
+    Batch,
+}
+
+/// Runs `handler` under the Lambda runtime, with configuration from the environment and the
+/// steps linked into this binary. Clients and the registry are built once, not per invocation.
+///
+/// # Errors
+/// When the runtime cannot start or the registered steps are inconsistent.
+pub fn run(handler: Handler) -> Result<(), lambda_runtime::Error> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PQM_LOG").unwrap_or_else(|_| "info".into()))
+        .without_time()
+        .try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let config = Arc::new(Config::from_env()?);
+        let registry = Arc::new(Registry::from_inventory()?);
+        match handler {
+            Handler::Migrate => {
+                lambda_runtime::run(service_fn(move |event: LambdaEvent<MigrateEvent>| {
+                    let (config, registry) = (config.clone(), registry.clone());
+                    async move { migrate::handle(&config, &registry, event.payload).await }
+                }))
+                .await
+            }
+            Handler::Scan => {
+                lambda_runtime::run(service_fn(move |event: LambdaEvent<ScanEvent>| {
+                    let (config, registry) = (config.clone(), registry.clone());
+                    async move { scan::handle(&config, &registry, event.payload).await }
+                }))
+                .await
+            }
+            Handler::Batch => {
+                lambda_runtime::run(service_fn(move |event: LambdaEvent<batch::BatchEvent>| {
+                    let (config, registry) = (config.clone(), registry.clone());
+                    async move { batch::handle(&config, &registry, event.payload).await }
+                }))
+                .await
+            }
+        }
+    })
+}

@@ -79,9 +79,9 @@ pub struct StoreOptions {
     pub region: Option<String>,
     /// Retries done inside each store call before an error reaches the executor.
     pub max_retries: Option<usize>,
-    /// Outputs larger than this are uploaded in parts (default 32 MiB).
+    /// Outputs larger than this are uploaded in parts (default 16 MiB).
     pub multipart_threshold: Option<usize>,
-    /// Part size of multipart uploads (default 16 MiB, at least 5 MiB).
+    /// Part size of multipart uploads (default 8 MiB, at least 5 MiB).
     pub part_size: Option<usize>,
 }
 

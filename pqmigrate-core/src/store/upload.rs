@@ -15,9 +15,9 @@ use super::{INTERNAL_PREFIX, ObjectInfo, Store, StoreKind, Written, check_tag_li
 use crate::error::{Error, Result};
 
 /// Outputs up to this size go out as one conditional PUT.
-pub const DEFAULT_MULTIPART_THRESHOLD: usize = 32 * 1024 * 1024;
+pub const DEFAULT_MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
 /// Part size of multipart uploads (S3 wants at least 5 MiB for all but the last).
-pub const DEFAULT_PART_SIZE: usize = 16 * 1024 * 1024;
+pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 
 enum Multipart {
     /// S3: parts through `object_store`, completion signed with `If-Match`.

@@ -1,0 +1,197 @@
+//! The events of the seed's state machines, typed, and the handler error.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+/// Lambda error type of failures worth retrying (throttling, timeouts, dropped connections,
+/// conflicts with another writer). The shipped state machines' `Retry` matches it.
+pub const RETRYABLE_ERROR: &str = "PqmRetryable";
+
+/// Lambda error type of a handler that cannot run at all (bad event, bad configuration).
+pub const INVALID_EVENT_ERROR: &str = "PqmInvalidEvent";
+
+/// A version given as a string (`"3"`, as the seed wrote it) or a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub struct Version(pub u32);
+
+impl From<Version> for String {
+    fn from(v: Version) -> Self {
+        v.0.to_string()
+    }
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let parsed = match &value {
+            Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+            Value::String(s) => s.trim().parse::<u32>().ok(),
+            _ => None,
+        };
+        parsed
+            .filter(|v| *v >= 1)
+            .map(Version)
+            .ok_or_else(|| serde::de::Error::custom(format!("desiredVersion {value} is not a positive integer")))
+    }
+}
+
+/// The per-object event of the seed's state machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrateEvent {
+    /// `Start`, `Migrating`, `Done`, `MissingMigrationStep` or `Error`.
+    pub state: String,
+    /// Bucket.
+    pub s3_bucket: String,
+    /// Object key.
+    pub s3_key: String,
+    /// Version key, `schema:<id>:version` (the seed's), or just the schema id.
+    pub schema: String,
+    /// Target version.
+    pub desired_version: Version,
+    /// Steps applied in one invocation at most (all when absent), to stay inside Lambda's 15
+    /// minutes on long chains: the state machine loops while the state is `Migrating`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_steps_per_invocation: Option<usize>,
+    /// Why the state is `Error` or `MissingMigrationStep`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_cause: Option<String>,
+    /// Any other fields, passed through unchanged.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The seed's scan event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanEvent {
+    /// Bucket.
+    pub bucket: String,
+    /// Key prefixes (`[""]` for the whole bucket).
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    /// Key suffix.
+    #[serde(default, rename = "type")]
+    pub suffix: String,
+    /// Base name substring.
+    #[serde(default)]
+    pub filter: String,
+    /// Version key or schema id.
+    pub schema: String,
+    /// Target version.
+    pub desired_version: Version,
+    /// Where to write the manifest (default `_pqmigrate/manifests/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_prefix: Option<String>,
+}
+
+/// What the scan handler returns: where the manifest is, and the counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanResult {
+    /// Bucket of the manifest (the data's).
+    pub manifest_bucket: String,
+    /// Key of the JSON-lines manifest: one [`MigrateEvent`] per object that needs migration.
+    pub manifest_key: String,
+    /// Objects in the manifest.
+    pub objects: u64,
+    /// Objects seen, per class (`needs_migration`, `at_target`, ...).
+    pub counts: std::collections::BTreeMap<String, u64>,
+}
+
+/// A handler failure reported to Lambda: a stable error type and a message naming the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerError {
+    /// [`RETRYABLE_ERROR`] or [`INVALID_EVENT_ERROR`].
+    pub error_type: &'static str,
+    /// What failed.
+    pub message: String,
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.message)
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type.to_string(),
+            error_message: e.message,
+        }
+    }
+}
+
+impl HandlerError {
+    pub(crate) fn retryable(e: &pqmigrate_core::Error) -> Self {
+        Self {
+            error_type: RETRYABLE_ERROR,
+            message: format!("{}: {e}", e.kind()),
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            error_type: INVALID_EVENT_ERROR,
+            message: message.into(),
+        }
+    }
+}
+
+/// The schema id and version key of an event's `schema` field.
+pub(crate) fn schema_and_key(schema: &str) -> (String, String) {
+    match pqmigrate_core::schema_of_version_key(schema) {
+        Some(id) => (id.to_string(), schema.to_string()),
+        None => (schema.to_string(), pqmigrate_core::version_key(schema)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_events_parse_with_string_or_number_versions() {
+        let seed = r#"{"state":"Start","s3Bucket":"myAnalyticsBucket","s3Key":"parquet/year=2019/month=3/day=01/sensorData_001.parq.snappy","schema":"schema:sensorData:version","desiredVersion":"3"}"#;
+        let event: MigrateEvent = serde_json::from_str(seed).unwrap();
+        assert_eq!((event.state.as_str(), event.desired_version), ("Start", Version(3)));
+        let numeric: MigrateEvent = serde_json::from_str(&seed.replace("\"3\"", "3")).unwrap();
+        assert_eq!(numeric.desired_version, Version(3));
+        let out = serde_json::to_value(&event).unwrap();
+        assert_eq!(out["desiredVersion"], "3");
+        assert!(out.get("errorCause").is_none());
+        for bad in ["\"abc\"", "0", "-2", "null"] {
+            let e = serde_json::from_str::<MigrateEvent>(&seed.replace("\"3\"", bad)).unwrap_err();
+            assert!(e.to_string().contains("is not a positive integer"), "{bad}: {e}");
+        }
+        let scan = r#"{"bucket":"b","prefixes":["parquet/year=2019/month=3/"],"type":".parq.snappy","filter":"sensorData_","schema":"schema:sensorData:version","desiredVersion":"3"}"#;
+        let scan: ScanEvent = serde_json::from_str(scan).unwrap();
+        assert_eq!(
+            (scan.suffix.as_str(), scan.filter.as_str()),
+            (".parq.snappy", "sensorData_")
+        );
+        assert_eq!(
+            schema_and_key(&scan.schema),
+            ("sensorData".into(), "schema:sensorData:version".into())
+        );
+        assert_eq!(
+            schema_and_key("sensorData"),
+            ("sensorData".into(), "schema:sensorData:version".into())
+        );
+    }
+
+    #[test]
+    fn unknown_fields_pass_through() {
+        let event: MigrateEvent = serde_json::from_str(
+            r#"{"state":"Start","s3Bucket":"b","s3Key":"k","schema":"s","desiredVersion":2,"executionName":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(serde_json::to_value(&event).unwrap()["executionName"], "x");
+    }
+}

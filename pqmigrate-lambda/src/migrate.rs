@@ -1,0 +1,54 @@
+//! The per-object migrate handler, as the seed's state machine drives it.
+
+use pqmigrate_core::{MigrateOptions, Outcome, Registry, migrate_object};
+
+use crate::config::Config;
+use crate::events::{HandlerError, MigrateEvent, schema_and_key};
+
+/// Migrates one object toward `desiredVersion` and returns the event with its new state.
+///
+/// - `Done`: at the target (migrated now, already there, or above it: never downgraded).
+/// - `Migrating`: `maxStepsPerInvocation` steps applied, more to go; invoke again.
+/// - `MissingMigrationStep` and `Error` (with `errorCause`): terminal, the object is unchanged.
+///
+/// # Errors
+/// A [`HandlerError`] of type [`crate::RETRYABLE_ERROR`] for throttling, timeouts, dropped
+/// connections and conflicts; Step Functions retries the invocation.
+pub async fn handle(
+    config: &Config,
+    registry: &Registry,
+    mut event: MigrateEvent,
+) -> Result<MigrateEvent, HandlerError> {
+    let (schema, version_key) = schema_and_key(&event.schema);
+    let target = event.desired_version.0;
+    let mut options = MigrateOptions::new(&schema, target);
+    options.version_key = version_key;
+    options.max_steps = event.max_steps_per_invocation;
+    event.error_cause = None;
+    let store = match config.store(&event.s3_bucket) {
+        Ok(store) => store,
+        Err(e) => return Err(HandlerError::invalid(e.to_string())),
+    };
+    match migrate_object(&store, registry, &event.s3_key, &options).await {
+        Ok(Outcome::Done(done)) => {
+            tracing::info!(key = %event.s3_key, from = done.from, to = done.to, millis = done.millis, "migrated");
+            event.state = if done.to >= target { "Done" } else { "Migrating" }.to_string();
+        }
+        Ok(Outcome::AlreadyAtTarget { .. }) => event.state = "Done".to_string(),
+        Ok(Outcome::AheadOfTarget { version }) => {
+            tracing::warn!(key = %event.s3_key, version, target, "above the target version; left alone");
+            event.state = "Done".to_string();
+        }
+        Ok(Outcome::MissingMigrationStep { from, to, .. }) => {
+            event.state = "MissingMigrationStep".to_string();
+            event.error_cause = Some(format!("Migration step {from}->{to} of {schema} is not defined"));
+        }
+        Err(e) if e.is_retryable() => return Err(HandlerError::retryable(&e)),
+        Err(e) => {
+            tracing::error!(key = %event.s3_key, "{e}");
+            event.state = "Error".to_string();
+            event.error_cause = Some(e.to_string());
+        }
+    }
+    Ok(event)
+}

@@ -1,0 +1,77 @@
+//! The scan handler: finds the objects that need migration and writes them as a JSON-lines
+//! manifest, one per-object event a line, for a Distributed Map's `ItemReader`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use pqmigrate_core::{Class, MigrateOptions, Registry, ScanSpec, classify, list_candidates, new_run_id, scan};
+
+use crate::config::Config;
+use crate::events::{HandlerError, MigrateEvent, ScanEvent, ScanResult, schema_and_key};
+
+/// Default prefix of the manifests.
+pub const DEFAULT_MANIFEST_PREFIX: &str = "_pqmigrate/manifests/";
+
+/// Scans the event's data set and writes the manifest.
+///
+/// # Errors
+/// [`crate::RETRYABLE_ERROR`] when listing or writing fails transiently;
+/// `PqmInvalidEvent` for a store that cannot be opened.
+pub async fn handle(config: &Config, registry: &Registry, event: ScanEvent) -> Result<ScanResult, HandlerError> {
+    let (schema, version_key) = schema_and_key(&event.schema);
+    let target = event.desired_version.0;
+    let mut options = MigrateOptions::new(&schema, target);
+    options.version_key = version_key;
+    let store = config
+        .store(&event.bucket)
+        .map_err(|e| HandlerError::invalid(e.to_string()))?;
+    let spec = ScanSpec {
+        prefixes: event.prefixes.clone(),
+        suffix: event.suffix.clone(),
+        filter: event.filter.clone(),
+        ..ScanSpec::default()
+    };
+    let registry = Arc::new(registry.clone());
+    let mut objects = scan(&store, list_candidates(&store, &spec), &options, 32);
+    let mut lines = String::new();
+    let mut counts = BTreeMap::new();
+    let mut listed = 0u64;
+    while let Some(object) = objects.next().await {
+        let object = object.map_err(|e| HandlerError::retryable(&e))?;
+        let entry = classify(&registry, &schema, target, &object);
+        *counts.entry(entry.class.name().to_string()).or_default() += 1;
+        if matches!(entry.class, Class::NeedsMigration { .. }) {
+            let item = MigrateEvent {
+                state: "Start".into(),
+                s3_bucket: event.bucket.clone(),
+                s3_key: entry.key,
+                schema: event.schema.clone(),
+                desired_version: event.desired_version,
+                max_steps_per_invocation: None,
+                error_cause: None,
+                extra: Default::default(),
+            };
+            lines.push_str(&serde_json::to_string(&item).expect("serializable"));
+            lines.push('\n');
+            listed += 1;
+        }
+    }
+    let prefix = event.manifest_prefix.as_deref().unwrap_or(DEFAULT_MANIFEST_PREFIX);
+    let manifest_key = format!(
+        "{}/{}-{schema}-v{target}.jsonl",
+        prefix.trim_end_matches('/'),
+        new_run_id()
+    );
+    store
+        .put(&manifest_key, Bytes::from(lines), &[], Default::default())
+        .await
+        .map_err(|e| HandlerError::retryable(&e))?;
+    Ok(ScanResult {
+        manifest_bucket: event.bucket,
+        manifest_key,
+        objects: listed,
+        counts,
+    })
+}

@@ -1,0 +1,284 @@
+//! The Lambda adapter's handlers against S3, called as the Lambda runtime calls them, with the
+//! seed's event JSON; and the shipped Step Functions and SAM definitions.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use pqmigrate::{Registry, version_key};
+use pqmigrate_lambda::batch::{BatchEvent, handle as batch};
+use pqmigrate_lambda::{Config, MigrateEvent, RETRYABLE_ERROR, ScanEvent, migrate, scan};
+use pqmigrate_sensor_steps::{SCHEMA, generate_file};
+use support::*;
+
+fn config() -> Config {
+    Config {
+        store: s3_options(),
+        faults: None,
+    }
+}
+
+fn seed_event(bucket: &str, key: &str, desired: &str) -> MigrateEvent {
+    let json = format!(
+        r#"{{"state": "Start", "s3Bucket": "{bucket}", "s3Key": "{key}", "schema": "schema:sensorData:version", "desiredVersion": "{desired}"}}"#
+    );
+    serde_json::from_str(&json).unwrap()
+}
+
+/// Invokes the migrate handler until the state is terminal, as the seed's state machine does;
+/// returns the states seen.
+async fn drive(config: &Config, mut event: MigrateEvent) -> (Vec<String>, MigrateEvent) {
+    let registry = Registry::from_inventory().unwrap();
+    let mut states = Vec::new();
+    for _ in 0..10 {
+        event = migrate::handle(config, &registry, event)
+            .await
+            .expect("no retryable error");
+        states.push(event.state.clone());
+        if ["Done", "Error", "MissingMigrationStep"].contains(&event.state.as_str()) {
+            break;
+        }
+    }
+    (states, event)
+}
+
+#[tokio::test]
+async fn the_state_machine_loop_takes_a_v1_object_to_v3() {
+    let (store, bucket) = new_bucket("lambda-loop").await;
+    let key = "parquet/year=2019/month=3/day=01/sensorData_001.parq.snappy";
+    let original = generate_file(&small_spec(), 1);
+    store.put(key, original.clone(), &[], Default::default()).await.unwrap();
+
+    let mut event = seed_event(&bucket, key, "3");
+    event.max_steps_per_invocation = Some(1);
+    let (states, last) = drive(&config(), event).await;
+    assert_eq!(states, vec!["Migrating", "Done"]);
+    assert_eq!(last.error_cause, None);
+    let migrated = raw_bytes(&store, key).await;
+    assert_eq!(footer_version(&migrated, &version_key(SCHEMA)), Some(3));
+    assert_features_match(&read_all(&original), &read_all(&migrated));
+    assert_eq!(
+        store.s3_api().unwrap().get_tags(key).await.unwrap(),
+        vec![(version_key(SCHEMA), "3".to_string())]
+    );
+
+    // Fused by default: one invocation, one write.
+    store
+        .put("one.parquet", original, &[], Default::default())
+        .await
+        .unwrap();
+    let (states, _) = drive(&config(), seed_event(&bucket, "one.parquet", "3")).await;
+    assert_eq!(states, vec!["Done"]);
+}
+
+#[tokio::test]
+async fn a_missing_step_and_a_corrupt_object_end_in_their_states() {
+    let (store, bucket) = new_bucket("lambda-states").await;
+    store
+        .put("a.parquet", generate_file(&small_spec(), 2), &[], Default::default())
+        .await
+        .unwrap();
+    let (states, last) = drive(&config(), seed_event(&bucket, "a.parquet", "4")).await;
+    assert_eq!(states.last().map(String::as_str), Some("MissingMigrationStep"));
+    assert_eq!(
+        last.error_cause.as_deref(),
+        Some("Migration step 3->4 of sensorData is not defined")
+    );
+
+    store
+        .put(
+            "bad.parquet",
+            Bytes::from_static(b"definitely not parquet"),
+            &[],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let (states, last) = drive(&config(), seed_event(&bucket, "bad.parquet", "3")).await;
+    assert_eq!(states, vec!["Error"]);
+    let cause = last.error_cause.unwrap();
+    assert!(cause.starts_with("bad.parquet: not a readable Parquet file"), "{cause}");
+    assert_eq!(
+        raw_bytes(&store, "bad.parquet").await,
+        Bytes::from_static(b"definitely not parquet")
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_store_gives_the_retryable_error_type() {
+    let (store, bucket) = new_bucket("lambda-throttle").await;
+    store
+        .put("t.parquet", generate_file(&small_spec(), 3), &[], Default::default())
+        .await
+        .unwrap();
+    let throttled = Config {
+        faults: Some(pqmigrate::fault::FaultConfig::parse("throttle=1.0").unwrap()),
+        ..config()
+    };
+    let registry = Registry::from_inventory().unwrap();
+    let err = migrate::handle(&throttled, &registry, seed_event(&bucket, "t.parquet", "3"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, RETRYABLE_ERROR);
+    assert!(err.message.contains("503 SlowDown"), "{}", err.message);
+    let diagnostic: lambda_runtime::Diagnostic = err.into();
+    assert_eq!(diagnostic.error_type, "PqmRetryable");
+}
+
+#[tokio::test]
+async fn the_scan_manifest_lists_exactly_what_plan_says_needs_migration() {
+    let (store, bucket) = new_bucket("lambda-scan").await;
+    for i in 0..12u64 {
+        let key = format!("parquet/day={:02}/sensorData_{i:03}.parq.snappy", i % 3);
+        let tags = match i % 4 {
+            0 => vec![(version_key(SCHEMA), "3".to_string())],
+            1 => vec![(version_key(SCHEMA), "2".to_string())],
+            _ => vec![],
+        };
+        store
+            .put(&key, generate_file(&small_spec(), i), &tags, Default::default())
+            .await
+            .unwrap();
+    }
+    store
+        .put(
+            "parquet/day=01/other.csv",
+            Bytes::from_static(b"x"),
+            &[],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let event: ScanEvent = serde_json::from_str(&format!(
+        r#"{{"bucket": "{bucket}", "prefixes": ["parquet/"], "type": ".parq.snappy", "filter": "sensorData_", "schema": "schema:sensorData:version", "desiredVersion": "3"}}"#
+    ))
+    .unwrap();
+    let result = scan::handle(&config(), &Registry::from_inventory().unwrap(), event)
+        .await
+        .unwrap();
+    assert_eq!(result.objects, 9);
+    assert_eq!(result.counts["at_target"], 3);
+
+    let manifest = raw_bytes(&store, &result.manifest_key).await;
+    let items: Vec<MigrateEvent> = String::from_utf8(manifest.to_vec())
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each JSONL line is a migrate event"))
+        .collect();
+    assert!(
+        items
+            .iter()
+            .all(|i| i.state == "Start" && i.desired_version.0 == 3 && i.s3_bucket == bucket)
+    );
+    let from_manifest: BTreeSet<String> = items.into_iter().map(|i| i.s3_key).collect();
+
+    let plan = cli(
+        &[
+            "plan",
+            &format!("s3://{bucket}"),
+            "--prefix",
+            "parquet/",
+            "--type",
+            ".parq.snappy",
+            "--filter",
+            "sensorData_",
+            "--schema",
+            "sensorData",
+            "--to",
+            "3",
+            "--list",
+            "--json",
+        ],
+        &[],
+    );
+    let plan = json(&plan);
+    let from_plan: BTreeSet<String> = plan["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["class"] == "needs_migration")
+        .map(|e| e["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(from_manifest, from_plan);
+}
+
+#[tokio::test]
+async fn batch_operations_tasks_get_their_result_codes() {
+    let (store, bucket) = new_bucket("lambda-batch").await;
+    store
+        .put("ok.parquet", generate_file(&small_spec(), 4), &[], Default::default())
+        .await
+        .unwrap();
+    store
+        .put("bad.parquet", Bytes::from_static(b"nope"), &[], Default::default())
+        .await
+        .unwrap();
+    let event: BatchEvent = serde_json::from_str(&format!(
+        r#"{{
+        "invocationSchemaVersion": "2.0",
+        "invocationId": "YXNkbGZqYWRmaiBhc2RmdW9hZHNmZGpmaGFzbGtkaGZza2RmaAo",
+        "job": {{ "id": "f3cc4f60-61f6-4a2b-8a21-d07600c373ce", "userArguments": {{ "schema": "schema:sensorData:version", "desiredVersion": "3" }} }},
+        "tasks": [
+            {{ "taskId": "t1", "s3Bucket": "{bucket}", "s3Key": "ok.parquet", "s3VersionId": null }},
+            {{ "taskId": "t2", "s3Bucket": "{bucket}", "s3Key": "bad.parquet", "s3VersionId": null }},
+            {{ "taskId": "t3", "s3Bucket": "{bucket}", "s3Key": "ok.parquet", "s3VersionId": null }}
+        ]
+    }}"#
+    ))
+    .unwrap();
+    let response = batch(&config(), &Registry::from_inventory().unwrap(), event)
+        .await
+        .unwrap();
+    let codes: Vec<(&str, &str)> = response
+        .results
+        .iter()
+        .map(|r| (r.task_id.as_str(), r.result_code.as_str()))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![("t1", "Succeeded"), ("t2", "PermanentFailure"), ("t3", "Succeeded")]
+    );
+    assert_eq!(response.results[2].result_string, "already at version 3");
+    assert_eq!(response.invocation_schema_version, "2.0");
+    assert_eq!(
+        footer_version(&raw_bytes(&store, "ok.parquet").await, &version_key(SCHEMA)),
+        Some(3)
+    );
+}
+
+#[test]
+fn shipped_definitions_are_generated_and_valid() {
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/pqmigrate-lambda/deploy");
+    for (name, content) in pqmigrate_lambda::definitions::shipped_files() {
+        let shipped = std::fs::read_to_string(format!("{deploy}/{name}"))
+            .unwrap_or_else(|e| panic!("{name}: {e}; regenerate with `cargo run -p pqmigrate-lambda --bin pqmigrate-lambda-definitions -- write pqmigrate-lambda/deploy`"));
+        assert_eq!(shipped, content, "{name} drifted; regenerate it");
+    }
+    let tools = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/tools/node_modules/.bin/asl-validator"
+    );
+    for asl in ["object.asl.json", "parent.asl.json"] {
+        let out = std::process::Command::new(tools)
+            .args(["--json-path", &format!("{deploy}/{asl}")])
+            .output()
+            .unwrap_or_else(|e| panic!("asl-validator (npm, installed by scripts/test.sh into target/tools): {e}"));
+        assert!(
+            out.status.success(),
+            "{asl}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = std::process::Command::new("cfn-lint")
+        .arg(format!("{deploy}/template.json"))
+        .output()
+        .unwrap_or_else(|e| panic!("cfn-lint (PyPI, installed by scripts/test.sh): {e}"));
+    assert!(
+        out.status.success(),
+        "cfn-lint: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
