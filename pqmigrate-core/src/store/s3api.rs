@@ -131,6 +131,12 @@ impl S3Api {
         }
     }
 
+    /// A GET on the bucket itself with `query` (versioning, listings).
+    async fn get_bucket(&self, op: &'static str, what: &str, query: &str) -> Result<Bytes> {
+        let url = format!("{}?{query}", self.bucket_url);
+        self.send(op, what, Method::GET, url, Bytes::new(), &[]).await
+    }
+
     /// GetObjectTagging: the object's tags, in the order the server gives them.
     ///
     /// # Errors
@@ -265,16 +271,7 @@ impl S3Api {
     /// [`Error::S3Api`].
     pub async fn open_multipart_uploads(&self, prefix: &str) -> Result<Vec<String>> {
         let query = format!("prefix={}&uploads=", utf8_percent_encode(prefix, QUERY_ENCODE_SET));
-        let body = self
-            .send(
-                "ListMultipartUploads",
-                prefix,
-                Method::GET,
-                format!("{}?{query}", self.bucket_url),
-                Bytes::new(),
-                &[],
-            )
-            .await?;
+        let body = self.get_bucket("ListMultipartUploads", prefix, &query).await?;
         let text = String::from_utf8_lossy(&body);
         Ok(text
             .split("<Upload>")
@@ -333,14 +330,7 @@ impl S3Api {
     /// [`Error::S3Api`].
     pub async fn versioning_enabled(&self) -> Result<bool> {
         let body = self
-            .send(
-                "GetBucketVersioning",
-                &self.bucket,
-                Method::GET,
-                format!("{}?versioning=", self.bucket_url),
-                Bytes::new(),
-                &[],
-            )
+            .get_bucket("GetBucketVersioning", &self.bucket, "versioning=")
             .await?;
         Ok(String::from_utf8_lossy(&body).contains("<Status>Enabled</Status>"))
     }
@@ -362,16 +352,7 @@ impl S3Api {
                     utf8_percent_encode(version, QUERY_ENCODE_SET)
                 );
             }
-            let body = self
-                .send(
-                    "ListObjectVersions",
-                    prefix,
-                    Method::GET,
-                    format!("{}?{query}", self.bucket_url),
-                    Bytes::new(),
-                    &[],
-                )
-                .await?;
+            let body = self.get_bucket("ListObjectVersions", prefix, &query).await?;
             let page: ListVersionsResult = quick_xml::de::from_reader(body.as_ref()).map_err(|e| Error::S3Api {
                 key: prefix.to_string(),
                 op: "ListObjectVersions",
