@@ -114,20 +114,30 @@ print(
     f"({server[8]:.1f} s against {cpu[8]['user'] + cpu[8]['sys']:.1f} s), so with the store on other machines, as S3 is, the "
     f"same tool CPU would go roughly {busy[8] / max((cpu[8]['user'] + cpu[8]['sys']) / cpu[8]['wall'], 1e-9):.0f}x further."
 )
-print(
-    f"- **Where a rewrite's time goes.** The floor copies the file's bytes once ({ms(raw)}). Passthrough without page checks "
-    f"({ms(fast_unverified)}) decodes `x` and `y`, computes and encodes four columns, and moves the copied chunks through the "
-    f"Parquet writer and the upload buffer (two more copies of the bytes). Checking the copied chunks, which decompresses every "
-    f"page, adds {ms(fast - fast_unverified)}: the price of reporting a damaged chunk instead of carrying it into a new "
-    f"version, and the reason the 2.0x target is missed by default. Decoding and re-encoding all 65 columns costs {ms(full)}."
+verdict = (
+    "which keeps the default within the 2.0x target"
+    if fast / raw <= 2.0
+    else "which puts the default above the 2.0x target"
 )
 print(
-    f"- **Memory.** The large file streams through: the next row group is fetched while one is encoded, and the output goes out "
-    f"in 8 MiB parts of a multipart upload completed with If-Match, so the peak ({big['rss_mb']:.0f} MB) tracks the row group "
+    f"- **Where a rewrite's time goes.** The floor copies the file's bytes once into a new buffer ({ms(raw)}; most of it is "
+    f"the kernel handing out and zeroing fresh pages, which the rewrite's output pays as well). Passthrough without page "
+    f"checks ({ms(fast_unverified)}) runs on two threads: while one writes a row group (the copied chunks pass once through "
+    f"the Parquet writer into an output buffer sized for the whole file, handed to the store without being concatenated), "
+    f"the other decodes `x` and `y` of the next row group, runs the step and encodes its four columns. Checking the copied "
+    f"chunks (every page parsed and decompressed, about 70 MB of output) is shared by both threads beside that work and "
+    f"adds {ms(fast - fast_unverified)}, {verdict}. Decoding and re-encoding all 65 columns costs {ms(full)}. The ratio is "
+    f"one object's latency with both cores free; with many objects in flight the cores are shared, and the end-to-end "
+    f"numbers above are the measure of throughput."
+)
+print(
+    f"- **Memory.** The large file streams through: a row group is written while the next is encoded and the one after is "
+    f"fetched, and the output goes out "
+    f"in parts of at least 8 MiB of a multipart upload completed with If-Match, so the peak ({big['rss_mb']:.0f} MB) tracks the row group "
     f"size (50,000 rows, ~16 MB compressed), not the file size."
 )
 print(
     f"- **Against the seed.** The seed's pandas step took about 40 s of Lambda time per file; the passthrough path migrates "
-    f"the example's file in {ms(fast)} of one core here. The seed's files were larger (about 200 MB uncompressed against "
+    f"the example's file in {ms(fast)} here. The seed's files were larger (about 200 MB uncompressed against "
     f"70 MB) and its 40 s included S3 transfers, so the ratio ({40 / (fast / 1e9):.0f}x) is indicative only."
 )

@@ -175,3 +175,97 @@ fn pyarrow_and_duckdb_read_passthrough_outputs_as_full_rewrites() {
     );
     assert!(stdout.starts_with("ok: 12000 rows"), "{stdout}");
 }
+
+/// Whether parquet's own reader parses and decompresses every page of every column chunk.
+fn every_page_decompresses(data: &Bytes) -> bool {
+    use parquet::file::reader::FileReader;
+    use parquet::file::serialized_reader::SerializedFileReader;
+    let Ok(file) = SerializedFileReader::new(data.clone()) else {
+        return false;
+    };
+    (0..file.num_row_groups()).all(|rg| {
+        let Ok(row_group) = file.get_row_group(rg) else {
+            return false;
+        };
+        (0..row_group.num_columns()).all(|c| match row_group.get_column_page_reader(c) {
+            Ok(mut pages) => std::iter::from_fn(|| pages.get_next_page().transpose()).all(|p| p.is_ok()),
+            Err(_) => false,
+        })
+    })
+}
+
+/// Damage in the column data, most of it in columns the step copies without decoding: every
+/// file in which some page no longer parses or decompresses is refused by the checked rewrite,
+/// naming the object and the column, and what the check lets through reads back whole.
+#[test]
+fn the_checked_rewrite_refuses_every_file_whose_pages_are_damaged() {
+    let input = generate_file(&spec(), 6);
+    let meta = metadata(&input);
+    let data_end = (0..meta.num_row_groups())
+        .flat_map(|rg| meta.row_group(rg).columns().iter().map(|c| c.byte_range()))
+        .map(|(start, len)| start + len)
+        .max()
+        .unwrap() as usize;
+    let chain = [step(1, &AddFeatures)];
+    let (mut broken, mut refused_columns) = (0, std::collections::BTreeSet::new());
+    // 150 places spread over the column data, each with 16 bytes overwritten.
+    for n in 0..150usize {
+        let at = 4 + (n * 7_919 * 13) % (data_end - 20);
+        let mut damaged = input.to_vec();
+        for (i, b) in damaged[at..at + 16].iter_mut().enumerate() {
+            *b = (*b ^ 0xa5).wrapping_add(i as u8);
+        }
+        let damaged = Bytes::from(damaged);
+        let footer = Footer::parse("damaged.parquet", &damaged).unwrap();
+        let result = rewrite(
+            "damaged.parquet",
+            damaged.clone(),
+            &footer,
+            &chain,
+            &version_key(SCHEMA),
+            2,
+        );
+        if every_page_decompresses(&damaged) {
+            continue;
+        }
+        broken += 1;
+        let err = match result {
+            Ok(_) => panic!("damage at byte {at} breaks a page but the rewrite accepted it"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.starts_with("damaged.parquet: "), "{err}");
+        if let Some(column) = err.split(", column ").nth(1) {
+            refused_columns.insert(column.split(':').next().unwrap().to_string());
+        }
+    }
+    assert!(broken >= 30, "only {broken} of 150 damages broke a page");
+    // Most columns are copied, so most refusals come from the check of copied chunks.
+    assert!(refused_columns.len() >= 10, "refused in {refused_columns:?}");
+}
+
+/// A step's `writer_properties` shapes the columns it writes: the sensor step's float features
+/// are written plain, its four-valued `quadrant` keeps a dictionary, and copied columns keep
+/// the encodings they had.
+#[test]
+fn steps_choose_the_encoding_of_the_columns_they_write() {
+    use parquet::basic::Encoding;
+    let input = generate_file(&spec(), 7);
+    let out = migrate(&input, &[step(1, &AddFeatures)], 2);
+    let (before, after) = (metadata(&input), metadata(&out.data));
+    let encodings = |meta: &ParquetMetaData, name: &str| {
+        let column = meta
+            .row_group(0)
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == name)
+            .unwrap();
+        column.encodings().collect::<Vec<_>>()
+    };
+    for name in ["magnitude", "angle", "x_norm"] {
+        assert!(!encodings(&after, name).contains(&Encoding::RLE_DICTIONARY), "{name}");
+    }
+    assert!(encodings(&after, "quadrant").contains(&Encoding::RLE_DICTIONARY));
+    for name in ["x", "v00", "device_id"] {
+        assert_eq!(encodings(&after, name), encodings(&before, name), "{name}");
+    }
+}

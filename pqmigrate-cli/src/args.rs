@@ -158,8 +158,8 @@ pub struct RunArgs {
     /// holder is gone).
     #[arg(long)]
     pub break_lease: bool,
-    /// Copy untouched column chunks without reading their pages first: faster, but damage in a
-    /// column no step reads goes unnoticed.
+    /// Copy untouched column chunks without checking their pages first (headers, CRCs where
+    /// present, decompression): faster, but damage in a column no step reads goes unnoticed.
     #[arg(long)]
     pub trust_copied_columns: bool,
 }

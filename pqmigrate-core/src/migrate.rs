@@ -254,9 +254,9 @@ struct Target {
 const OUTPUT_CHUNK: usize = 1024 * 1024;
 
 /// The rewrite as a pipeline of three parts running at once: row groups fetched one ahead,
-/// encoded on a blocking thread, and the output streamed to `upload`. Memory holds about two
-/// row groups and a part, whatever the file size. Returns the rows written; the upload is left
-/// for the caller to finish or abort.
+/// checked, decoded, transformed and encoded on blocking threads, and the output streamed to
+/// `upload`. Memory holds about two row groups and a part, whatever the file size. Returns the
+/// rows written; the upload is left for the caller to finish or abort.
 async fn stream_rewrite(
     reader: &ObjectReader,
     footer: &Footer,
@@ -268,13 +268,21 @@ async fn stream_rewrite(
     let (input_tx, mut input_rx) = mpsc::channel::<(usize, FileRanges)>(1);
     let (output_tx, mut output_rx) = mpsc::channel::<Bytes>(4);
     let key = reader.key().to_string();
+    // The first buffer is sized for the whole output when that goes out as one PUT, so it is
+    // never copied again; a larger output continues in small chunks, streamed as parts.
+    let estimate = usize::try_from(reader.size()).unwrap_or(usize::MAX);
+    let estimate = estimate.saturating_add(estimate / 4).saturating_add(OUTPUT_CHUNK);
+    let first_chunk = upload
+        .whole_object_limit()
+        .map_or(estimate, |limit| estimate.min(limit.saturating_add(1)))
+        .max(OUTPUT_CHUNK);
     let encoder = {
         let footer = footer.clone();
         let chain = chain.to_vec();
         let target = target.clone();
         let key = key.clone();
         tokio::task::spawn_blocking(move || -> Result<u64> {
-            let sink = ChannelSink::new(output_tx);
+            let sink = ChannelSink::new(output_tx, first_chunk);
             let mut rewriter = RowGroupRewriter::new(&key, &footer, &chain, &target.version_key, target.version, sink)?
                 .verify_copied(target.verify_copied);
             let mut received = 0;
@@ -334,17 +342,18 @@ async fn stream_rewrite(
     encoded?
 }
 
-/// A `Write` that hands the encoder's output to the async uploader in chunks.
+/// A `Write` that hands the encoder's output to the async uploader in chunks: a first one of
+/// the size it is given, then chunks of [`OUTPUT_CHUNK`].
 struct ChannelSink {
     tx: mpsc::Sender<Bytes>,
     buffer: Vec<u8>,
 }
 
 impl ChannelSink {
-    fn new(tx: mpsc::Sender<Bytes>) -> Self {
+    fn new(tx: mpsc::Sender<Bytes>, first_chunk: usize) -> Self {
         Self {
             tx,
-            buffer: Vec::with_capacity(OUTPUT_CHUNK),
+            buffer: Vec::with_capacity(first_chunk),
         }
     }
 
@@ -364,12 +373,16 @@ impl ChannelSink {
 }
 
 impl Write for ChannelSink {
+    /// Fills the chunk to its capacity and no further (growing it would copy it), sending it
+    /// when full; `write_all` comes back for the rest.
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buffer.extend_from_slice(data);
-        if self.buffer.len() >= OUTPUT_CHUNK {
+        let room = self.buffer.capacity() - self.buffer.len();
+        let taken = data.len().min(room);
+        self.buffer.extend_from_slice(&data[..taken]);
+        if taken == room {
             self.send()?;
         }
-        Ok(data.len())
+        Ok(taken)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

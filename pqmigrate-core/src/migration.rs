@@ -4,6 +4,7 @@ use std::fmt;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use parquet::file::properties::WriterPropertiesBuilder;
 
 /// The error a step returns. Any error type converts into it with `?`.
 pub type StepError = Box<dyn std::error::Error + Send + Sync>;
@@ -69,6 +70,31 @@ pub trait Migration: Send + Sync + 'static {
     /// The default, [`ColumnUse::All`], is always correct but slower.
     fn column_use(&self) -> ColumnUse {
         ColumnUse::All
+    }
+
+    /// Tunes how the columns this step writes are encoded (dictionary, encodings, statistics,
+    /// bloom filters), for example turning the dictionary off for a continuous float feature,
+    /// where building one only to abandon it costs more than the rest of the encoding. Called
+    /// in chain order on the writer's properties, which start from the input's codec. Copied
+    /// columns keep their encoding whatever is set here. The default changes nothing.
+    ///
+    /// ```
+    /// # use arrow::datatypes::SchemaRef;
+    /// # use arrow::record_batch::RecordBatch;
+    /// # use parquet::file::properties::WriterPropertiesBuilder;
+    /// # use parquet::schema::types::ColumnPath;
+    /// # use pqmigrate_core::{Migration, StepError};
+    /// struct AddScore;
+    /// impl Migration for AddScore {
+    ///     # fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StepError> { Ok(input.clone()) }
+    ///     # fn transform(&self, b: RecordBatch, _: &SchemaRef) -> Result<RecordBatch, StepError> { Ok(b) }
+    ///     fn writer_properties(&self, builder: WriterPropertiesBuilder) -> WriterPropertiesBuilder {
+    ///         builder.set_column_dictionary_enabled(ColumnPath::from("score"), false)
+    ///     }
+    /// }
+    /// ```
+    fn writer_properties(&self, builder: WriterPropertiesBuilder) -> WriterPropertiesBuilder {
+        builder
     }
 }
 

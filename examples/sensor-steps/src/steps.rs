@@ -1,9 +1,12 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, DictionaryArray, Float64Array, Int8Array, StringArray};
-use arrow::compute::cast;
+use arrow::compute::kernels::cmp::eq;
+use arrow::compute::{binary, cast, nullif};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use parquet::file::properties::WriterPropertiesBuilder;
+use parquet::schema::types::ColumnPath;
 use pqmigrate_core::{ColumnUse, Migration, StepError, register_step};
 
 /// The schema id of the data set.
@@ -73,18 +76,17 @@ impl Migration for AddFeatures {
     fn transform(&self, batch: RecordBatch, output: &SchemaRef) -> Result<RecordBatch, StepError> {
         let x = float_column(&batch, "x")?;
         let y = float_column(&batch, "y")?;
-        let pairs = || x.iter().zip(y.iter()).map(|(x, y)| x.zip(y));
-        let magnitude: Float64Array = pairs().map(|p| p.map(|(x, y)| x.hypot(y))).collect();
-        let angle: Float64Array = pairs().map(|p| p.map(|(x, y)| y.atan2(x))).collect();
-        let x_norm: Float64Array = pairs()
-            .map(|p| p.and_then(|(x, y)| Some(x.hypot(y)).filter(|m| *m != 0.0).map(|m| x / m)))
-            .collect();
-        let quadrants: Int8Array = pairs().map(|p| p.map(|(x, y)| quadrant(x, y))).collect();
+        // Element-wise kernels: a row is null where `x` or `y` is, with no per-row Option.
+        let magnitude: Float64Array = binary(x, y, f64::hypot)?;
+        let angle: Float64Array = binary(y, x, f64::atan2)?;
+        let x_norm: Float64Array = binary(x, &magnitude, |x, m| x / m)?;
+        let x_norm = nullif(&x_norm, &eq(&magnitude, &Float64Array::new_scalar(0.0))?)?;
+        let quadrants: Int8Array = binary(x, y, quadrant)?;
         let mut columns = batch.columns().to_vec();
         columns.extend([
             Arc::new(magnitude) as ArrayRef,
             Arc::new(angle),
-            Arc::new(x_norm),
+            x_norm,
             Arc::new(quadrants),
         ]);
         Ok(RecordBatch::try_new(output.clone(), columns)?)
@@ -95,6 +97,15 @@ impl Migration for AddFeatures {
             reads: &["x", "y"],
             writes: &FEATURES,
         }
+    }
+
+    /// The three float features are continuous: a dictionary would be built for every page
+    /// and abandoned, so they are written plain from the start. `quadrant` keeps its
+    /// dictionary (four values).
+    fn writer_properties(&self, builder: WriterPropertiesBuilder) -> WriterPropertiesBuilder {
+        FEATURES[..3].iter().fold(builder, |builder, name| {
+            builder.set_column_dictionary_enabled(ColumnPath::from(*name), false)
+        })
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use std::io::Write;
 use std::ops::Range;
@@ -14,20 +15,20 @@ use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowRow
 use parquet::arrow::{ArrowSchemaConverter, ProjectionMask, add_encoded_arrow_schema_to_metadata};
 use parquet::basic::Compression;
 use parquet::bloom_filter::Sbbf;
-use parquet::column::page::{Page, PageReader};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{ColumnChunkMetaData, KeyValue, PageIndexPolicy};
+use parquet::file::metadata::{KeyValue, PageIndexPolicy};
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{ChunkReader, Length};
-use parquet::file::serialized_reader::SerializedPageReader;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{SchemaDescriptor, Type};
 
 mod layout;
+mod verify;
 
 use layout::decoded_schema;
 pub use layout::{Layout, plan_layout};
+use verify::CopyCheck;
 
 use crate::error::{Error, Result};
 use crate::migration::StepRegistration;
@@ -258,7 +259,20 @@ impl ChunkReader for FileRanges {
 /// chunks (with statistics, page index and bloom filters); the columns steps read are decoded;
 /// only new or changed columns are encoded. Each step's output is checked against its declared
 /// schema and the input row count, and a panicking step is contained.
+///
+/// Row groups are pipelined over two threads: while one row group is written, the next one
+/// is decoded, transformed and encoded, and its copied chunks checked.
 pub struct RowGroupRewriter<W: Write + Send> {
+    plan: Plan,
+    writer: SerializedFileWriter<W>,
+    /// The row group given last, encoded and checked, written when the next one comes.
+    pending: Option<Prepared>,
+    rows: u64,
+    verify_copied: bool,
+}
+
+/// What a rewrite knows before it reads any data; shared by the threads of the pipeline.
+struct Plan {
     key: String,
     footer: Footer,
     chain: Vec<StepRegistration>,
@@ -266,19 +280,24 @@ pub struct RowGroupRewriter<W: Write + Send> {
     thin_schemas: Vec<SchemaRef>,
     layout: Layout,
     output: SchemaRef,
-    writer: SerializedFileWriter<W>,
     factory: ArrowRowGroupWriterFactory,
     input_leaves: Vec<Range<usize>>,
     output_leaves: Vec<Range<usize>>,
-    rows: u64,
-    verify_copied: bool,
+    copy_check: CopyCheck,
+}
+
+/// A row group ready to be written: its input and its encoded computed columns.
+struct Prepared {
+    index: usize,
+    input: FileRanges,
+    chunks: Vec<Vec<ArrowColumnChunk>>,
 }
 
 impl<W: Write + Send> std::fmt::Debug for RowGroupRewriter<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RowGroupRewriter")
-            .field("key", &self.key)
-            .field("layout", &self.layout)
+            .field("key", &self.plan.key)
+            .field("layout", &self.plan.layout)
             .field("rows", &self.rows)
             .finish_non_exhaustive()
     }
@@ -378,8 +397,14 @@ impl<W: Write + Send> RowGroupRewriter<W> {
             .with_fields(fields)
             .build()
             .map_err(write_err)?;
-        let mut props = WriterProperties::builder()
-            .set_compression(footer.compression())
+        let builder = WriterProperties::builder().set_compression(footer.compression());
+        let builder = chain
+            .iter()
+            .try_fold(builder, |builder, step| {
+                guard(key, step, || Ok(step.migration.writer_properties(builder)))
+            })
+            .map_err(BuildError::Fatal)?;
+        let mut props = builder
             .set_created_by(format!("pqmigrate version {}", env!("CARGO_PKG_VERSION")))
             .build();
         add_encoded_arrow_schema_to_metadata(output, &mut props);
@@ -396,25 +421,38 @@ impl<W: Write + Send> RowGroupRewriter<W> {
             return Err(BuildError::Copy(writer.into_inner().map_err(write_err)?));
         }
         let output_leaves = leaf_ranges(writer.schema_descr(), output.fields().len());
+        let input_leaves = leaf_ranges(input_descr, footer.schema().fields().len());
+        let copied = layout
+            .sources
+            .iter()
+            .flatten()
+            .flat_map(|field| input_leaves[*field].clone())
+            .collect();
+        let copy_check = CopyCheck::new(key, metadata.clone(), copied);
         Ok(Self {
-            key: key.to_string(),
-            footer: footer.clone(),
-            chain: chain.to_vec(),
-            thin_schemas,
-            layout: layout.clone(),
-            output: output.clone(),
-            input_leaves: leaf_ranges(input_descr, footer.schema().fields().len()),
-            output_leaves,
+            plan: Plan {
+                key: key.to_string(),
+                footer: footer.clone(),
+                chain: chain.to_vec(),
+                thin_schemas,
+                layout: layout.clone(),
+                output: output.clone(),
+                input_leaves,
+                output_leaves,
+                factory,
+                copy_check,
+            },
             writer,
-            factory,
+            pending: None,
             rows: 0,
             verify_copied: true,
         })
     }
 
-    /// Whether copied chunks are checked first (the default): every page's header read and
-    /// its data decompressed, no values decoded. Off, a damaged chunk in a column no step reads
-    /// is copied as it is, unnoticed; the time saved is what decompression costs.
+    /// Whether copied chunks are checked first (the default): every page's header parsed, its
+    /// CRC compared where the writer recorded one, its data decompressed and its values
+    /// counted, nothing decoded. The check runs beside the encoding, on both threads of the
+    /// pipeline. Off, a damaged chunk in a column no step reads is copied as it is, unnoticed.
     pub fn verify_copied(mut self, verify: bool) -> Self {
         self.verify_copied = verify;
         self
@@ -422,9 +460,70 @@ impl<W: Write + Send> RowGroupRewriter<W> {
 
     /// Output columns copied as encoded chunks.
     pub fn copied_columns(&self) -> usize {
-        self.layout.copied()
+        self.plan.layout.copied()
     }
 
+    /// Rewrites row group `index`, whose column chunks (and bloom filters) `input` holds. It is
+    /// decoded, transformed, encoded and checked at once, while the row group given before is
+    /// written; it is itself written by the next call or by [`RowGroupRewriter::finish`].
+    ///
+    /// # Errors
+    /// As [`rewrite`], for this row group or the one written meanwhile.
+    pub fn rewrite_row_group(&mut self, index: usize, input: &FileRanges) -> Result<()> {
+        let plan = &self.plan;
+        let writer = &mut self.writer;
+        let verify = self.verify_copied && !plan.copy_check.is_empty();
+        let previous = self.pending.take();
+        let next = AtomicUsize::new(0);
+        let check = || {
+            if verify {
+                plan.copy_check.check_shared(index, input, &next)
+            } else {
+                Ok(())
+            }
+        };
+        let (prepared, written, checked) = std::thread::scope(|scope| {
+            // The helper encodes this row group and then checks its copied chunks; this thread
+            // writes the previous one and then joins the check.
+            let helper = scope.spawn(|| {
+                let chunks = plan.encode_computed(index, input)?;
+                check()?;
+                Ok(chunks)
+            });
+            let written = previous.map_or(Ok(0), |previous| plan.write(writer, previous));
+            let checked = check();
+            (helper.join(), written, checked)
+        });
+        let chunks = prepared.map_err(|payload| plan.panicked(index, payload.as_ref()))?;
+        self.rows += written?;
+        checked?;
+        self.pending = Some(Prepared {
+            index,
+            input: input.clone(),
+            chunks: chunks?,
+        });
+        Ok(())
+    }
+
+    /// Writes the last row group and the footer; returns the sink and the rows written.
+    ///
+    /// # Errors
+    /// [`Error::Write`].
+    pub fn finish(mut self) -> Result<(W, u64)> {
+        if let Some(last) = self.pending.take() {
+            self.rows += self.plan.write(&mut self.writer, last)?;
+        }
+        let rows = self.rows;
+        let key = self.plan.key;
+        let sink = self
+            .writer
+            .into_inner()
+            .map_err(|source| Error::Write { key, source })?;
+        Ok((sink, rows))
+    }
+}
+
+impl Plan {
     fn write_err(&self, source: ParquetError) -> Error {
         Error::Write {
             key: self.key.clone(),
@@ -439,63 +538,58 @@ impl<W: Write + Send> RowGroupRewriter<W> {
         }
     }
 
-    /// Rewrites row group `index`, whose column chunks (and bloom filters) `input` holds.
-    ///
-    /// # Errors
-    /// As [`rewrite`].
-    pub fn rewrite_row_group(&mut self, index: usize, input: &FileRanges) -> Result<()> {
-        let metadata = self.footer.meta.metadata().clone();
+    /// A panic on the helper thread outside any step (steps' panics are caught in [`guard`]).
+    fn panicked(&self, index: usize, payload: &(dyn std::any::Any + Send)) -> Error {
+        self.corrupt(format!(
+            "row group {index}: the rewrite panicked: {}",
+            panic_message(payload)
+        ))
+    }
+
+    /// Writes a prepared row group: copied chunks appended as they are, computed ones as
+    /// encoded. Returns its rows.
+    fn write<W: Write + Send>(&self, writer: &mut SerializedFileWriter<W>, prepared: Prepared) -> Result<u64> {
+        let Prepared {
+            index,
+            input,
+            mut chunks,
+        } = prepared;
+        let metadata = self.footer.meta.metadata();
         let row_group = metadata.row_group(index);
-        let rows = row_group.num_rows() as usize;
-        let mut chunks = self.encode_computed(index, rows, input)?;
+        let rows = row_group.num_rows() as u64;
         let page_index = metadata.page_index();
-        let mut out = self.writer.next_row_group().map_err(|source| Error::Write {
-            key: self.key.clone(),
-            source,
-        })?;
+        let mut out = writer.next_row_group().map_err(|e| self.write_err(e))?;
         for (field, source) in self.layout.sources.iter().enumerate() {
             match source {
                 Some(input_field) => {
                     for leaf in self.input_leaves[*input_field].clone() {
                         let column = row_group.column(leaf);
-                        if self.verify_copied {
-                            verify_copied_chunk(&self.key, index, column, rows, input)?;
-                        }
                         let close = ColumnCloseResult {
                             bytes_written: column.compressed_size() as u64,
-                            rows_written: rows as u64,
+                            rows_written: rows,
                             metadata: column.clone(),
-                            bloom_filter: Sbbf::read_from_column_chunk(column, input).ok().flatten(),
+                            bloom_filter: Sbbf::read_from_column_chunk(column, &input).ok().flatten(),
                             column_index: page_index.and_then(|p| p.column_index(index, leaf)).cloned(),
                             offset_index: page_index.and_then(|p| p.offset_index(index, leaf)).cloned(),
                         };
-                        out.append_column(input, close).map_err(|source| Error::Write {
-                            key: self.key.clone(),
-                            source,
-                        })?;
+                        out.append_column(&input, close).map_err(|e| self.write_err(e))?;
                     }
                 }
                 None => {
                     for chunk in chunks[field].drain(..) {
-                        chunk.append_to_row_group(&mut out).map_err(|source| Error::Write {
-                            key: self.key.clone(),
-                            source,
-                        })?;
+                        chunk.append_to_row_group(&mut out).map_err(|e| self.write_err(e))?;
                     }
                 }
             }
         }
-        out.close().map_err(|source| Error::Write {
-            key: self.key.clone(),
-            source,
-        })?;
-        self.rows += rows as u64;
-        Ok(())
+        out.close().map_err(|e| self.write_err(e))?;
+        Ok(rows)
     }
 
     /// Decodes the columns the steps read, runs the chain and encodes the computed columns of
     /// one row group. Returns the encoded chunks per output field.
-    fn encode_computed(&self, index: usize, rows: usize, input: &FileRanges) -> Result<Vec<Vec<ArrowColumnChunk>>> {
+    fn encode_computed(&self, index: usize, input: &FileRanges) -> Result<Vec<Vec<ArrowColumnChunk>>> {
+        let rows = self.footer.meta.metadata().row_group(index).num_rows() as usize;
         let mut chunks: Vec<Vec<ArrowColumnChunk>> = (0..self.output.fields().len()).map(|_| Vec::new()).collect();
         let computed: Vec<usize> = (0..self.layout.sources.len())
             .filter(|i| self.layout.sources[*i].is_none())
@@ -548,51 +642,6 @@ impl<W: Write + Send> RowGroupRewriter<W> {
         }
         Ok(chunks)
     }
-
-    /// Writes the footer; returns the sink and the rows written.
-    ///
-    /// # Errors
-    /// [`Error::Write`].
-    pub fn finish(self) -> Result<(W, u64)> {
-        let key = self.key;
-        let rows = self.rows;
-        let sink = self
-            .writer
-            .into_inner()
-            .map_err(|source| Error::Write { key, source })?;
-        Ok((sink, rows))
-    }
-}
-
-/// Reads every page of a chunk that is about to be copied — headers parsed, pages
-/// decompressed, values counted, nothing decoded — so a damaged chunk is reported instead of
-/// carried into the new file under a new version.
-fn verify_copied_chunk(
-    key: &str,
-    index: usize,
-    column: &ColumnChunkMetaData,
-    rows: usize,
-    input: &FileRanges,
-) -> Result<()> {
-    let corrupt = |message: String| Error::NotParquet {
-        key: key.to_string(),
-        source: ParquetError::General(format!("row group {index}, column {}: {message}", column.column_path())),
-    };
-    let mut pages =
-        SerializedPageReader::new(Arc::new(input.clone()), column, rows, None).map_err(|e| corrupt(e.to_string()))?;
-    let mut values = 0i64;
-    while let Some(page) = pages.get_next_page().map_err(|e| corrupt(e.to_string()))? {
-        if !matches!(page, Page::DictionaryPage { .. }) {
-            values += i64::from(page.num_values());
-        }
-    }
-    if values != column.num_values() {
-        return Err(corrupt(format!(
-            "pages hold {values} values, the footer says {}",
-            column.num_values()
-        )));
-    }
-    Ok(())
 }
 
 enum BuildError<W> {

@@ -51,6 +51,11 @@ impl ObjectReader {
         &self.key
     }
 
+    /// The object's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     /// Fetches one byte range.
     ///
     /// # Errors

@@ -2,7 +2,7 @@
 //! or a multipart upload whose completion is conditional, so memory stays at a part or two
 //! whatever the file size. Data, tags and metadata land together or not at all.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
@@ -36,7 +36,10 @@ pub struct ConditionalUpload {
     e_tag: String,
     tags: Vec<(String, String)>,
     attributes: Attributes,
-    pending: BytesMut,
+    /// Bytes not sent yet, as pushed: never concatenated, a part or the whole object is sent
+    /// as a chain of them.
+    pending: Vec<Bytes>,
+    pending_len: usize,
     multipart: Option<Multipart>,
     threshold: usize,
     part_size: usize,
@@ -80,7 +83,8 @@ impl ConditionalUpload {
             e_tag,
             tags: if store.has_tags() { tags.to_vec() } else { Vec::new() },
             attributes,
-            pending: BytesMut::new(),
+            pending: Vec::new(),
+            pending_len: 0,
             multipart: None,
             threshold: store.multipart_threshold,
             part_size: store.part_size.max(5 * 1024 * 1024),
@@ -109,12 +113,15 @@ impl ConditionalUpload {
     /// [`Error::Store`] when starting the upload or sending a part fails.
     pub async fn push(&mut self, data: Bytes) -> Result<()> {
         self.bytes += data.len() as u64;
-        self.pending.extend_from_slice(&data);
-        if self.multipart.is_none() && self.pending.len() > self.threshold && self.store.kind() != StoreKind::Memory {
+        self.pending_len += data.len();
+        self.pending.push(data);
+        if self.multipart.is_none() && self.pending_len > self.threshold && self.store.kind() != StoreKind::Memory {
             self.start().await?;
         }
-        while self.multipart.is_some() && self.pending.len() >= self.part_size {
-            let part = self.pending.split_to(self.part_size).freeze();
+        if self.multipart.is_some() && self.pending_len >= self.part_size {
+            // A part is what has gathered: at least `part_size`, at most one push more. S3 only
+            // asks that every part but the last be at least 5 MiB.
+            let part = self.take_pending();
             self.send_part(part).await?;
         }
         Ok(())
@@ -150,12 +157,17 @@ impl ConditionalUpload {
         Ok(())
     }
 
-    async fn send_part(&mut self, part: Bytes) -> Result<()> {
+    /// Everything pending, as one payload of the pushed buffers (no copy).
+    fn take_pending(&mut self) -> PutPayload {
+        self.pending_len = 0;
+        std::mem::take(&mut self.pending).into_iter().collect()
+    }
+
+    async fn send_part(&mut self, payload: PutPayload) -> Result<()> {
         let path = object_path(&self.key)?;
         match (&mut self.multipart, &self.store.paged) {
             (Some(Multipart::S3 { id, parts }), Some(s3)) => {
                 let index = parts.len();
-                let payload = PutPayload::from(part);
                 let part = retry_transient(self.store.retry_counter(), transient_store_error, || {
                     s3.put_part(&path, id, index, payload.clone())
                 })
@@ -165,13 +177,20 @@ impl ConditionalUpload {
             }
             (Some(Multipart::Staged { upload, .. }), _) => {
                 upload
-                    .put_part(PutPayload::from(part))
+                    .put_part(payload)
                     .await
                     .map_err(|e| Error::store(&self.key, "put (staging)", e))?;
             }
             _ => unreachable!("parts are only sent once a multipart upload started"),
         }
         Ok(())
+    }
+
+    /// The most bytes that may go out as one PUT, gathered in memory first; `None` when
+    /// everything does (the in-memory store). A writer that fills buffers of this size hands
+    /// over the whole object without it ever being concatenated.
+    pub fn whole_object_limit(&self) -> Option<usize> {
+        (self.store.kind() != StoreKind::Memory).then_some(self.threshold)
     }
 
     /// Bytes pushed so far.
@@ -199,7 +218,7 @@ impl ConditionalUpload {
             return self.put_whole(&path).await;
         }
         if !self.pending.is_empty() {
-            let last = self.pending.split().freeze();
+            let last = self.take_pending();
             self.send_part(last).await?;
         }
         match self.multipart.take() {
@@ -227,7 +246,7 @@ impl ConditionalUpload {
     }
 
     async fn put_whole(&mut self, path: &Path) -> Result<Written> {
-        let payload = PutPayload::from(self.pending.split().freeze());
+        let payload = self.take_pending();
         match self.store.kind() {
             StoreKind::S3 | StoreKind::Memory => {
                 let options = PutOptions {
@@ -321,7 +340,8 @@ impl Drop for ConditionalUpload {
             e_tag: self.e_tag.clone(),
             tags: Vec::new(),
             attributes: Attributes::new(),
-            pending: BytesMut::new(),
+            pending: Vec::new(),
+            pending_len: 0,
             multipart: self.multipart.take(),
             threshold: 0,
             part_size: 0,
