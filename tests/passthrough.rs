@@ -269,3 +269,68 @@ fn steps_choose_the_encoding_of_the_columns_they_write() {
         assert_eq!(encodings(&after, name), encodings(&before, name), "{name}");
     }
 }
+
+/// Page checksums, where the writer recorded them (pyarrow's `write_page_checksum`, Spark's
+/// default), are compared for copied chunks: a changed byte inside a page of random floats still
+/// decompresses, and the copy without checks carries it into the new version, but the checked
+/// rewrite refuses it.
+#[test]
+fn a_page_checksum_mismatch_in_a_copied_column_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crc.parquet");
+    let script = r#"
+import random, sys, pyarrow as pa, pyarrow.parquet as pq
+rng = random.Random(3)
+n = 20_000
+column = lambda: pa.array([rng.gauss(0, 1) for _ in range(n)], pa.float64())
+table = pa.table({"x": column(), "y": column(), "payload": column()})
+pq.write_table(table, sys.argv[1], compression="snappy", use_dictionary=False, write_page_checksum=True)
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "pyarrow (installed by scripts/test.sh) wrote no file: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let good = Bytes::from(std::fs::read(&path).unwrap());
+    let chain = [step(1, &AddFeatures)];
+    let footer = Footer::parse("crc.parquet", &good).unwrap();
+    rewrite("crc.parquet", good.clone(), &footer, &chain, &version_key(SCHEMA), 2).expect("the intact file migrates");
+
+    let meta = metadata(&good);
+    let (start, len) = meta
+        .row_group(0)
+        .columns()
+        .iter()
+        .find(|c| c.column_path().string() == "payload")
+        .unwrap()
+        .byte_range();
+    let mut damaged = good.to_vec();
+    damaged[(start + len / 2) as usize] ^= 0x10;
+    let damaged = Bytes::from(damaged);
+    let footer = Footer::parse("crc.parquet", &damaged).unwrap();
+
+    let mut unchecked =
+        pqmigrate::RowGroupRewriter::new("crc.parquet", &footer, &chain, &version_key(SCHEMA), 2, Vec::new())
+            .unwrap()
+            .verify_copied(false);
+    let input = pqmigrate::FileRanges::whole(damaged.clone());
+    for rg in 0..footer.num_row_groups() {
+        unchecked.rewrite_row_group(rg, &input).unwrap();
+    }
+    let (carried, _) = unchecked.finish().unwrap();
+    assert_ne!(carried, good.to_vec(), "the unchecked copy carries the damage along");
+
+    let err = rewrite("crc.parquet", damaged, &footer, &chain, &version_key(SCHEMA), 2)
+        .expect_err("the checked rewrite refuses the damaged page")
+        .to_string();
+    assert!(err.starts_with("crc.parquet: "), "{err}");
+    assert!(
+        err.contains("column \"payload\"") && err.contains("CRC checksum mismatch"),
+        "{err}"
+    );
+}

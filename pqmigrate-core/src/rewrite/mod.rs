@@ -482,17 +482,26 @@ impl<W: Write + Send> RowGroupRewriter<W> {
                 Ok(())
             }
         };
+        let prepare = || {
+            let chunks = plan.encode_computed(index, input)?;
+            check()?;
+            Ok(chunks)
+        };
         let (prepared, written, checked) = std::thread::scope(|scope| {
             // The helper encodes this row group and then checks its copied chunks; this thread
-            // writes the previous one and then joins the check.
-            let helper = scope.spawn(|| {
-                let chunks = plan.encode_computed(index, input)?;
-                check()?;
-                Ok(chunks)
-            });
+            // writes the previous one and then joins the check. Without a thread to be had,
+            // this thread does it all in turn.
+            let helper = std::thread::Builder::new()
+                .name("pqmigrate-encode".to_string())
+                .spawn_scoped(scope, prepare);
             let written = previous.map_or(Ok(0), |previous| plan.write(writer, previous));
-            let checked = check();
-            (helper.join(), written, checked)
+            match helper {
+                Ok(helper) => {
+                    let checked = check();
+                    (helper.join(), written, checked)
+                }
+                Err(_) => (Ok(prepare()), written, Ok(())),
+            }
         });
         let chunks = prepared.map_err(|payload| plan.panicked(index, payload.as_ref()))?;
         self.rows += written?;
