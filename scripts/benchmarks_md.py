@@ -129,17 +129,17 @@ verdict = (
 print(
     f"- **Where a rewrite's time goes.** The floor copies the file's bytes once into a new buffer ({ms(raw)}; most of it is "
     f"the kernel handing out and zeroing fresh pages, which the rewrite's output pays as well). Passthrough without page "
-    f"checks ({ms(fast_unverified)}) runs on two threads: while one writes a row group (the copied chunks pass once through "
-    f"the Parquet writer into an output buffer sized for the whole file, handed to the store without being concatenated), "
-    f"the other decodes `x` and `y` of the next row group, runs the step and encodes its four columns. Checking the copied "
+    f"checks ({ms(fast_unverified)}) runs each row group on two threads: while one writes its copied chunks (they pass once "
+    f"through the Parquet writer into an output buffer sized for the whole file, handed to the store without being "
+    f"concatenated), the other decodes `x` and `y`, runs the step and encodes the four new columns, which come last. Checking the copied "
     f"chunks (every page parsed and decompressed, about 70 MB of output) is shared by both threads beside that work and "
     f"adds {ms(fast - fast_unverified)}, {verdict}. Decoding and re-encoding all 65 columns costs {ms(full)}. The ratio is "
     f"one object's latency with both cores free; with many objects in flight the cores are shared, and the end-to-end "
     f"numbers above are the measure of throughput."
 )
 print(
-    f"- **Memory.** The large file streams through: a row group is written while the next is encoded and the one after is "
-    f"fetched, and the output goes out "
+    f"- **Memory.** The large file streams through: a row group is rewritten while the next is fetched, and the output "
+    f"goes out "
     f"in parts of at least 8 MiB of a multipart upload completed with If-Match, so the peak ({big['rss_mb']:.0f} MB) tracks the row group "
     f"size (50,000 rows, ~16 MB compressed), not the file size."
 )

@@ -260,18 +260,17 @@ impl ChunkReader for FileRanges {
 /// only new or changed columns are encoded. Each step's output is checked against its declared
 /// schema and the input row count, and a panicking step is contained.
 ///
-/// Row groups are pipelined over two threads: while one row group is written, the next one
-/// is decoded, transformed and encoded, and its copied chunks checked.
+/// Each row group is rewritten by two threads: one decodes, transforms and encodes the
+/// computed columns while the other writes the copied chunks that come before the first
+/// computed column; both check the copied chunks in the time left.
 pub struct RowGroupRewriter<W: Write + Send> {
     plan: Plan,
     writer: SerializedFileWriter<W>,
-    /// The row group given last, encoded and checked, written when the next one comes.
-    pending: Option<Prepared>,
     rows: u64,
     verify_copied: bool,
 }
 
-/// What a rewrite knows before it reads any data; shared by the threads of the pipeline.
+/// What a rewrite knows before it reads any data; shared by the threads of a row group's rewrite.
 struct Plan {
     key: String,
     footer: Footer,
@@ -284,13 +283,6 @@ struct Plan {
     input_leaves: Vec<Range<usize>>,
     output_leaves: Vec<Range<usize>>,
     copy_check: CopyCheck,
-}
-
-/// A row group ready to be written: its input and its encoded computed columns.
-struct Prepared {
-    index: usize,
-    input: FileRanges,
-    chunks: Vec<Vec<ArrowColumnChunk>>,
 }
 
 impl<W: Write + Send> std::fmt::Debug for RowGroupRewriter<W> {
@@ -443,7 +435,6 @@ impl<W: Write + Send> RowGroupRewriter<W> {
                 copy_check,
             },
             writer,
-            pending: None,
             rows: 0,
             verify_copied: true,
         })
@@ -451,8 +442,10 @@ impl<W: Write + Send> RowGroupRewriter<W> {
 
     /// Whether copied chunks are checked first (the default): every page's header parsed, its
     /// CRC compared where the writer recorded one, its data decompressed and its values
-    /// counted, nothing decoded. The check runs beside the encoding, on both threads of the
-    /// pipeline. Off, a damaged chunk in a column no step reads is copied as it is, unnoticed.
+    /// counted, nothing decoded. Both threads of a row group's rewrite check in the time the
+    /// writing and encoding leave, so bytes may reach the sink before the check ends; a failed
+    /// check fails the rewrite, and [`migrate_object`](crate::migrate_object) then abandons
+    /// its upload. Off, a damaged chunk in a column no step reads is copied as it is, unnoticed.
     pub fn verify_copied(mut self, verify: bool) -> Self {
         self.verify_copied = verify;
         self
@@ -463,65 +456,83 @@ impl<W: Write + Send> RowGroupRewriter<W> {
         self.plan.layout.copied()
     }
 
-    /// Rewrites row group `index`, whose column chunks (and bloom filters) `input` holds. It is
-    /// decoded, transformed, encoded and checked at once, while the row group given before is
-    /// written; it is itself written by the next call or by [`RowGroupRewriter::finish`].
+    /// Rewrites row group `index`, whose column chunks (and bloom filters) `input` holds.
     ///
     /// # Errors
-    /// As [`rewrite`], for this row group or the one written meanwhile.
+    /// As [`rewrite`].
     pub fn rewrite_row_group(&mut self, index: usize, input: &FileRanges) -> Result<()> {
         let plan = &self.plan;
         let writer = &mut self.writer;
         let verify = self.verify_copied && !plan.copy_check.is_empty();
-        let previous = self.pending.take();
         let next = AtomicUsize::new(0);
-        let check = || {
-            if verify {
+        let (encoded_tx, encoded_rx) = std::sync::mpsc::sync_channel(1);
+        let (helped, written, checked) = std::thread::scope(|scope| {
+            // The helper encodes, hands the chunks over, then checks copied chunks. This thread
+            // writes the copied chunks it can, checks while it waits for the encoded ones,
+            // writes the rest and checks what is left. Without a thread to be had, this thread
+            // does it all in turn.
+            let helper = std::thread::Builder::new()
+                .name("pqmigrate-encode".to_string())
+                .spawn_scoped(scope, || {
+                    let encoded = plan.encode_computed(index, input);
+                    let failed = encoded.is_err();
+                    let _ = encoded_tx.send(encoded);
+                    if verify && !failed {
+                        plan.copy_check.check_shared(index, input, &next)
+                    } else {
+                        Ok(())
+                    }
+                });
+            let mut inline = helper.is_err().then(|| plan.encode_computed(index, input));
+            let encoded = || -> Result<Vec<Vec<ArrowColumnChunk>>> {
+                if let Some(encoded) = inline.take() {
+                    return encoded;
+                }
+                loop {
+                    match encoded_rx.try_recv() {
+                        Ok(encoded) => return encoded,
+                        Err(std::sync::mpsc::TryRecvError::Empty) => {
+                            if let Some(checked) = verify
+                                .then(|| plan.copy_check.check_next(index, input, &next))
+                                .flatten()
+                            {
+                                checked?;
+                                continue;
+                            }
+                            return encoded_rx.recv().unwrap_or_else(|_| {
+                                Err(plan.corrupt(format!("row group {index}: the encoder stopped")))
+                            });
+                        }
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                            return Err(plan.corrupt(format!("row group {index}: the encoder stopped")));
+                        }
+                    }
+                }
+            };
+            let written = plan.write(writer, index, input, encoded);
+            let checked = if verify && written.is_ok() {
                 plan.copy_check.check_shared(index, input, &next)
             } else {
                 Ok(())
-            }
-        };
-        let prepare = || {
-            let chunks = plan.encode_computed(index, input)?;
-            check()?;
-            Ok(chunks)
-        };
-        let (prepared, written, checked) = std::thread::scope(|scope| {
-            // The helper encodes this row group and then checks its copied chunks; this thread
-            // writes the previous one and then joins the check. Without a thread to be had,
-            // this thread does it all in turn.
-            let helper = std::thread::Builder::new()
-                .name("pqmigrate-encode".to_string())
-                .spawn_scoped(scope, prepare);
-            let written = previous.map_or(Ok(0), |previous| plan.write(writer, previous));
-            match helper {
-                Ok(helper) => {
-                    let checked = check();
-                    (helper.join(), written, checked)
-                }
-                Err(_) => (Ok(prepare()), written, Ok(())),
-            }
+            };
+            (helper.map(|h| h.join()), written, checked)
         });
-        let chunks = prepared.map_err(|payload| plan.panicked(index, payload.as_ref()))?;
+        if let Ok(Err(payload)) = helped {
+            return Err(plan.panicked(index, payload.as_ref()));
+        }
         self.rows += written?;
         checked?;
-        self.pending = Some(Prepared {
-            index,
-            input: input.clone(),
-            chunks: chunks?,
-        });
+        if let Ok(Ok(helped)) = helped {
+            helped?;
+        }
         Ok(())
     }
 
-    /// Writes the last row group and the footer; returns the sink and the rows written.
+    /// Writes the footer; returns the sink and the rows written.
     ///
     /// # Errors
     /// [`Error::Write`].
-    pub fn finish(mut self) -> Result<(W, u64)> {
-        if let Some(last) = self.pending.take() {
-            self.rows += self.plan.write(&mut self.writer, last)?;
-        }
+    pub fn finish(self) -> Result<(W, u64)> {
         let rows = self.rows;
         let key = self.plan.key;
         let sink = self
@@ -555,14 +566,18 @@ impl Plan {
         ))
     }
 
-    /// Writes a prepared row group: copied chunks appended as they are, computed ones as
-    /// encoded. Returns its rows.
-    fn write<W: Write + Send>(&self, writer: &mut SerializedFileWriter<W>, prepared: Prepared) -> Result<u64> {
-        let Prepared {
-            index,
-            input,
-            mut chunks,
-        } = prepared;
+    /// Writes row group `index`: copied chunks appended as they are, computed ones as encoded
+    /// by `encoded`, which is called once, when the first computed column is reached. Returns
+    /// its rows.
+    fn write<W: Write + Send>(
+        &self,
+        writer: &mut SerializedFileWriter<W>,
+        index: usize,
+        input: &FileRanges,
+        encoded: impl FnOnce() -> Result<Vec<Vec<ArrowColumnChunk>>>,
+    ) -> Result<u64> {
+        let mut encoded = Some(encoded);
+        let mut chunks = Vec::new();
         let metadata = self.footer.meta.metadata();
         let row_group = metadata.row_group(index);
         let rows = row_group.num_rows() as u64;
@@ -577,14 +592,17 @@ impl Plan {
                             bytes_written: column.compressed_size() as u64,
                             rows_written: rows,
                             metadata: column.clone(),
-                            bloom_filter: Sbbf::read_from_column_chunk(column, &input).ok().flatten(),
+                            bloom_filter: Sbbf::read_from_column_chunk(column, input).ok().flatten(),
                             column_index: page_index.and_then(|p| p.column_index(index, leaf)).cloned(),
                             offset_index: page_index.and_then(|p| p.offset_index(index, leaf)).cloned(),
                         };
-                        out.append_column(&input, close).map_err(|e| self.write_err(e))?;
+                        out.append_column(input, close).map_err(|e| self.write_err(e))?;
                     }
                 }
                 None => {
+                    if let Some(encoded) = encoded.take() {
+                        chunks = encoded()?;
+                    }
                     for chunk in chunks[field].drain(..) {
                         chunk.append_to_row_group(&mut out).map_err(|e| self.write_err(e))?;
                     }

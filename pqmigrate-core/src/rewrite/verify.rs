@@ -44,12 +44,25 @@ impl CopyCheck {
     /// other threads that call it with the same `next`: each takes the next unchecked chunk
     /// until none is left.
     pub(crate) fn check_shared(&self, index: usize, input: &FileRanges, next: &AtomicUsize) -> Result<()> {
-        let row_group = self.metadata.row_group(index);
-        let rows = row_group.num_rows() as usize;
-        while let Some(&leaf) = self.leaves.get(next.fetch_add(1, Ordering::Relaxed)) {
-            verify_copied_chunk(&self.key, index, row_group.column(leaf), rows, input)?;
+        while let Some(checked) = self.check_next(index, input, next) {
+            checked?;
         }
         Ok(())
+    }
+
+    /// Checks the next unchecked chunk, as [`CopyCheck::check_shared`] does; `None` when none
+    /// is left.
+    pub(crate) fn check_next(&self, index: usize, input: &FileRanges, next: &AtomicUsize) -> Option<Result<()>> {
+        let &leaf = self.leaves.get(next.fetch_add(1, Ordering::Relaxed))?;
+        let row_group = self.metadata.row_group(index);
+        let rows = row_group.num_rows() as usize;
+        Some(verify_copied_chunk(
+            &self.key,
+            index,
+            row_group.column(leaf),
+            rows,
+            input,
+        ))
     }
 }
 
