@@ -488,26 +488,26 @@ impl<W: Write + Send> RowGroupRewriter<W> {
                 if let Some(encoded) = inline.take() {
                     return encoded;
                 }
+                // While the chunks are not ready, check copied pages; once none is left to
+                // check, or the encoder has stopped, wait for its answer.
                 loop {
                     match encoded_rx.try_recv() {
                         Ok(encoded) => return encoded,
                         Err(std::sync::mpsc::TryRecvError::Empty) => {
-                            if let Some(checked) = verify
+                            match verify
                                 .then(|| plan.copy_check.check_next(index, input, &next))
                                 .flatten()
                             {
-                                checked?;
-                                continue;
+                                Some(checked) => checked?,
+                                None => break,
                             }
-                            return encoded_rx.recv().unwrap_or_else(|_| {
-                                Err(plan.corrupt(format!("row group {index}: the encoder stopped")))
-                            });
                         }
-                        Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                            return Err(plan.corrupt(format!("row group {index}: the encoder stopped")));
-                        }
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
                     }
                 }
+                encoded_rx
+                    .recv()
+                    .unwrap_or_else(|_| Err(plan.corrupt(format!("row group {index}: the encoder stopped"))))
             };
             let written = plan.write(writer, index, input, encoded);
             let checked = if verify && written.is_ok() {
