@@ -11,11 +11,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures::stream::{self, StreamExt};
-use object_store::ObjectStoreExt;
-use pqmigrate::{
-    CancellationToken, Executor, Job, JournalWriter, LocalExecutor, MigrateOptions, RunInfo, RunOptions, ScanSpec,
-    Store, classify, list_candidates, scan,
-};
+use pqmigrate::scan::ScanSpec;
+use pqmigrate::{MigrateOptions, Migrator, RunOptions, Status, Store};
 use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
 
 const FILES: usize = 200;
@@ -44,57 +41,39 @@ async fn remove(store: &Store, prefix: &str) {
         .for_each_concurrent(32, |key| {
             let store = store.clone();
             async move {
-                let path = pqmigrate::object_path(&key).expect("key");
-                store.inner().delete(&path).await.expect("delete");
+                store.delete(&key).await.expect("delete");
             }
         })
         .await;
 }
 
 async fn run(store: &Store, prefix: &str, concurrency: usize) -> Duration {
-    let registry = Arc::new(common::passthrough_registry());
-    let migrate = MigrateOptions::new(SCHEMA, 2);
     let spec = ScanSpec {
         prefixes: vec![format!("{prefix}/")],
+        concurrency: 32,
         ..ScanSpec::default()
     };
     let start = Instant::now();
-    let objects = scan(store, list_candidates(store, &spec), &migrate, 32);
-    let registry_for_plan = registry.clone();
-    let entries = objects
-        .map(move |o| o.map(|o| classify(&registry_for_plan, SCHEMA, 2, &o)))
-        .boxed();
-    let info = RunInfo {
-        run_id: format!("bench-{prefix}"),
-        started_at: String::new(),
-        host: String::new(),
-        store: store.url().to_string(),
-        schema: SCHEMA.into(),
-        target: 2,
-        prefixes: spec.prefixes.clone(),
-        suffix: String::new(),
-        filter: String::new(),
-        shard: None,
-        tool_version: String::new(),
-    };
-    let mut journal = JournalWriter::start(store, "_pqmigrate/runs", &info)
-        .await
-        .expect("journal");
-    let executor = LocalExecutor::new(RunOptions {
+    let report = Migrator::new(
+        store.clone(),
+        Arc::new(common::passthrough_registry()),
+        MigrateOptions::new(SCHEMA, 2),
+    )
+    .scan(spec)
+    .run_options(RunOptions {
         concurrency,
         ..RunOptions::default()
-    });
-    let job = Job {
-        store: store.clone(),
-        registry,
-        migrate,
-        entries,
-        events: Arc::new(|_| {}),
-        cancel: CancellationToken::new(),
-    };
-    let summary = executor.execute(job, &mut journal, &info.run_id).await.expect("run");
+    })
+    .run()
+    .await
+    .expect("run");
     let elapsed = start.elapsed();
-    assert_eq!(summary.count(pqmigrate::Status::Migrated), FILES as u64, "{summary:?}");
+    assert_eq!(
+        report.summary.count(Status::Migrated),
+        FILES as u64,
+        "{:?}",
+        report.summary
+    );
     elapsed
 }
 

@@ -9,8 +9,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use object_store::ObjectStoreExt;
-use object_store::path::Path;
 use pqmigrate::{MigrateOptions, Outcome, Registry, Store, migrate_object};
 use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
 
@@ -28,8 +26,8 @@ async fn fresh_store(data: &bytes::Bytes) -> Store {
 async fn migrate(store: &Store, registry: &Registry, verify: bool) {
     let mut options = MigrateOptions::new(SCHEMA, 2);
     options.verify_copied = verify;
-    let outcome = migrate_object(store, registry, KEY, &options).await.expect("migrate");
-    assert!(matches!(outcome, Outcome::Done(_)));
+    let record = migrate_object(store, registry, KEY, &options).await.expect("migrate");
+    assert!(matches!(record.outcome, Outcome::Migrated(_)));
 }
 
 fn bench(c: &mut Criterion) {
@@ -63,17 +61,9 @@ fn bench(c: &mut Criterion) {
                 runtime.block_on(async {
                     // The bytes are copied once, as receiving them from a network would: the
                     // in-memory store otherwise hands back the very buffer it holds.
-                    let path = Path::from(KEY);
-                    let bytes = store
-                        .inner()
-                        .get(&path)
-                        .await
-                        .expect("get")
-                        .bytes()
-                        .await
-                        .expect("bytes");
+                    let (_, bytes) = store.get(KEY, Default::default()).await.expect("get");
                     let copy = bytes::Bytes::copy_from_slice(&bytes);
-                    store.inner().put(&path, copy.into()).await.expect("put");
+                    store.put(KEY, copy, &[], Default::default()).await.expect("put");
                 });
                 total += start.elapsed();
             }

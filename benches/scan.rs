@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::stream::{self, StreamExt};
-use pqmigrate::{MigrateOptions, ScanSpec, list_candidates, scan, version_key};
+use pqmigrate::scan::{ScanSpec, list_candidates, scan};
+use pqmigrate::{MigrateOptions, version_key};
 use pqmigrate_sensor_steps::SCHEMA;
 
 const OBJECTS: usize = 10_000;

@@ -9,7 +9,8 @@ use std::process::Command;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
-use pqmigrate::{Registry, rewrite, version_key};
+use pqmigrate::rewrite::rewrite;
+use pqmigrate::{Registry, version_key};
 use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
 use support::*;
 
@@ -31,7 +32,7 @@ fn file_at(index: u64, version: u32, footer_version: u32) -> Bytes {
     }
     let registry = Registry::from_inventory().unwrap();
     let chain = registry.chain(SCHEMA, 1, version).unwrap();
-    let footer = pqmigrate::Footer::parse("x", &v1).unwrap();
+    let footer = pqmigrate::rewrite::Footer::parse("x", &v1).unwrap();
     rewrite("x", v1, &footer, &chain, &version_key(SCHEMA), footer_version)
         .unwrap()
         .data
@@ -199,7 +200,7 @@ fn plan_run_rerun_status_and_rollback_of_a_thousand_objects() {
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     let totals = &json(&plan)["totals"];
     assert_eq!(totals["objects"], 954);
-    let classes = &totals["by_class"];
+    let classes = &totals["by_status"];
     assert_eq!(classes["needs_migration"], 752);
     assert_eq!(classes["at_target"], 200);
     assert_eq!(classes["ahead_of_target"], 1);

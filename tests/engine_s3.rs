@@ -7,8 +7,9 @@ mod support;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use object_store::{Attribute, GetOptions, ObjectStoreExt};
-use pqmigrate::{Error, MigrateOptions, Migration, Outcome, Registry, StepError, Store, migrate_object, user_metadata};
+use object_store::Attribute;
+use pqmigrate::store::user_metadata;
+use pqmigrate::{Error, MigrateOptions, Migration, Outcome, Registry, StepError, Store, migrate_object};
 use pqmigrate_sensor_steps::{SCHEMA, STEP_COUNT, generate_file};
 use support::*;
 
@@ -59,8 +60,8 @@ async fn v1_object_migrates_to_v3_in_one_write_keeping_tags_and_metadata() {
         .await
         .unwrap();
 
-    let done = migrate_done(&store, key, SCHEMA, 3).await;
-    assert_eq!((done.from, done.to), (1, 3));
+    let (from, done) = migrate_done(&store, key, SCHEMA, 3).await;
+    assert_eq!((from, done.to), (1, 3));
     assert_eq!(
         done.steps.iter().map(|s| (s.from, s.to)).collect::<Vec<_>>(),
         vec![(1, 2), (2, 3)]
@@ -98,17 +99,7 @@ async fn v1_object_migrates_to_v3_in_one_write_keeping_tags_and_metadata() {
             (key_version_tag(), "3".to_string()),
         ]
     );
-    let head = other
-        .inner()
-        .get_opts(
-            &pqmigrate::object_path(key).unwrap(),
-            GetOptions {
-                head: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let head = other.head(key).await.unwrap();
     assert_eq!(
         head.attributes
             .get(&Attribute::Metadata("source".into()))
@@ -136,8 +127,8 @@ async fn object_tagged_v2_by_a_plain_tagging_call_gets_only_step_2_to_3() {
         .await
         .unwrap();
 
-    let done = migrate_done(&store, key, SCHEMA, 3).await;
-    assert_eq!((done.from, done.to, done.steps.len()), (2, 3, 1));
+    let (from, done) = migrate_done(&store, key, SCHEMA, 3).await;
+    assert_eq!((from, done.to, done.steps.len()), (2, 3, 1));
     let new = read_all(&raw_bytes(&store, key).await);
     assert!(new.column_by_name("sensor_kind").is_some(), "2->3 ran");
     assert!(new.column_by_name("magnitude").is_none(), "1->2 did not run");
@@ -147,11 +138,11 @@ async fn object_tagged_v2_by_a_plain_tagging_call_gets_only_step_2_to_3() {
     let again = migrate_object(&store, &registry(), key, &MigrateOptions::new(SCHEMA, 3))
         .await
         .unwrap();
-    assert_eq!(again, Outcome::AlreadyAtTarget { version: 3 });
+    assert_eq!((again.from, again.outcome), (Some(3), Outcome::AtTarget));
     let ahead = migrate_object(&store, &registry(), key, &MigrateOptions::new(SCHEMA, 2))
         .await
         .unwrap();
-    assert_eq!(ahead, Outcome::AheadOfTarget { version: 3 });
+    assert_eq!((ahead.from, ahead.outcome), (Some(3), Outcome::AheadOfTarget));
 }
 
 #[tokio::test]
@@ -215,9 +206,9 @@ async fn an_upload_cut_midway_leaves_the_original_untouched() {
     assert!(err.to_string().starts_with(key), "{err}");
     assert!(err.is_retryable(), "a dropped connection is worth a retry: {err}");
 
-    let head = store.inner().head(&pqmigrate::object_path(key).unwrap()).await.unwrap();
+    let head = store.head(key).await.unwrap();
     assert_eq!(head.e_tag, before.e_tag);
-    assert_eq!(head.version, before.version_id);
+    assert_eq!(head.version_id, before.version_id);
     assert_eq!(raw_bytes(&store, key).await, original);
     assert_eq!(
         store.s3_api().unwrap().get_tags(key).await.unwrap(),
@@ -263,7 +254,7 @@ async fn assert_rejected(
     assert!(message.starts_with(key), "error should name {key}: {message}");
     assert!(message.contains(cause), "error should say {cause:?}: {message}");
     assert!(!err.is_retryable(), "{message}");
-    let head = store.inner().head(&pqmigrate::object_path(key).unwrap()).await.unwrap();
+    let head = store.head(key).await.unwrap();
     assert_eq!(head.e_tag, before.e_tag, "{key} unchanged");
     assert_eq!(raw_bytes(store, key).await, data);
     let mut after = store.s3_api().unwrap().get_tags(key).await.unwrap();
@@ -292,10 +283,10 @@ async fn keys_that_need_url_encoding_migrate() {
             )
             .await
             .unwrap();
-        let outcome = migrate_object(&store, &registry, key, &MigrateOptions::new(SCHEMA, 3))
+        let record = migrate_object(&store, &registry, key, &MigrateOptions::new(SCHEMA, 3))
             .await
             .unwrap();
-        assert!(matches!(outcome, Outcome::Done(_)), "{key}: {outcome:?}");
+        assert!(matches!(record.outcome, Outcome::Migrated(_)), "{key}: {record:?}");
         let other = other_client(&bucket);
         assert_features_match(&read_all(&original), &read_all(&raw_bytes(&other, key).await));
         let mut tags = other.s3_api().unwrap().get_tags(key).await.unwrap();
@@ -419,8 +410,8 @@ async fn bad_input_fails_per_object_with_a_clear_cause_and_leaves_it_unchanged()
     // The footer says 2 (a file pqmigrate wrote) but the tag was set to 3 by hand.
     let registry = registry();
     let chain = registry.chain(SCHEMA, 1, 2).unwrap();
-    let footer = pqmigrate::Footer::parse("f", &good).unwrap();
-    let v2 = pqmigrate::rewrite("f", good.clone(), &footer, &chain, &key_version_tag(), 2)
+    let footer = pqmigrate::rewrite::Footer::parse("f", &good).unwrap();
+    let v2 = pqmigrate::rewrite::rewrite("f", good.clone(), &footer, &chain, &key_version_tag(), 2)
         .unwrap()
         .data;
     let tag3 = [(key_version_tag(), "3".to_string())];

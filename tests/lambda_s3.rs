@@ -113,7 +113,7 @@ async fn a_throttled_store_gives_the_retryable_error_type() {
         .await
         .unwrap();
     let throttled = Config {
-        faults: Some(pqmigrate::fault::FaultConfig::parse("throttle=1.0").unwrap()),
+        faults: Some(pqmigrate::store::fault::FaultConfig::parse("throttle=1.0").unwrap()),
         ..config()
     };
     let registry = Registry::from_inventory().unwrap();
@@ -197,7 +197,7 @@ async fn the_scan_manifest_lists_exactly_what_plan_says_needs_migration() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["class"] == "needs_migration")
+        .filter(|e| e["status"] == "needs_migration")
         .map(|e| e["key"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(from_manifest, from_plan);

@@ -7,7 +7,8 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
-use pqmigrate::{ColumnUse, Footer, Migration, Registry, StepError, StepRegistration, rewrite, version_key};
+use pqmigrate::rewrite::{Footer, rewrite};
+use pqmigrate::{ColumnUse, Migration, Registry, StepError, StepRegistration, version_key};
 use pqmigrate_sensor_steps::{AddFeatures, DataSpec, RenameAndEncode, SCHEMA, generate_file};
 use support::*;
 
@@ -32,6 +33,8 @@ fn step(from: u32, migration: &'static dyn Migration) -> StepRegistration {
         from,
         to: from + 1,
         name: "test",
+        revision: "",
+        crate_id: "tests",
         migration,
     }
 }
@@ -62,7 +65,7 @@ fn chunk_bytes(data: &Bytes, meta: &ParquetMetaData, row_group: usize, column: &
     data.slice(start as usize..(start + len) as usize)
 }
 
-fn migrate(input: &Bytes, chain: &[StepRegistration], to: u32) -> pqmigrate::Rewritten {
+fn migrate(input: &Bytes, chain: &[StepRegistration], to: u32) -> pqmigrate::rewrite::Rewritten {
     let footer = Footer::parse("f", input).unwrap();
     rewrite("f", input.clone(), &footer, chain, &version_key(SCHEMA), to).unwrap()
 }
@@ -315,10 +318,10 @@ pq.write_table(table, sys.argv[1], compression="snappy", use_dictionary=False, w
     let footer = Footer::parse("crc.parquet", &damaged).unwrap();
 
     let mut unchecked =
-        pqmigrate::RowGroupRewriter::new("crc.parquet", &footer, &chain, &version_key(SCHEMA), 2, Vec::new())
+        pqmigrate::rewrite::RowGroupRewriter::new("crc.parquet", &footer, &chain, &version_key(SCHEMA), 2, Vec::new())
             .unwrap()
             .verify_copied(false);
-    let input = pqmigrate::FileRanges::whole(damaged.clone());
+    let input = pqmigrate::rewrite::FileRanges::whole(damaged.clone());
     for rg in 0..footer.num_row_groups() {
         unchecked.rewrite_row_group(rg, &input).unwrap();
     }

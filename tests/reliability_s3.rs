@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
-use object_store::ObjectStoreExt;
-use pqmigrate::{Store, lease_key};
+use pqmigrate::Store;
+use pqmigrate::lease::lease_key;
 use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
 use support::*;
 
@@ -78,7 +78,7 @@ fn spawn_cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
 
 async fn wait_for_lease(store: &Store) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while pqmigrate::current_lease(store, &lease_key(SCHEMA, None))
+    while pqmigrate::lease::current_lease(store, &lease_key(SCHEMA, None))
         .await
         .unwrap()
         .is_none()
@@ -110,11 +110,7 @@ fn chaos_run_keeps_every_object_whole_and_a_second_run_finishes() {
         for (i, key) in replaced.iter().enumerate() {
             tokio::time::sleep(Duration::from_millis(400)).await;
             let theirs = generate_file(&tiny(2), 10_000 + i as u64);
-            store
-                .inner()
-                .put(&pqmigrate::object_path(key).unwrap(), theirs.clone().into())
-                .await
-                .unwrap();
+            store.put(key, theirs.clone(), &[], Default::default()).await.unwrap();
             known.get_mut(key).unwrap().push(theirs);
         }
     });
@@ -145,9 +141,9 @@ fn chaos_run_keeps_every_object_whole_and_a_second_run_finishes() {
             .filter(|r| r["status"] == "migrated")
         {
             let key = record["key"].as_str().unwrap();
-            let head = store.inner().head(&pqmigrate::object_path(key).unwrap()).await.unwrap();
+            let head = store.head(key).await.unwrap();
             if !replaced.iter().any(|k| k == key) {
-                assert_eq!(head.version.as_deref(), record["new_version_id"].as_str(), "{key}");
+                assert_eq!(head.version_id.as_deref(), record["new_version_id"].as_str(), "{key}");
             }
         }
     });
@@ -250,7 +246,7 @@ fn a_second_run_on_the_same_data_set_exits_2_naming_the_holder() {
     );
     rt.block_on(wait_for_lease(&store));
     let lease = rt
-        .block_on(pqmigrate::current_lease(&store, &lease_key(SCHEMA, None)))
+        .block_on(pqmigrate::lease::current_lease(&store, &lease_key(SCHEMA, None)))
         .unwrap()
         .unwrap()
         .0;
@@ -266,7 +262,7 @@ fn a_second_run_on_the_same_data_set_exits_2_naming_the_holder() {
     let out = first.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        rt.block_on(pqmigrate::current_lease(&store, &lease_key(SCHEMA, None)))
+        rt.block_on(pqmigrate::lease::current_lease(&store, &lease_key(SCHEMA, None)))
             .unwrap()
             .is_none(),
         "released"

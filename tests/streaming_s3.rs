@@ -4,8 +4,8 @@
 
 mod support;
 
-use object_store::{ObjectStoreExt, PutPayload};
-use pqmigrate::{ConditionalUpload, Error, Store, StoreOptions, user_metadata, version_key};
+use pqmigrate::store::{ConditionalUpload, user_metadata};
+use pqmigrate::{Error, Store, StoreOptions, version_key};
 use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
 use support::*;
 
@@ -50,8 +50,8 @@ async fn a_large_file_migrates_through_a_conditional_multipart_upload() {
         .unwrap();
 
     let store = multipart_store(&bucket, s3_endpoint());
-    let done = migrate_done(&store, key, SCHEMA, 3).await;
-    assert_eq!((done.from, done.to, done.rows), (1, 3, 40_000));
+    let (from, done) = migrate_done(&store, key, SCHEMA, 3).await;
+    assert_eq!((from, done.to, done.rows), (1, 3, 40_000));
     assert_eq!(done.old_version_id, before.version_id);
 
     let migrated = raw_bytes(&plain, key).await;
@@ -68,19 +68,9 @@ async fn a_large_file_migrates_through_a_conditional_multipart_upload() {
             (version_key(SCHEMA), "3".to_string())
         ]
     );
-    let head = plain
-        .inner()
-        .get_opts(
-            &pqmigrate::object_path(key).unwrap(),
-            object_store::GetOptions {
-                head: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(head.meta.e_tag, done.new_e_tag);
-    assert_eq!(head.meta.version, done.new_version_id);
+    let head = plain.head(key).await.unwrap();
+    assert_eq!(head.e_tag, done.new_e_tag);
+    assert_eq!(head.version_id, done.new_version_id);
     assert_eq!(
         head.attributes
             .get(&object_store::Attribute::Metadata("source".into()))
@@ -99,7 +89,7 @@ async fn a_multipart_upload_never_overwrites_a_changed_object() {
         .put(key, generate_file(&small_spec(), 1), &[], Default::default())
         .await
         .unwrap();
-    let info = store.head(key).await.unwrap();
+    let info = store.object_info(key).await.unwrap();
 
     let store = multipart_store(&bucket, s3_endpoint());
     let mut upload = ConditionalUpload::new(&store, &info, &[(version_key(SCHEMA), "2".into())]).unwrap();
@@ -109,11 +99,7 @@ async fn a_multipart_upload_never_overwrites_a_changed_object() {
         .unwrap();
     // Another writer replaces the object after the parts went out, before completion.
     let theirs = generate_file(&small_spec(), 2);
-    store
-        .inner()
-        .put(&pqmigrate::object_path(key).unwrap(), PutPayload::from(theirs.clone()))
-        .await
-        .unwrap();
+    store.put(key, theirs.clone(), &[], Default::default()).await.unwrap();
     let err = upload.finish().await.unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
     assert!(err.is_retryable());
@@ -139,8 +125,8 @@ async fn a_part_cut_midway_aborts_the_upload_and_leaves_the_original() {
     assert!(err.to_string().starts_with(key), "{err}");
     assert!(err.is_retryable(), "{err}");
 
-    let head = plain.inner().head(&pqmigrate::object_path(key).unwrap()).await.unwrap();
-    assert_eq!((head.e_tag, head.version), (before.e_tag, before.version_id));
+    let head = plain.head(key).await.unwrap();
+    assert_eq!((head.e_tag, head.version_id), (before.e_tag, before.version_id));
     assert_eq!(raw_bytes(&plain, key).await, original);
     assert!(plain.s3_api().unwrap().get_tags(key).await.unwrap().is_empty());
     // No upload is left open: the failed one was aborted.
@@ -175,7 +161,7 @@ async fn local_disk_streams_through_a_staged_file() {
     let key = "d/sensorData_002.parquet";
     let original = generate_file(&large(), 2);
     store.put(key, original.clone(), &[], Default::default()).await.unwrap();
-    let done = migrate_done(&store, key, SCHEMA, 3).await;
+    let (_, done) = migrate_done(&store, key, SCHEMA, 3).await;
     let migrated = raw_bytes(&store, key).await;
     assert_eq!(migrated.len() as u64, done.bytes_out);
     assert_features_match(&read_all(&original), &read_all(&migrated));

@@ -32,6 +32,8 @@ pub fn full_registry() -> Registry {
         from: 1,
         to: 2,
         name: "OpaqueAddFeatures",
+        revision: "",
+        crate_id: "benches",
         migration: &OPAQUE_ADD,
     }])
     .expect("registry")

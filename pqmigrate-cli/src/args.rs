@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use pqmigrate_core::{RetryPolicy, RunOptions, ScanSpec, Shard, VersionSource, schema_of_version_key};
+use pqmigrate_core::scan::{ScanSpec, Shard};
+use pqmigrate_core::store::RetryPolicy;
+use pqmigrate_core::{RunOptions, VersionSource, schema_of_version_key};
 
 /// Controlled, versioned schema migration of Parquet data sets in object storage.
 ///
@@ -23,7 +25,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
     /// Where run journals live in the store.
-    #[arg(long, global = true, default_value = pqmigrate_core::DEFAULT_JOURNAL_PREFIX)]
+    #[arg(long, global = true, default_value = pqmigrate_core::journal::DEFAULT_JOURNAL_PREFIX)]
     pub journal_prefix: String,
     /// The command.
     #[command(subcommand)]

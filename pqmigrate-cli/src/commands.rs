@@ -1,31 +1,32 @@
-//! One function per command, each mapping arguments to core calls.
+//! One function per command, each mapping arguments to a core use case and reporting its result.
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
-use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use pqmigrate_core::{
-    CancellationToken, Candidate, Executor, Job, JournalWriter, LocalExecutor, PlanEntry, PlanTotals, Registry,
-    RunInfo, ScanSpec, Status, Store, StoreOptions, classify, list_candidates, list_runs, manifest_candidates,
-    new_run_id, read_run, rollback_run, scan, stamp,
-};
+use anyhow::{Context, Result};
+use futures::stream::StreamExt;
+use pqmigrate_core::journal::{list_runs, read_run};
+use pqmigrate_core::lease::{current_lease, lease_key};
+use pqmigrate_core::plan::{PlanTotals, plan};
+use pqmigrate_core::rollback::{RollbackOptions, rollback_run};
+use pqmigrate_core::scan::{Candidates, candidates, manifest_candidates, scan};
+use pqmigrate_core::stamp::stamp_dataset;
+use pqmigrate_core::{Migrator, Registry, Status, Store, StoreOptions};
 
 use crate::args::{Cli, Command, DatasetArgs, PlanArgs, RollbackArgs, RunArgs, StampArgs, StatusArgs};
 use crate::progress::Progress;
 use crate::report;
-use crate::{EXIT_FAILURES, EXIT_OK};
+use crate::{EXIT_FAILURES, EXIT_OK, EXIT_RUN_FAILED};
 
 pub(crate) async fn dispatch(cli: Cli) -> Result<u8> {
     let options = StoreOptions {
         endpoint: cli.endpoint.clone(),
         region: cli.region.clone(),
-        max_retries: None,
         ..StoreOptions::default()
     };
     match &cli.command {
         Command::Steps => steps(&cli),
         Command::Scan(args) => scan_command(&cli, &options, args).await,
-        Command::Plan(args) => plan(&cli, &options, args).await,
+        Command::Plan(args) => plan_command(&cli, &options, args).await,
         Command::Run(args) => run(&cli, &options, args).await,
         Command::Status(args) => status(&cli, &options, args).await,
         Command::Rollback(args) => rollback(&cli, &options, args).await,
@@ -38,19 +39,28 @@ fn registry() -> Result<Registry> {
 }
 
 fn open(url: &str, options: &StoreOptions) -> Result<(Store, String)> {
-    let (store, prefix) = Store::open(url, options).with_context(|| format!("cannot open store {url}"))?;
+    let (store, prefix) = Store::open(url, options)?;
     Ok((with_injected_faults(store)?, prefix))
 }
 
 /// Wraps the store in the fault injector when `PQM_INJECT_FAULTS` asks for it (chaos testing):
-/// `throttle=0.2,timeout=0.01,reset=0.01,upload=0.01,latency_ms=5,seed=7`.
+/// `throttle=0.2,timeout=0.01,reset=0.01,upload=0.01,lost=0.1,latency_ms=5,seed=7`.
+#[cfg(feature = "fault-injection")]
 fn with_injected_faults(store: Store) -> Result<Store> {
     let Ok(spec) = std::env::var("PQM_INJECT_FAULTS") else {
         return Ok(store);
     };
-    let config = pqmigrate_core::fault::FaultConfig::parse(&spec)?;
-    tracing::warn!("injecting faults into every store call: {spec}");
-    Ok(store.map_inner(|inner| Arc::new(pqmigrate_core::fault::FaultyStore::new(inner, config))))
+    let config = pqmigrate_core::store::fault::FaultConfig::parse(&spec)?;
+    tracing::warn!("injecting faults into every store request: {spec}");
+    Ok(store.with_faults(config).0)
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn with_injected_faults(store: Store) -> Result<Store> {
+    if std::env::var_os("PQM_INJECT_FAULTS").is_some() {
+        anyhow::bail!("PQM_INJECT_FAULTS is set, but this binary was built without the fault-injection feature");
+    }
+    Ok(store)
 }
 
 fn steps(cli: &Cli) -> Result<u8> {
@@ -58,59 +68,52 @@ fn steps(cli: &Cli) -> Result<u8> {
     if cli.json {
         let steps: Vec<_> = registry
             .steps()
-            .map(|s| serde_json::json!({"schema": s.schema, "from": s.from, "to": s.to, "name": s.name}))
+            .map(|s| {
+                serde_json::json!({
+                    "schema": s.schema, "from": s.from, "to": s.to, "name": s.name,
+                    "revision": s.revision, "crate": s.crate_id, "fingerprint": s.fingerprint(),
+                })
+            })
             .collect();
         println!("{}", serde_json::to_string_pretty(&steps)?);
     } else if registry.is_empty() {
         println!("no steps registered in this binary (link a step crate into a binary that calls pqmigrate_cli::main)");
     } else {
         for s in registry.steps() {
-            println!("{:<24} {:>4} -> {:<4} {}", s.schema, s.from, s.to, s.name);
+            println!(
+                "{:<24} {:>4} -> {:<4} {}  {}",
+                s.schema,
+                s.from,
+                s.to,
+                s.name,
+                s.fingerprint()
+            );
         }
     }
     Ok(EXIT_OK)
 }
 
-/// The candidates of a data set: the manifest's keys, or a listing.
-fn candidates(
-    store: &Store,
-    spec: &ScanSpec,
-    args: &DatasetArgs,
-) -> Result<BoxStream<'static, pqmigrate_core::Result<Candidate>>> {
-    match &args.manifest {
-        None => Ok(list_candidates(store, spec)),
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("cannot read manifest {}", path.display()))?;
-            let bucket = store.s3_api().map(|a| a.bucket().to_string());
-            let keys = manifest_candidates(&text, bucket.as_deref(), spec)?;
-            Ok(stream::iter(keys.into_iter().map(Ok)).boxed())
-        }
-    }
-}
-
-/// Scans and classifies the data set as a stream of plan entries.
-fn plan_stream(
-    store: &Store,
-    args: &DatasetArgs,
-    url_prefix: &str,
-    target: u32,
-    registry: Arc<Registry>,
-) -> Result<BoxStream<'static, pqmigrate_core::Result<PlanEntry>>> {
-    let spec = args.scan_spec(url_prefix);
-    let options = args.migrate_options(target);
-    let schema = options.schema.clone();
-    let objects = scan(store, candidates(store, &spec, args)?, &options, spec.concurrency);
-    Ok(objects
-        .map_ok(move |o| classify(&registry, &schema, target, &o))
-        .boxed())
+/// Where the data set's keys come from: the manifest's keys, or a listing.
+fn source(store: &Store, spec: &pqmigrate_core::scan::ScanSpec, args: &DatasetArgs) -> Result<Candidates> {
+    let Some(path) = &args.manifest else {
+        return Ok(Candidates::Listing);
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read manifest {}", path.display()))?;
+    let bucket = store.s3_api().map(|a| a.bucket().to_string());
+    let keys = manifest_candidates(&text, bucket.as_deref(), spec)?;
+    Ok(Candidates::Keys(Arc::new(keys)))
 }
 
 async fn scan_command(cli: &Cli, options: &StoreOptions, args: &DatasetArgs) -> Result<u8> {
     let (store, prefix) = open(&args.store, options)?;
     let spec = args.scan_spec(&prefix);
-    let migrate = args.migrate_options(1);
-    let mut objects = scan(&store, candidates(&store, &spec, args)?, &migrate, spec.concurrency);
+    let source = source(&store, &spec, args)?;
+    let mut objects = scan(
+        &store,
+        candidates(&store, &spec, &source),
+        &args.migrate_options(1),
+        spec.concurrency,
+    );
     let mut unreadable = 0u64;
     while let Some(object) = objects.next().await {
         let object = object?;
@@ -122,10 +125,12 @@ async fn scan_command(cli: &Cli, options: &StoreOptions, args: &DatasetArgs) -> 
     Ok(if unreadable > 0 { EXIT_FAILURES } else { EXIT_OK })
 }
 
-async fn plan(cli: &Cli, options: &StoreOptions, args: &PlanArgs) -> Result<u8> {
+async fn plan_command(cli: &Cli, options: &StoreOptions, args: &PlanArgs) -> Result<u8> {
     let (store, prefix) = open(&args.dataset.store, options)?;
-    let registry = Arc::new(registry()?);
-    let mut entries = plan_stream(&store, &args.dataset, &prefix, args.to, registry)?;
+    let spec = args.dataset.scan_spec(&prefix);
+    let source = source(&store, &spec, &args.dataset)?;
+    let migrate = args.dataset.migrate_options(args.to);
+    let mut entries = plan(&store, Arc::new(registry()?), &migrate, &spec, &source);
     let mut totals = PlanTotals::default();
     let mut listed = Vec::new();
     while let Some(entry) = entries.next().await {
@@ -140,8 +145,11 @@ async fn plan(cli: &Cli, options: &StoreOptions, args: &PlanArgs) -> Result<u8> 
         }
     }
     report::plan_totals(&totals, &listed, args.to, cli.json)?;
-    let blocked = totals.count("missing_step") + totals.count("unreadable");
-    Ok(if blocked > 0 { EXIT_FAILURES } else { EXIT_OK })
+    Ok(if totals.by_status.needing_attention() > 0 {
+        EXIT_FAILURES
+    } else {
+        EXIT_OK
+    })
 }
 
 async fn run(cli: &Cli, options: &StoreOptions, args: &RunArgs) -> Result<u8> {
@@ -150,92 +158,36 @@ async fn run(cli: &Cli, options: &StoreOptions, args: &RunArgs) -> Result<u8> {
         Some(rate) => store.with_rate_limit(rate),
         None => store,
     };
-    let registry = Arc::new(registry()?);
     let spec = args.dataset.scan_spec(&prefix);
+    let source = source(&store, &spec, &args.dataset)?;
     let mut migrate = args.dataset.migrate_options(args.to);
     migrate.max_steps = args.max_steps;
     migrate.verify_copied = !args.trust_copied_columns;
-    let run_id = new_run_id();
-    let info = RunInfo {
-        run_id: run_id.clone(),
-        started_at: pqmigrate_core::now_rfc3339(),
-        host: pqmigrate_core::host_name(),
-        store: store.url().to_string(),
-        schema: migrate.schema.clone(),
-        target: args.to,
-        prefixes: spec.prefixes.clone(),
-        suffix: spec.suffix.clone(),
-        filter: spec.filter.clone(),
-        shard: spec.shard.map(|s| format!("{}/{}", s.index, s.count)),
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
-    let lease_key = pqmigrate_core::lease_key(&info.schema, info.shard.as_deref());
-    if args.break_lease {
-        pqmigrate_core::break_lease(&store, &lease_key).await?;
-    }
-    let ttl = std::time::Duration::from_secs(args.lease_ttl_secs.max(1));
-    let lease = pqmigrate_core::Lease::acquire(&store, &lease_key, &run_id, &info.started_at, ttl).await?;
-    if let Some(stale) = &lease.took_over {
-        eprintln!(
-            "pqmigrate: took over the expired lease of run {} on {} (expired {}); that run did not finish",
-            stale.run_id, stale.host, stale.expires_at
-        );
-    }
-    let result = run_leased(cli, args, &store, &prefix, registry, migrate, info, &lease).await;
-    let released = lease.release().await;
-    let code = result?;
-    released?;
-    Ok(code)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_leased(
-    cli: &Cli,
-    args: &RunArgs,
-    store: &Store,
-    prefix: &str,
-    registry: Arc<Registry>,
-    migrate: pqmigrate_core::MigrateOptions,
-    info: RunInfo,
-    lease: &pqmigrate_core::Lease,
-) -> Result<u8> {
-    let run_id = info.run_id.clone();
-    let mut journal = JournalWriter::start(store, &cli.journal_prefix, &info).await?;
     let progress = Progress::new(!args.no_progress && !cli.json);
-    let counter = progress.clone();
-    let entries = plan_stream(store, &args.dataset, prefix, args.to, registry.clone())?
-        .inspect(move |e| {
-            if let Ok(e) = e {
-                counter.found(e);
-            }
-        })
-        .boxed();
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    let lost = lease.lost();
+    let migrator = Migrator::new(store, Arc::new(registry()?), migrate)
+        .scan(spec)
+        .candidates(source)
+        .run_options(args.run_options())
+        .journal_prefix(&cli.journal_prefix)
+        .lease_ttl(std::time::Duration::from_secs(args.lease_ttl_secs.max(1)))
+        .break_lease(args.break_lease)
+        .tool_version(env!("CARGO_PKG_VERSION"))
+        .on_event(progress.sink());
+    let cancel = migrator.cancel_token();
     tokio::spawn(async move {
-        // Ctrl-C, or a lease taken by another run, stops taking new objects.
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = lost.cancelled() => {}
-        }
-        on_signal.cancel();
+        crate::signals::stop_requested().await;
+        eprintln!("pqmigrate: stopping: no new objects are taken; those running finish");
+        cancel.cancel();
     });
-    let job = Job {
-        store: store.clone(),
-        registry,
-        migrate,
-        entries,
-        events: progress.sink(),
-        cancel,
-    };
-    let executor = LocalExecutor::new(args.run_options());
-    let summary = executor.execute(job, &mut journal, &run_id).await;
+    let report = migrator.run().await;
     progress.finish();
-    let summary = summary?;
-    journal.finish(&summary).await?;
-    report::run_summary(&info, &summary, cli.json)?;
-    Ok(if summary.has_failures() { EXIT_FAILURES } else { EXIT_OK })
+    let report = report?;
+    report::run_summary(&report.info, &report.summary, cli.json)?;
+    if let Some(failure) = &report.failure {
+        eprintln!("pqmigrate: the run stopped early: {}", failure.report());
+        return Ok(EXIT_RUN_FAILED);
+    }
+    Ok(if report.is_complete() { EXIT_OK } else { EXIT_FAILURES })
 }
 
 async fn status(cli: &Cli, options: &StoreOptions, args: &StatusArgs) -> Result<u8> {
@@ -259,9 +211,9 @@ async fn status(cli: &Cli, options: &StoreOptions, args: &StatusArgs) -> Result<
     // one a run that died.
     let mut seen = std::collections::BTreeSet::new();
     for run in &runs {
-        let key = pqmigrate_core::lease_key(&run.info.schema, run.info.shard.as_deref());
+        let key = lease_key(&run.info.schema, run.info.shard.as_deref());
         if seen.insert(key.clone())
-            && let Some((lease, expired)) = pqmigrate_core::current_lease(&store, &key).await?
+            && let Some((lease, expired)) = current_lease(&store, &key).await?
         {
             let state = if expired { "expired" } else { "held" };
             eprintln!(
@@ -278,60 +230,35 @@ async fn status(cli: &Cli, options: &StoreOptions, args: &StatusArgs) -> Result<
 
 async fn rollback(cli: &Cli, options: &StoreOptions, args: &RollbackArgs) -> Result<u8> {
     let (store, _) = open(&args.store, options)?;
-    let run = read_run(&store, &cli.journal_prefix, &args.run_id).await?;
-    let lease_key = pqmigrate_core::lease_key(&run.info.schema, run.info.shard.as_deref());
-    if args.break_lease {
-        pqmigrate_core::break_lease(&store, &lease_key).await?;
-    }
-    let rollback_id = format!("rollback-{}", new_run_id());
-    let lease = pqmigrate_core::Lease::acquire(
-        &store,
-        &lease_key,
-        &rollback_id,
-        &pqmigrate_core::now_rfc3339(),
-        pqmigrate_core::DEFAULT_LEASE_TTL,
-    )
-    .await?;
-    let records = rollback_run(&store, &cli.journal_prefix, &args.run_id, args.concurrency).await;
-    lease.release().await?;
-    let records = records?;
-    let failed = records.iter().filter(|r| r.status == Status::Failed).count();
+    let options = RollbackOptions {
+        concurrency: args.concurrency,
+        break_lease: args.break_lease,
+    };
+    let records = rollback_run(&store, &cli.journal_prefix, &args.run_id, &options).await?;
+    let failed = records.iter().filter(|r| r.status() == Status::Failed).count();
     report::rollback(&args.run_id, &records, cli.json)?;
     Ok(if failed > 0 { EXIT_FAILURES } else { EXIT_OK })
 }
 
 async fn stamp_command(cli: &Cli, options: &StoreOptions, args: &StampArgs) -> Result<u8> {
     let (store, prefix) = open(&args.dataset.store, options)?;
-    if store.s3_api().is_none() {
-        bail!("stamp sets object tags, which {} does not have", store.url());
-    }
     let spec = args.dataset.scan_spec(&prefix);
+    let source = source(&store, &spec, &args.dataset)?;
     let version_key = args.dataset.migrate_options(args.version).version_key;
-    let mut keys = candidates(&store, &spec, &args.dataset)?;
-    let (mut stamped, mut failed) = (0u64, 0u64);
-    while let Some(candidate) = keys.next().await {
-        let candidate = candidate?;
-        let size = match candidate.size {
-            Some(size) => size,
-            None => store.head_size(&candidate.key).await?,
-        };
-        match stamp(&store, &candidate.key, size, &version_key, args.version).await {
-            Ok(()) => stamped += 1,
-            Err(e) => {
-                failed += 1;
-                eprintln!("{e}");
-            }
-        }
+    let summary = stamp_dataset(&store, &spec, &source, &version_key, args.version).await?;
+    for (_, error) in &summary.failed {
+        eprintln!("{error}");
     }
+    let failed = summary.failed.len();
     if cli.json {
         println!(
             "{}",
-            serde_json::json!({"stamped": stamped, "failed": failed, "version": args.version})
+            serde_json::json!({"stamped": summary.stamped, "failed": failed, "version": args.version})
         );
     } else {
         println!(
-            "stamped {stamped} objects at version {} ({failed} failed)",
-            args.version
+            "stamped {} objects at version {} ({failed} failed)",
+            summary.stamped, args.version
         );
     }
     Ok(if failed > 0 { EXIT_FAILURES } else { EXIT_OK })

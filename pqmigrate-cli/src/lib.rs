@@ -7,12 +7,15 @@
 //! }
 //! ```
 //!
-//! Exit codes: 0 all done, 1 some objects failed or lack a step, 2 usage or configuration error.
+//! Exit codes: 0 every object done; 1 some objects need attention (failed, unreadable, lacking a
+//! step) or were left by a cancelled run; 2 refused before anything changed (usage, configuration,
+//! a data set leased by another run); 3 the run itself failed part-way (the store, the journal).
 
 mod args;
 mod commands;
 mod progress;
 mod report;
+mod signals;
 
 use std::process::ExitCode;
 
@@ -22,10 +25,12 @@ pub use args::Cli;
 
 /// Exit code when every object ended well.
 pub const EXIT_OK: u8 = 0;
-/// Exit code when some objects failed or lack a step.
+/// Exit code when some objects need attention, or a cancelled run left some.
 pub const EXIT_FAILURES: u8 = 1;
-/// Exit code for usage and configuration errors.
+/// Exit code for usage and configuration errors, and refusals before anything changed.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code when the run itself failed part-way: the store, the journal.
+pub const EXIT_RUN_FAILED: u8 = 3;
 
 /// Parses the process arguments, runs the command and returns the exit code. Errors are printed
 /// once, with their chain of causes.
@@ -69,9 +74,20 @@ pub fn run_cli(cli: Cli) -> u8 {
     match runtime.block_on(commands::dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pqmigrate: {e:#}");
-            EXIT_USAGE
+            let core = e.downcast_ref::<pqmigrate_core::Error>();
+            eprintln!("pqmigrate: {}", core.map_or_else(|| format!("{e:#}"), |c| c.report()));
+            exit_code(core)
         }
+    }
+}
+
+/// The exit code of a failed command: a core error by its kind, anything else (arguments,
+/// manifests) a usage error.
+fn exit_code(error: Option<&pqmigrate_core::Error>) -> u8 {
+    match error.map(pqmigrate_core::Error::kind) {
+        None => EXIT_USAGE,
+        Some(kind) if kind.is_refusal() => EXIT_USAGE,
+        Some(_) => EXIT_RUN_FAILED,
     }
 }
 
@@ -81,4 +97,29 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_error_kind() {
+        let config = pqmigrate_core::Error::Config("bad URL".into());
+        let store = pqmigrate_core::Error::Store {
+            key: "k".into(),
+            op: "list",
+            source: object_store_error(),
+        };
+        assert_eq!(exit_code(None), EXIT_USAGE);
+        assert_eq!(exit_code(Some(&config)), EXIT_USAGE);
+        assert_eq!(exit_code(Some(&store)), EXIT_RUN_FAILED);
+    }
+
+    fn object_store_error() -> pqmigrate_core::store::StoreError {
+        pqmigrate_core::store::StoreError::Generic {
+            store: "S3",
+            source: "connection refused".into(),
+        }
+    }
 }

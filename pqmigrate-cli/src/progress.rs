@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pqmigrate_core::{Event, EventSink, PlanEntry};
+use pqmigrate_core::{Event, EventSink};
 
 /// Follows a run's events. Cheap to clone.
 #[derive(Clone)]
@@ -43,11 +43,6 @@ impl Progress {
         progress
     }
 
-    /// An object was found by the scan.
-    pub(crate) fn found(&self, _entry: &PlanEntry) {
-        self.bar.inc_length(1);
-    }
-
     fn update_message(&self) {
         let elapsed = self.bar.elapsed().as_secs_f64().max(1e-3);
         let bytes = self.state.bytes.load(Ordering::Relaxed);
@@ -64,19 +59,26 @@ impl Progress {
     pub(crate) fn sink(&self) -> EventSink {
         let me = self.clone();
         Arc::new(move |event: &Event| match event {
-            Event::Started { .. } => {}
+            Event::Planned(_) => me.bar.inc_length(1),
             Event::Retrying { .. } => {
                 me.state.retries.fetch_add(1, Ordering::Relaxed);
                 me.update_message();
             }
             Event::Finished(record) => {
-                me.state.bytes.fetch_add(record.bytes_in, Ordering::Relaxed);
-                if record.status.is_failure() {
+                me.state.bytes.fetch_add(record.bytes_in(), Ordering::Relaxed);
+                if record.status().needs_attention() {
                     me.state.failures.fetch_add(1, Ordering::Relaxed);
                 }
                 me.bar.inc(1);
                 me.update_message();
             }
+            Event::TookOverLease(stale) => me.bar.suspend(|| {
+                eprintln!(
+                    "pqmigrate: took over the expired lease of run {} on {} (expired {}); that run did not finish",
+                    stale.run_id, stale.host, stale.expires_at
+                );
+            }),
+            _ => {}
         })
     }
 

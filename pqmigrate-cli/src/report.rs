@@ -3,9 +3,10 @@
 use anyhow::Result;
 use std::collections::BTreeMap;
 
-use pqmigrate_core::{
-    Class, PlanEntry, PlanTotals, Record, Registry, RunInfo, RunJournal, RunSummary, ScannedObject, Status,
-};
+use pqmigrate_core::journal::{RunInfo, RunJournal};
+use pqmigrate_core::plan::{PlanEntry, PlanTotals};
+use pqmigrate_core::scan::ScannedObject;
+use pqmigrate_core::{Outcome, Record, Registry, RunSummary, Status};
 
 /// Bytes as a short human figure (`1.5 GB`).
 pub(crate) fn human_bytes(bytes: f64) -> String {
@@ -26,7 +27,7 @@ pub(crate) fn human_bytes(bytes: f64) -> String {
 pub(crate) fn scanned(object: &ScannedObject, json: bool) {
     let (version, error) = match &object.version {
         Ok(v) => (Some(*v), None),
-        Err(e) => (None, Some(e.to_string())),
+        Err(e) => (None, Some(e.report())),
     };
     if json {
         println!(
@@ -43,19 +44,25 @@ pub(crate) fn scanned(object: &ScannedObject, json: bool) {
 }
 
 pub(crate) fn plan_entry(entry: &PlanEntry) {
-    let detail = match &entry.class {
-        Class::NeedsMigration { steps } => steps
+    let detail = match &entry.outcome {
+        Outcome::NeedsMigration { steps } => steps
             .iter()
             .map(|s| format!("{}->{}", s.from, s.to))
             .collect::<Vec<_>>()
             .join(" "),
-        Class::MissingStep { from, to } => format!("missing step {from}->{to}"),
-        Class::OtherSchema { schema } => format!("schema {schema}"),
-        Class::Unreadable { error } => error.clone(),
-        Class::AtTarget | Class::AheadOfTarget => String::new(),
+        Outcome::MissingStep { missing } => format!("missing step {}->{}", missing.from, missing.to),
+        Outcome::OtherSchema { schema } => format!("schema {schema}"),
+        Outcome::Unreadable { error, .. } | Outcome::Failed { error, .. } => error.clone(),
+        Outcome::Migrated(_) | Outcome::AtTarget | Outcome::AheadOfTarget => String::new(),
     };
     let version = entry.version.map_or("?".to_string(), |v| v.to_string());
-    println!("{:<16} {:>4}  {}  {}", entry.class.name(), version, entry.key, detail);
+    println!(
+        "{:<16} {:>4}  {}  {}",
+        entry.status().name(),
+        version,
+        entry.key,
+        detail
+    );
 }
 
 pub(crate) fn plan_totals(totals: &PlanTotals, entries: &[PlanEntry], target: u32, json: bool) -> Result<()> {
@@ -65,15 +72,15 @@ pub(crate) fn plan_totals(totals: &PlanTotals, entries: &[PlanEntry], target: u3
         return Ok(());
     }
     println!("plan to version {target}: {} objects", totals.objects);
-    for class in [
-        "needs_migration",
-        "at_target",
-        "ahead_of_target",
-        "missing_step",
-        "other_schema",
-        "unreadable",
+    for status in [
+        Status::NeedsMigration,
+        Status::AtTarget,
+        Status::AheadOfTarget,
+        Status::MissingStep,
+        Status::OtherSchema,
+        Status::Unreadable,
     ] {
-        println!("  {:<18} {:>10}", class, totals.count(class));
+        println!("  {:<18} {:>10}", status.name(), totals.count(status));
     }
     println!("  by version:");
     for (version, count) in &totals.by_version {
@@ -97,15 +104,10 @@ pub(crate) fn run_summary(info: &RunInfo, summary: &RunSummary, json: bool) -> R
         "run {}  {}  {} -> v{}",
         summary.run_id, info.store, info.schema, info.target
     );
-    for status in [
-        Status::Migrated,
-        Status::AtTarget,
-        Status::AheadOfTarget,
-        Status::OtherSchema,
-        Status::MissingStep,
-        Status::Failed,
-    ] {
-        println!("  {:<16} {:>10}", status.name(), summary.count(status));
+    for (status, count) in summary.by_status.iter() {
+        if status != Status::NeedsMigration {
+            println!("  {:<16} {:>10}", status.name(), count);
+        }
     }
     println!("  {:<16} {:>10}", "objects", summary.objects());
     println!("  {:<16} {:>10}", "retries", summary.retries);
@@ -128,7 +130,8 @@ pub(crate) fn run_summary(info: &RunInfo, summary: &RunSummary, json: bool) -> R
         summary.count(Status::Migrated) as f64 / seconds
     );
     if summary.cancelled {
-        println!("  cancelled: objects not yet started were left for the next run");
+        let why = summary.stopped_by.as_deref().unwrap_or("cancelled");
+        println!("  stopped early ({why}): objects not yet taken were left for the next run");
     }
     if !summary.failures.is_empty() {
         println!("failures:");
@@ -156,7 +159,7 @@ pub(crate) fn runs(runs: &[RunJournal], json: bool) -> Result<()> {
         println!("no runs recorded");
     }
     for run in runs {
-        let counts = |s: Status| run.records.iter().filter(|r| r.status == s).count();
+        let counts = |s: Status| run.records.iter().filter(|r| r.status() == s).count();
         println!(
             "{}  {} -> v{}  migrated {}  failed {}  missing step {}  {}",
             run.info.run_id,
@@ -195,8 +198,8 @@ pub(crate) fn run_detail(run: &RunJournal, json: bool) -> Result<()> {
 /// same `from->to`: the step changed since (warn, don't block).
 pub(crate) fn fingerprint_warnings(registry: &Registry, runs: &[RunJournal]) -> Vec<String> {
     let mut differing: BTreeMap<(String, String, String), u64> = BTreeMap::new();
-    for record in runs.iter().flat_map(|r| &r.records) {
-        for (step, fingerprint) in record.steps.iter().zip(&record.fingerprints) {
+    for migrated in runs.iter().flat_map(|r| &r.records).filter_map(Record::migrated) {
+        for (step, fingerprint) in migrated.steps.iter().zip(&migrated.fingerprints) {
             let Some(current) = registry.step(&step.schema, step.from).filter(|s| s.to == step.to) else {
                 continue;
             };
@@ -221,13 +224,15 @@ pub(crate) fn rollback(run_id: &str, records: &[Record], json: bool) -> Result<(
         println!("{}", serde_json::to_string_pretty(records)?);
         return Ok(());
     }
-    let restored = records.iter().filter(|r| r.status == Status::Migrated).count();
+    let restored = records.iter().filter(|r| r.status() == Status::Migrated).count();
     println!(
         "rollback of run {run_id}: {restored} objects restored, {} failed",
         records.len() - restored
     );
-    for r in records.iter().filter(|r| r.status == Status::Failed) {
-        println!("  {}", r.error.as_deref().unwrap_or(&r.key));
+    for r in records {
+        if let Some((_, error)) = r.outcome.problem(&r.key) {
+            println!("  {error}");
+        }
     }
     Ok(())
 }

@@ -151,6 +151,24 @@ pub enum Error {
         key: String,
         /// What failed.
         message: String,
+        /// The underlying failure, when there is one.
+        #[source]
+        source: Option<Box<Error>>,
+    },
+    /// The task running one object ended abnormally outside any step (a panic in the encoder or
+    /// the runtime); the object is unchanged.
+    #[error("{key}: the task migrating it failed: {message}")]
+    Task {
+        /// Object key.
+        key: String,
+        /// The panic or cancellation message.
+        message: String,
+    },
+    /// The run was cancelled (Ctrl-C, SIGTERM, a lost lease) before every object was taken.
+    #[error("run cancelled: {reason}")]
+    Cancelled {
+        /// Why.
+        reason: String,
     },
     /// The attempt did not finish in time.
     #[error("{key}: attempt timed out after {seconds:.1} s")]
@@ -186,28 +204,72 @@ impl Error {
         }
     }
 
-    /// A stable, short name for the kind of error, used in journals, Lambda error types and CLI
-    /// summaries.
-    pub fn kind(&self) -> &'static str {
+    /// The kind of error, whose [`ErrorKind::name`] is used in journals, Lambda error types and
+    /// CLI summaries.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Store { .. } => "StoreError",
-            Error::InvalidKey { .. } => "InvalidKey",
-            Error::Conflict { .. } => "Conflict",
-            Error::S3Api { .. } => "S3ApiError",
-            Error::NotParquet { .. } => "NotParquet",
-            Error::BadVersion { .. } => "BadVersion",
-            Error::VersionMismatch { .. } => "VersionMismatch",
-            Error::OtherSchema { .. } => "OtherSchema",
-            Error::Step { .. } => "StepFailed",
-            Error::StepPanicked { .. } => "StepPanicked",
-            Error::StepContract { .. } => "StepContract",
-            Error::Write { .. } => "WriteFailed",
-            Error::Limit { .. } => "LimitExceeded",
-            Error::Registry(_) => "RegistryInvalid",
-            Error::Config(_) => "ConfigInvalid",
-            Error::Journal { .. } => "JournalError",
-            Error::Timeout { .. } => "Timeout",
-            Error::LeaseHeld { .. } => "LeaseHeld",
+            Error::Store { .. } => ErrorKind::Store,
+            Error::InvalidKey { .. } => ErrorKind::InvalidKey,
+            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::S3Api { .. } => ErrorKind::S3Api,
+            Error::NotParquet { .. } => ErrorKind::NotParquet,
+            Error::BadVersion { .. } => ErrorKind::BadVersion,
+            Error::VersionMismatch { .. } => ErrorKind::VersionMismatch,
+            Error::OtherSchema { .. } => ErrorKind::OtherSchema,
+            Error::Step { .. } => ErrorKind::StepFailed,
+            Error::StepPanicked { .. } => ErrorKind::StepPanicked,
+            Error::StepContract { .. } => ErrorKind::StepContract,
+            Error::Write { .. } => ErrorKind::WriteFailed,
+            Error::Limit { .. } => ErrorKind::LimitExceeded,
+            Error::Registry(_) => ErrorKind::RegistryInvalid,
+            Error::Config(_) => ErrorKind::ConfigInvalid,
+            Error::Journal { .. } => ErrorKind::Journal,
+            Error::Task { .. } => ErrorKind::Task,
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::LeaseHeld { .. } => ErrorKind::LeaseHeld,
+        }
+    }
+
+    /// Whether the store said the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Error::Store { source, .. } => matches!(source, object_store::Error::NotFound { .. }),
+            Error::S3Api { status, .. } => *status == 404,
+            _ => false,
+        }
+    }
+
+    /// Whether repeating the same request may help: throttling, timeouts and dropped
+    /// connections, but not a failed precondition (only a fresh read helps there).
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, Error::Conflict { .. } | Error::Timeout { .. }) && self.is_retryable()
+    }
+
+    /// The error and its causes on one line, each cause said once: a cause whose text the
+    /// message already holds (object_store's errors repeat their source) is not repeated.
+    ///
+    /// ```
+    /// let e = pqmigrate_core::Error::Config("bad URL".into());
+    /// assert_eq!(e.report(), "configuration: bad URL");
+    /// ```
+    pub fn report(&self) -> String {
+        report(self)
+    }
+
+    pub(crate) fn journal(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Journal {
+            key: key.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn journal_store(key: impl Into<String>, source: Error) -> Self {
+        Error::Journal {
+            key: key.into(),
+            message: "the store refused it".into(),
+            source: Some(Box::new(source)),
         }
     }
 
@@ -220,6 +282,129 @@ impl Error {
             },
             source => Error::Store { key, op, source },
         }
+    }
+}
+
+/// Renders an error and its chain of causes on one line, each distinct cause once, with a hint
+/// where the chain shows that no credentials were found.
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = e.source();
+    }
+    if out.contains("169.254.169.254") || out.contains("no credentials") {
+        out.push_str(
+            " (no AWS credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+             and AWS_ENDPOINT_URL or --endpoint for a server other than AWS)",
+        );
+    }
+    out
+}
+
+/// The kind of an [`Error`], with a stable name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// [`Error::Store`].
+    #[serde(rename = "StoreError")]
+    Store,
+    /// [`Error::InvalidKey`].
+    InvalidKey,
+    /// [`Error::Conflict`].
+    Conflict,
+    /// [`Error::S3Api`].
+    #[serde(rename = "S3ApiError")]
+    S3Api,
+    /// [`Error::NotParquet`].
+    NotParquet,
+    /// [`Error::BadVersion`].
+    BadVersion,
+    /// [`Error::VersionMismatch`].
+    VersionMismatch,
+    /// [`Error::OtherSchema`].
+    OtherSchema,
+    /// [`Error::Step`].
+    StepFailed,
+    /// [`Error::StepPanicked`].
+    StepPanicked,
+    /// [`Error::StepContract`].
+    StepContract,
+    /// [`Error::Write`].
+    WriteFailed,
+    /// [`Error::Limit`].
+    LimitExceeded,
+    /// [`Error::Registry`].
+    RegistryInvalid,
+    /// [`Error::Config`].
+    ConfigInvalid,
+    /// [`Error::Journal`].
+    #[serde(rename = "JournalError")]
+    Journal,
+    /// [`Error::Task`].
+    #[serde(rename = "TaskFailed")]
+    Task,
+    /// [`Error::Cancelled`].
+    Cancelled,
+    /// [`Error::Timeout`].
+    Timeout,
+    /// [`Error::LeaseHeld`].
+    LeaseHeld,
+    /// A step is missing for the object's version (a disposition, not an [`Error`]).
+    MissingMigrationStep,
+}
+
+impl ErrorKind {
+    /// The stable name (`StoreError`, `NotParquet`, ...).
+    ///
+    /// ```
+    /// assert_eq!(pqmigrate_core::ErrorKind::Store.name(), "StoreError");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Store => "StoreError",
+            ErrorKind::InvalidKey => "InvalidKey",
+            ErrorKind::Conflict => "Conflict",
+            ErrorKind::S3Api => "S3ApiError",
+            ErrorKind::NotParquet => "NotParquet",
+            ErrorKind::BadVersion => "BadVersion",
+            ErrorKind::VersionMismatch => "VersionMismatch",
+            ErrorKind::OtherSchema => "OtherSchema",
+            ErrorKind::StepFailed => "StepFailed",
+            ErrorKind::StepPanicked => "StepPanicked",
+            ErrorKind::StepContract => "StepContract",
+            ErrorKind::WriteFailed => "WriteFailed",
+            ErrorKind::LimitExceeded => "LimitExceeded",
+            ErrorKind::RegistryInvalid => "RegistryInvalid",
+            ErrorKind::ConfigInvalid => "ConfigInvalid",
+            ErrorKind::Journal => "JournalError",
+            ErrorKind::Task => "TaskFailed",
+            ErrorKind::Cancelled => "Cancelled",
+            ErrorKind::Timeout => "Timeout",
+            ErrorKind::LeaseHeld => "LeaseHeld",
+            ErrorKind::MissingMigrationStep => "MissingMigrationStep",
+        }
+    }
+
+    /// Whether an error of this kind refuses a command before it changes anything (bad
+    /// arguments, configuration or steps, a data set leased by another run), as opposed to a
+    /// failure while running.
+    pub fn is_refusal(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::ConfigInvalid | ErrorKind::RegistryInvalid | ErrorKind::InvalidKey | ErrorKind::LeaseHeld
+        )
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -6,20 +6,15 @@
 //! written in batches while the run goes, so a crash loses at most the last batch), and
 //! `<run-id>/summary.json` once the run ends.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::migrate::{Migrated, Outcome};
-use crate::migration::StepId;
+use crate::outcome::{Record, RunSummary};
 use crate::store::Store;
-use crate::store::{object_path, retry_transient, transient_store_error};
 
 /// Default journal prefix.
 pub const DEFAULT_JOURNAL_PREFIX: &str = "_pqmigrate/runs/";
@@ -58,226 +53,6 @@ pub struct RunInfo {
     pub tool_version: String,
 }
 
-/// How one object ended in a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Rewritten to a new version.
-    Migrated,
-    /// Already at the target.
-    AtTarget,
-    /// Above the target; left alone.
-    AheadOfTarget,
-    /// A step is missing.
-    MissingStep,
-    /// Tagged as another schema; left alone.
-    OtherSchema,
-    /// Failed; the object is unchanged.
-    Failed,
-}
-
-impl Status {
-    /// Stable name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Migrated => "migrated",
-            Status::AtTarget => "at_target",
-            Status::AheadOfTarget => "ahead_of_target",
-            Status::MissingStep => "missing_step",
-            Status::OtherSchema => "other_schema",
-            Status::Failed => "failed",
-        }
-    }
-
-    /// Whether this outcome makes the run exit non-zero.
-    pub fn is_failure(self) -> bool {
-        matches!(self, Status::Failed | Status::MissingStep)
-    }
-}
-
-/// One object's line in the journal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    /// Object key.
-    pub key: String,
-    /// How it ended.
-    pub status: Status,
-    /// Version before, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<u32>,
-    /// Version after, when migrated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<u32>,
-    /// Steps applied.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub steps: Vec<StepId>,
-    /// Fingerprints of the steps applied.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fingerprints: Vec<String>,
-    /// ETag before.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub old_e_tag: Option<String>,
-    /// ETag after.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub new_e_tag: Option<String>,
-    /// Version id before (versioned buckets): what `rollback` restores.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub old_version_id: Option<String>,
-    /// Version id after.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub new_version_id: Option<String>,
-    /// Bytes read.
-    #[serde(default)]
-    pub bytes_in: u64,
-    /// Bytes written.
-    #[serde(default)]
-    pub bytes_out: u64,
-    /// Rows rewritten.
-    #[serde(default)]
-    pub rows: u64,
-    /// Milliseconds spent, all attempts.
-    #[serde(default)]
-    pub millis: u64,
-    /// Attempts made.
-    #[serde(default)]
-    pub attempts: u32,
-    /// Error kind ([`Error::kind`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_kind: Option<String>,
-    /// Error message, naming the object and the cause.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl Record {
-    /// A record with only key and status.
-    pub fn new(key: &str, status: Status) -> Self {
-        Self {
-            key: key.to_string(),
-            status,
-            from: None,
-            to: None,
-            steps: Vec::new(),
-            fingerprints: Vec::new(),
-            old_e_tag: None,
-            new_e_tag: None,
-            old_version_id: None,
-            new_version_id: None,
-            bytes_in: 0,
-            bytes_out: 0,
-            rows: 0,
-            millis: 0,
-            attempts: 0,
-            error_kind: None,
-            error: None,
-        }
-    }
-
-    /// The record of an outcome.
-    pub fn from_outcome(key: &str, outcome: &Outcome) -> Self {
-        match outcome {
-            Outcome::Done(m) => Self::migrated(m),
-            Outcome::AlreadyAtTarget { version } => Self {
-                from: Some(*version),
-                ..Self::new(key, Status::AtTarget)
-            },
-            Outcome::AheadOfTarget { version } => Self {
-                from: Some(*version),
-                ..Self::new(key, Status::AheadOfTarget)
-            },
-            Outcome::MissingMigrationStep { version, from, to } => Self {
-                from: Some(*version),
-                error_kind: Some("MissingMigrationStep".into()),
-                error: Some(format!("{key}: missing migration step {from}->{to}")),
-                ..Self::new(key, Status::MissingStep)
-            },
-        }
-    }
-
-    fn migrated(m: &Migrated) -> Self {
-        Self {
-            from: Some(m.from),
-            to: Some(m.to),
-            steps: m.steps.clone(),
-            fingerprints: m.fingerprints.clone(),
-            old_e_tag: m.old_e_tag.clone(),
-            new_e_tag: m.new_e_tag.clone(),
-            old_version_id: m.old_version_id.clone(),
-            new_version_id: m.new_version_id.clone(),
-            bytes_in: m.bytes_in,
-            bytes_out: m.bytes_out,
-            rows: m.rows,
-            millis: m.millis,
-            ..Self::new(&m.key, Status::Migrated)
-        }
-    }
-
-    /// The record of a failure.
-    pub fn failed(key: &str, error: &Error) -> Self {
-        Self {
-            error_kind: Some(error.kind().to_string()),
-            error: Some(error.to_string()),
-            ..Self::new(key, Status::Failed)
-        }
-    }
-}
-
-/// Totals of a run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunSummary {
-    /// Run id.
-    pub run_id: String,
-    /// Objects per status name.
-    pub by_status: BTreeMap<String, u64>,
-    /// Bytes read by migrations.
-    pub bytes_in: u64,
-    /// Bytes written by migrations.
-    pub bytes_out: u64,
-    /// Rows rewritten.
-    pub rows: u64,
-    /// Objects attempted again (attempts beyond the first).
-    pub retries: u64,
-    /// Single requests repeated after throttling or a dropped connection.
-    #[serde(default)]
-    pub request_retries: u64,
-    /// Wall time in milliseconds.
-    pub elapsed_ms: u64,
-    /// Whether the run was cancelled before every object was taken.
-    pub cancelled: bool,
-    /// Failed objects: key and error.
-    pub failures: Vec<(String, String)>,
-}
-
-impl RunSummary {
-    /// Adds one record.
-    pub fn add(&mut self, record: &Record) {
-        *self.by_status.entry(record.status.name().to_string()).or_default() += 1;
-        self.bytes_in += record.bytes_in;
-        self.bytes_out += record.bytes_out;
-        self.rows += record.rows;
-        self.retries += u64::from(record.attempts.saturating_sub(1));
-        if record.status.is_failure() {
-            self.failures
-                .push((record.key.clone(), record.error.clone().unwrap_or_default()));
-        }
-    }
-
-    /// Objects with `status`.
-    pub fn count(&self, status: Status) -> u64 {
-        self.by_status.get(status.name()).copied().unwrap_or(0)
-    }
-
-    /// Objects recorded.
-    pub fn objects(&self) -> u64 {
-        self.by_status.values().sum()
-    }
-
-    /// Whether any object failed (the run exits non-zero).
-    pub fn has_failures(&self) -> bool {
-        !self.failures.is_empty()
-    }
-}
-
 /// Writes a run's journal into the store as the run goes.
 #[derive(Debug)]
 pub struct JournalWriter {
@@ -287,25 +62,6 @@ pub struct JournalWriter {
     buffered: usize,
     part: u32,
     last_flush: Instant,
-}
-
-/// A new run id: UTC start time and a random suffix, so ids sort by start.
-pub fn new_run_id() -> String {
-    let now = chrono::Utc::now();
-    let noise = (now.timestamp_subsec_nanos() ^ std::process::id().rotate_left(16)) & 0xffff;
-    format!("{}-{noise:04x}", now.format("%Y%m%dT%H%M%SZ"))
-}
-
-/// The current time, RFC 3339 in UTC.
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// Host name for run records and leases.
-pub fn host_name() -> String {
-    hostname::get()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn run_dir(prefix: &str, run_id: &str) -> String {
@@ -337,23 +93,14 @@ impl JournalWriter {
     /// the record of what the run changed.
     async fn put(&self, name: &str, data: Vec<u8>) -> Result<()> {
         let key = format!("{}/{name}", self.dir);
-        let path = object_path(&key)?;
         let data = Bytes::from(data);
-        let mut attempt = 0;
+        let mut round = 0;
         loop {
-            attempt += 1;
-            let put = || self.store.inner().put(&path, data.clone().into());
-            match retry_transient(self.store.retry_counter(), transient_store_error, put).await {
+            round += 1;
+            match self.store.put(&key, data.clone(), &[], Default::default()).await {
                 Ok(_) => return Ok(()),
-                Err(e) if attempt < JOURNAL_ROUNDS && transient_store_error(&e) => {
-                    tokio::time::sleep(JOURNAL_PAUSE).await;
-                }
-                Err(e) => {
-                    return Err(Error::Journal {
-                        key,
-                        message: e.to_string(),
-                    });
-                }
+                Err(e) if round < JOURNAL_ROUNDS && e.is_transient() => tokio::time::sleep(JOURNAL_PAUSE).await,
+                Err(e) => return Err(Error::journal_store(key, e)),
             }
         }
     }
@@ -420,22 +167,13 @@ pub struct RunJournal {
 /// # Errors
 /// [`Error::Journal`].
 pub async fn list_runs(store: &Store, prefix: &str) -> Result<Vec<RunInfo>> {
-    let dir = object_path(prefix.trim_end_matches('/'))?;
-    let listing = store.inner().list_with_delimiter(Some(&dir)).await;
-    let listing = match listing {
-        Ok(l) => l,
-        Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(Error::Journal {
-                key: prefix.to_string(),
-                message: e.to_string(),
-            });
-        }
-    };
+    let dirs = store
+        .list_dirs(prefix)
+        .await
+        .map_err(|e| Error::journal_store(prefix, e))?;
     let mut runs = Vec::new();
-    for run in listing.common_prefixes {
-        let key = format!("{run}/run.json");
-        if let Some(info) = read_json::<RunInfo>(store, &key).await? {
+    for run in dirs {
+        if let Some(info) = read_json::<RunInfo>(store, &format!("{run}/run.json")).await? {
             runs.push(info);
         }
     }
@@ -444,19 +182,12 @@ pub async fn list_runs(store: &Store, prefix: &str) -> Result<Vec<RunInfo>> {
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(store: &Store, key: &str) -> Result<Option<T>> {
-    let fail = |message: String| Error::Journal {
-        key: key.to_string(),
-        message,
-    };
-    match store.inner().get(&object_path(key)?).await {
-        Ok(r) => {
-            let bytes = r.bytes().await.map_err(|e| fail(e.to_string()))?;
-            serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| fail(e.to_string()))
-        }
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(fail(e.to_string())),
+    match store.get_if_exists(key).await {
+        Ok(Some((_, bytes))) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::journal(key, e.to_string())),
+        Ok(None) => Ok(None),
+        Err(e) => Err(Error::journal_store(key, e)),
     }
 }
 
@@ -468,43 +199,26 @@ pub async fn read_run(store: &Store, prefix: &str, run_id: &str) -> Result<RunJo
     let dir = run_dir(prefix, run_id);
     let info = read_json::<RunInfo>(store, &format!("{dir}/run.json"))
         .await?
-        .ok_or_else(|| Error::Journal {
-            key: dir.clone(),
-            message: "no such run".into(),
-        })?;
+        .ok_or_else(|| Error::journal(dir.clone(), "no such run"))?;
     let mut parts: Vec<String> = store
-        .inner()
-        .list(Some(&object_path(&dir)?))
-        .map_ok(|m| m.location.to_string())
+        .list_prefix(&format!("{dir}/"), None)
+        .map_ok(|l| l.key)
         .try_filter(|k| std::future::ready(k.ends_with(".jsonl")))
         .try_collect()
         .await
-        .map_err(|e| Error::Journal {
-            key: dir.clone(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| Error::journal_store(dir.clone(), e))?;
     parts.sort();
     let mut records = Vec::new();
     for part in parts {
-        let bytes = store
-            .inner()
-            .get(&object_path(&part)?)
+        let (_, bytes) = store
+            .get(&part, Default::default())
             .await
-            .map_err(|e| Error::Journal {
-                key: part.clone(),
-                message: e.to_string(),
-            })?
-            .bytes()
-            .await
-            .map_err(|e| Error::Journal {
-                key: part.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| Error::journal_store(part.clone(), e))?;
         for (n, line) in bytes.split(|b| *b == b'\n').enumerate().filter(|(_, l)| !l.is_empty()) {
-            records.push(serde_json::from_slice(line).map_err(|e| Error::Journal {
-                key: part.clone(),
-                message: format!("line {}: {e}", n + 1),
-            })?);
+            records.push(
+                serde_json::from_slice(line)
+                    .map_err(|e| Error::journal(part.clone(), format!("line {}: {e}", n + 1)))?,
+            );
         }
     }
     let summary = read_json::<RunSummary>(store, &format!("{dir}/summary.json")).await?;
@@ -514,6 +228,7 @@ pub async fn read_run(store: &Store, prefix: &str, run_id: &str) -> Result<RunJo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::{Outcome, Status};
 
     fn info(run_id: &str) -> RunInfo {
         RunInfo {
@@ -542,10 +257,12 @@ mod tests {
             ..Default::default()
         };
         for i in 0..2500 {
-            let mut r = Record::new(
-                &format!("k{i}"),
-                if i % 2 == 0 { Status::Migrated } else { Status::Failed },
-            );
+            let outcome = if i % 2 == 0 {
+                Outcome::Migrated(Box::default())
+            } else {
+                Outcome::failed(&Error::Config("x".into()))
+            };
+            let mut r = Record::new(&format!("k{i}"), Some(1), outcome);
             r.attempts = 2;
             summary.add(&r);
             w.record(&r).await.unwrap();

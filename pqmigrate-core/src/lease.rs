@@ -5,13 +5,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::store::{INTERNAL_PREFIX, Store, StoreKind, object_path};
+use crate::identity::host_name;
+use crate::store::{Condition, INTERNAL_PREFIX, Store, WriteOptions};
 
 /// Default time a lease lives without renewal.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
@@ -38,8 +37,8 @@ impl LeaseInfo {
 /// The key of the lease for a schema id (and shard, so shards of one data set run side by side).
 ///
 /// ```
-/// assert_eq!(pqmigrate_core::lease_key("sensorData", None), "_pqmigrate/leases/sensorData.json");
-/// assert_eq!(pqmigrate_core::lease_key("sensorData", Some("1/4")), "_pqmigrate/leases/sensorData.shard-1-of-4.json");
+/// assert_eq!(pqmigrate_core::lease::lease_key("sensorData", None), "_pqmigrate/leases/sensorData.json");
+/// assert_eq!(pqmigrate_core::lease::lease_key("sensorData", Some("1/4")), "_pqmigrate/leases/sensorData.shard-1-of-4.json");
 /// ```
 pub fn lease_key(schema: &str, shard: Option<&str>) -> String {
     match shard {
@@ -69,20 +68,23 @@ fn expiry(ttl: Duration) -> String {
     (chrono::Utc::now() + ttl).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-async fn read(store: &Store, key: &str) -> Result<Option<(LeaseInfo, Option<String>)>> {
-    match store.inner().get(&object_path(key)?).await {
-        Ok(got) => {
-            let e_tag = got.meta.e_tag.clone();
-            let bytes = got.bytes().await.map_err(|e| Error::store(key, "get lease", e))?;
-            let info = serde_json::from_slice(&bytes).map_err(|e| Error::Journal {
-                key: key.to_string(),
-                message: format!("unreadable lease: {e}"),
-            })?;
-            Ok(Some((info, e_tag)))
-        }
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(Error::store(key, "get lease", e)),
+fn body(info: &LeaseInfo) -> Bytes {
+    Bytes::from(serde_json::to_vec_pretty(info).expect("serializable"))
+}
+
+fn conditional(condition: Condition) -> WriteOptions {
+    WriteOptions {
+        condition,
+        ..WriteOptions::default()
     }
+}
+
+async fn read(store: &Store, key: &str) -> Result<Option<(LeaseInfo, Option<String>)>> {
+    let Some((head, bytes)) = store.get_if_exists(key).await? else {
+        return Ok(None);
+    };
+    let info = serde_json::from_slice(&bytes).map_err(|e| Error::journal(key, format!("unreadable lease: {e}")))?;
+    Ok(Some((info, head.e_tag)))
 }
 
 /// Reads the lease at `key`, if any (for `status` and operators).
@@ -101,10 +103,7 @@ pub async fn current_lease(store: &Store, key: &str) -> Result<Option<(LeaseInfo
 /// # Errors
 /// Store errors.
 pub async fn break_lease(store: &Store, key: &str) -> Result<()> {
-    match store.inner().delete(&object_path(key)?).await {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(Error::store(key, "delete lease", e)),
-    }
+    store.delete(key).await
 }
 
 impl Lease {
@@ -115,23 +114,22 @@ impl Lease {
     pub async fn acquire(store: &Store, key: &str, run_id: &str, started_at: &str, ttl: Duration) -> Result<Self> {
         let mine = |expires_at| LeaseInfo {
             run_id: run_id.to_string(),
-            host: crate::journal::host_name(),
+            host: host_name(),
             started_at: started_at.to_string(),
             expires_at,
         };
-        let path = object_path(key)?;
-        let body =
-            |info: &LeaseInfo| PutPayload::from(Bytes::from(serde_json::to_vec_pretty(info).expect("serializable")));
         let mut took_over = None;
         let e_tag = loop {
-            let create = PutOptions {
-                mode: PutMode::Create,
-                ..PutOptions::default()
-            };
-            match store.inner().put_opts(&path, body(&mine(expiry(ttl))), create).await {
+            match store
+                .write(key, body(&mine(expiry(ttl))), conditional(Condition::Create))
+                .await
+            {
                 Ok(r) => break r.e_tag,
-                Err(object_store::Error::AlreadyExists { .. }) => {}
-                Err(e) => return Err(Error::store(key, "create lease", e)),
+                Err(Error::Store {
+                    source: object_store::Error::AlreadyExists { .. },
+                    ..
+                }) => {}
+                Err(e) => return Err(e),
             }
             let Some((holder, their_e_tag)) = read(store, key).await? else {
                 continue;
@@ -144,25 +142,19 @@ impl Lease {
                     expires: holder.expires_at,
                 });
             }
-            // Expired: take it over, conditionally where the store allows, so of two runs that
-            // found it expired only one wins.
-            let taken = match (store.kind(), their_e_tag) {
-                (StoreKind::Local, _) | (_, None) => {
+            // Expired: take it over conditionally, so of two runs that found it expired only
+            // one wins.
+            let taken = match their_e_tag {
+                None => {
                     break_lease(store, key).await?;
                     None
                 }
-                (_, Some(e_tag)) => {
-                    let update = PutOptions {
-                        mode: PutMode::Update(UpdateVersion {
-                            e_tag: Some(e_tag),
-                            version: None,
-                        }),
-                        ..PutOptions::default()
-                    };
-                    match store.inner().put_opts(&path, body(&mine(expiry(ttl))), update).await {
+                Some(e_tag) => {
+                    let update = conditional(Condition::IfMatch(e_tag));
+                    match store.write(key, body(&mine(expiry(ttl))), update).await {
                         Ok(r) => Some(r.e_tag),
-                        Err(object_store::Error::Precondition { .. }) => None,
-                        Err(e) => return Err(Error::store(key, "take over lease", e)),
+                        Err(Error::Conflict { .. }) => None,
+                        Err(e) => return Err(e),
                     }
                 }
             };
@@ -225,43 +217,25 @@ async fn renew(
     lost: CancellationToken,
     stop: CancellationToken,
 ) {
-    let Ok(path) = object_path(&key) else {
-        return;
-    };
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(ttl / 3) => {}
         }
         info.expires_at = expiry(ttl);
-        let mode = match (&e_tag, store.kind()) {
-            (Some(e), StoreKind::S3 | StoreKind::Memory) => PutMode::Update(UpdateVersion {
-                e_tag: Some(e.clone()),
-                version: None,
-            }),
-            _ => PutMode::Overwrite,
+        let condition = match &e_tag {
+            Some(e) => Condition::IfMatch(e.clone()),
+            None => Condition::None,
         };
-        let body = PutPayload::from(Bytes::from(serde_json::to_vec_pretty(&info).expect("serializable")));
-        match store
-            .inner()
-            .put_opts(
-                &path,
-                body,
-                PutOptions {
-                    mode,
-                    ..PutOptions::default()
-                },
-            )
-            .await
-        {
+        match store.write(&key, body(&info), conditional(condition)).await {
             Ok(r) => e_tag = r.e_tag,
-            Err(object_store::Error::Precondition { .. }) => {
+            Err(Error::Conflict { .. }) => {
                 tracing::error!("{key}: lease lost to another run; stopping");
                 lost.cancel();
                 return;
             }
             // A failed renewal is tried again next round; the lease still has time left.
-            Err(e) => tracing::warn!("{key}: renewing the lease failed: {e}"),
+            Err(e) => tracing::warn!("{key}: renewing the lease failed: {}", e.report()),
         }
     }
 }

@@ -4,7 +4,22 @@
 //! meaning 1, and the Parquet footer). Steps `from -> to`, written as [`Migration`]s and registered
 //! from any crate with [`register_step!`], take files forward. [`migrate_object`] streams one file
 //! through the whole chain of steps and writes it back in one conditional request that carries the
-//! new version, so data and version change together or not at all.
+//! new version, so data and version change together or not at all; [`Migrator::run`] does that for
+//! a whole data set, under a lease, with a journal that `status` and `rollback` read.
+//!
+//! # Layers
+//!
+//! Each layer uses only the ones above it in this list:
+//!
+//! - domain, pure: [`error`], [`migration`] (the step trait), [`registry`], [`version`],
+//!   [`outcome`] (the one classification of an object), [`identity`];
+//! - Parquet format: [`rewrite`] (footer, byte ranges, the row-group rewriter);
+//! - storage: [`store`], the [`Store`] facade over one I/O seam ([`store::StoreIo`]) that
+//!   backends implement and the rate limiter and fault injector wrap;
+//! - use cases: [`scan`], [`plan`], [`mod@migrate`] (one object), [`executor`], [`journal`],
+//!   [`lease`], [`mod@run`] (a data set), [`rollback`], [`stamp`].
+//!
+//! The root re-exports what a step author and an embedder need; the rest stays in its module.
 //!
 //! # Example
 //!
@@ -44,51 +59,40 @@
 //! store.put("orders/1.parquet", Bytes::from(file), &[], Default::default()).await.unwrap();
 //!
 //! let registry = Registry::from_inventory().unwrap();
-//! let outcome = migrate_object(&store, &registry, "orders/1.parquet", &MigrateOptions::new("orders", 2)).await.unwrap();
-//! let Outcome::Done(done) = outcome else { panic!("not migrated") };
-//! assert_eq!((done.from, done.to, done.rows), (1, 2, 2));
+//! let record = migrate_object(&store, &registry, "orders/1.parquet", &MigrateOptions::new("orders", 2)).await.unwrap();
+//! let Outcome::Migrated(done) = &record.outcome else { panic!("not migrated") };
+//! assert_eq!((record.from, done.to, done.rows), (Some(1), 2, 2));
 //! # });
 //! ```
 
-mod error;
-mod executor;
-pub mod fault;
-mod journal;
-mod lease;
-mod migrate;
-mod migration;
-mod plan;
-mod ratelimit;
-mod registry;
-mod rewrite;
-mod rollback;
-mod scan;
-mod stamp;
-mod store;
-mod version;
+pub mod error;
+pub mod executor;
+pub mod identity;
+pub mod journal;
+pub mod lease;
+pub mod migrate;
+pub mod migration;
+pub mod outcome;
+pub mod plan;
+pub mod registry;
+pub mod rewrite;
+pub mod rollback;
+pub mod run;
+pub mod scan;
+pub mod stamp;
+pub mod store;
+pub mod version;
 
-pub use error::{Error, Result};
-pub use executor::{Event, EventSink, Executor, Job, LocalExecutor, RetryPolicy, RunOptions, migrate_with_retries};
-pub use journal::{
-    DEFAULT_JOURNAL_PREFIX, JournalWriter, Record, RunInfo, RunJournal, RunSummary, Status, host_name, list_runs,
-    new_run_id, now_rfc3339, read_run,
-};
-pub use lease::{DEFAULT_LEASE_TTL, Lease, LeaseInfo, break_lease, current_lease, lease_key};
-pub use migrate::{MigrateOptions, Migrated, Outcome, migrate_object, object_version};
+pub use error::{Error, ErrorKind, Result};
+pub use executor::{Event, EventSink, RunOptions};
+pub use identity::new_run_id;
+pub use migrate::{MigrateOptions, migrate_object};
 pub use migration::{ColumnUse, Migration, StepError, StepId, StepRegistration};
-pub use plan::{Class, PlanEntry, PlanTotals, classify};
-pub use ratelimit::{RateLimitedStore, RateLimiter};
-pub use registry::{ChainOutcome, Registry, plan_chain};
-pub use rewrite::{FileRanges, Footer, Layout, Rewritten, RowGroupRewriter, STEPS_FOOTER_KEY, plan_layout, rewrite};
-pub use rollback::rollback_run;
-pub use scan::{Candidate, ScanSpec, ScannedObject, Shard, list_candidates, manifest_candidates, read_footer, scan};
-pub use stamp::stamp;
-pub use store::{
-    ConditionalUpload, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, INTERNAL_PREFIX, ObjectInfo, ObjectReader,
-    ObjectVersion, S3_MAX_TAG_KEY, S3_MAX_TAG_VALUE, S3_MAX_TAGS, S3Api, Store, StoreKind, StoreOptions, Written,
-    check_tag_limits, object_path, user_metadata,
-};
-pub use version::{MAX_VERSION, VersionSource, parse_version, reconcile, schema_of_version_key, version_key};
+pub use outcome::{Counts, Migrated, Outcome, Record, RunSummary, Status};
+pub use registry::Registry;
+pub use run::{Migrator, RunReport};
+pub use store::{Store, StoreOptions};
+pub use version::{VersionSource, schema_of_version_key, version_key};
 
 #[doc(hidden)]
 pub use inventory;

@@ -5,15 +5,15 @@ use std::io::Write;
 use std::time::Instant;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
-use crate::migration::{StepId, StepRegistration};
-use crate::registry::{ChainOutcome, Registry};
+use crate::migration::StepRegistration;
+use crate::outcome::{Migrated, Outcome, Record};
+use crate::registry::Registry;
 use crate::rewrite::{FileRanges, Footer, RowGroupRewriter};
-use crate::store::{ConditionalUpload, ObjectInfo, ObjectReader, Store};
-use crate::version::{VersionSource, parse_version, reconcile, schema_of_version_key, version_key};
+use crate::store::{ConditionalUpload, ObjectReader, Store};
+use crate::version::{VersionSource, resolve_version, version_key};
 
 /// What to migrate objects to.
 #[derive(Debug, Clone)]
@@ -53,112 +53,6 @@ impl MigrateOptions {
     }
 }
 
-/// A finished migration of one object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Migrated {
-    /// Object key.
-    pub key: String,
-    /// Version before.
-    pub from: u32,
-    /// Version after.
-    pub to: u32,
-    /// Steps applied, in order.
-    pub steps: Vec<StepId>,
-    /// Their fingerprints ([`StepRegistration::fingerprint`]), in the same order.
-    pub fingerprints: Vec<String>,
-    /// ETag before.
-    pub old_e_tag: Option<String>,
-    /// ETag after.
-    pub new_e_tag: Option<String>,
-    /// Version id before (versioned buckets).
-    pub old_version_id: Option<String>,
-    /// Version id after (versioned buckets).
-    pub new_version_id: Option<String>,
-    /// Bytes read.
-    pub bytes_in: u64,
-    /// Bytes written.
-    pub bytes_out: u64,
-    /// Rows rewritten.
-    pub rows: u64,
-    /// Wall time in milliseconds.
-    pub millis: u64,
-}
-
-/// How one object ended (errors are returned as [`Error`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome")]
-pub enum Outcome {
-    /// Rewritten and its version recorded.
-    Done(Migrated),
-    /// Already at the target version; untouched.
-    AlreadyAtTarget {
-        /// The version found.
-        version: u32,
-    },
-    /// Above the target version; never downgraded.
-    AheadOfTarget {
-        /// The version found.
-        version: u32,
-    },
-    /// No step leads on from the object's version; untouched.
-    MissingMigrationStep {
-        /// The object's version.
-        version: u32,
-        /// The missing step's `from`.
-        from: u32,
-        /// The missing step's `to`.
-        to: u32,
-    },
-}
-
-/// The version an object is at, from its tags (already read into `info`) and its footer.
-///
-/// # Errors
-/// [`Error::BadVersion`] or [`Error::VersionMismatch`].
-pub fn object_version(info: &ObjectInfo, footer: Option<&Footer>, options: &MigrateOptions) -> Result<u32> {
-    let key = info.key.as_str();
-    if let Some(schema) = other_schema(info, footer, options) {
-        return Err(Error::OtherSchema {
-            key: key.to_string(),
-            schema,
-        });
-    }
-    let tag = match (&info.tags, options.version_source) {
-        (Some(tags), VersionSource::Auto | VersionSource::Tags) => Some(
-            tags.iter()
-                .find(|(k, _)| *k == options.version_key)
-                .map(|(_, v)| parse_version(key, &options.version_key, "tag", v))
-                .transpose()?,
-        ),
-        _ => None,
-    };
-    let footer = match (footer, options.version_source, &tag) {
-        (Some(f), VersionSource::Auto | VersionSource::Footer, _) => f.version(key, &options.version_key)?,
-        (Some(f), VersionSource::Tags, None) => f.version(key, &options.version_key)?,
-        _ => None,
-    };
-    reconcile(key, tag, footer)
-}
-
-/// The schema id of another schema's version key on the object (tag or footer), when it has
-/// one and none of ours.
-fn other_schema(info: &ObjectInfo, footer: Option<&Footer>, options: &MigrateOptions) -> Option<String> {
-    // Only keys of the `schema:<id>:version` shape say which data set a file belongs to.
-    schema_of_version_key(&options.version_key)?;
-    let tag_keys = info.tags.iter().flatten().map(|(k, _)| k.as_str());
-    let footer_keys = footer.into_iter().flat_map(|f| f.keys());
-    let mut others = None;
-    for k in tag_keys.chain(footer_keys) {
-        if k == options.version_key {
-            return None;
-        }
-        if let Some(schema) = schema_of_version_key(k) {
-            others.get_or_insert_with(|| schema.to_string());
-        }
-    }
-    others
-}
-
 /// Migrates one object to `options.target` through every registered step on the way, in one
 /// read and one conditional write.
 ///
@@ -166,12 +60,15 @@ fn other_schema(info: &ObjectInfo, footer: Option<&Footer>, options: &MigrateOpt
 /// its user metadata together, conditioned on the ETag read: if another writer changed the
 /// object meanwhile, nothing is written and [`Error::Conflict`] (retryable) comes back.
 ///
+/// Returns the object's [`Record`]: [`Outcome::Migrated`], or [`Outcome::AtTarget`],
+/// [`Outcome::AheadOfTarget`] or [`Outcome::MissingStep`] for an object left untouched.
+///
 /// # Errors
 /// Any [`Error`] naming the key; the object is then unchanged.
 ///
 /// # Example
 /// ```
-/// # use pqmigrate_core::{Store, Registry, MigrateOptions, Outcome, migrate_object};
+/// # use pqmigrate_core::{Store, Registry, MigrateOptions, migrate_object};
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let store = Store::memory();
 /// let registry = Registry::from_steps([]).unwrap();
@@ -179,22 +76,26 @@ fn other_schema(info: &ObjectInfo, footer: Option<&Footer>, options: &MigrateOpt
 /// assert!(err.unwrap_err().to_string().starts_with("missing.parquet: head failed"));
 /// # });
 /// ```
-pub async fn migrate_object(
-    store: &Store,
-    registry: &Registry,
-    key: &str,
-    options: &MigrateOptions,
-) -> Result<Outcome> {
+pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, options: &MigrateOptions) -> Result<Record> {
     let started = Instant::now();
-    let info = store.head(key).await?;
+    let info = store.object_info(key).await?;
     let reader = ObjectReader::new(store, key, info.size, info.e_tag.clone())?;
     let footer = reader.footer(true).await?;
-    let version = object_version(&info, Some(&footer), options)?;
+    let version = resolve_version(
+        key,
+        &options.version_key,
+        options.version_source,
+        info.tags.as_deref(),
+        Some(&footer.entries()),
+    )?;
+    let done = |outcome| Record {
+        attempts: 1,
+        millis: started.elapsed().as_millis() as u64,
+        ..Record::new(key, Some(version), outcome)
+    };
     let mut chain = match registry.chain(&options.schema, version, options.target) {
         Ok(chain) => chain,
-        Err(ChainOutcome::AtTarget) => return Ok(Outcome::AlreadyAtTarget { version }),
-        Err(ChainOutcome::AheadOfTarget) => return Ok(Outcome::AheadOfTarget { version }),
-        Err(ChainOutcome::Missing { from, to }) => return Ok(Outcome::MissingMigrationStep { version, from, to }),
+        Err(outcome) => return Ok(done(outcome)),
     };
     if let Some(max) = options.max_steps {
         chain.truncate(max.max(1));
@@ -225,9 +126,7 @@ pub async fn migrate_object(
     };
     let bytes_out = upload.bytes();
     let written = upload.finish().await?;
-    Ok(Outcome::Done(Migrated {
-        key: key.to_string(),
-        from: version,
+    Ok(done(Outcome::Migrated(Box::new(Migrated {
         to: new_version,
         steps: chain.iter().map(|s| s.id()).collect(),
         fingerprints: chain.iter().map(|s| s.fingerprint()).collect(),
@@ -238,8 +137,7 @@ pub async fn migrate_object(
         bytes_in: info.size,
         bytes_out,
         rows,
-        millis: started.elapsed().as_millis() as u64,
-    }))
+    }))))
 }
 
 /// What the rewrite writes.
@@ -325,13 +223,9 @@ async fn stream_rewrite(
         Ok::<(), Error>(())
     };
     let (fetched, sent, encoded) = tokio::join!(fetch, send, encoder);
-    let encoded = encoded.map_err(|e| Error::StepPanicked {
+    // Steps run under their own panic guard, so a task that ends abnormally failed outside them.
+    let encoded = encoded.map_err(|e| Error::Task {
         key: key.clone(),
-        step: chain.first().map(|s| s.id()).unwrap_or_else(|| StepId {
-            schema: String::new(),
-            from: 0,
-            to: target.version,
-        }),
         message: e.to_string(),
     });
     // The most telling error first: a changed or unreadable input explains an encoder that

@@ -142,19 +142,36 @@ pub struct StepRegistration {
     pub to: u32,
     /// The step's type name, for listings and fingerprints.
     pub name: &'static str,
+    /// The revision the author declared (`revision = "..."` in [`register_step!`](crate::register_step));
+    /// bump it when the step's code changes what it writes.
+    pub revision: &'static str,
+    /// Name and version of the crate that registered the step (`my-steps@1.2.0`).
+    pub crate_id: &'static str,
     /// The step itself.
     pub migration: &'static dyn Migration,
 }
 
 impl StepRegistration {
-    /// A short SHA-256 fingerprint of the step's identity and declared change (schema id,
-    /// versions, type name, columns read and written). Recorded with every object it migrates,
-    /// so objects migrated by a different build of the same `from->to` can be found.
+    /// A short SHA-256 fingerprint of the step: schema id, versions, type name, columns read and
+    /// written, the declared revision, and the name and version of the crate that registered
+    /// it. Recorded with every object it migrates, so objects migrated by a different build of
+    /// the same `from->to` can be found. A change to the step's code shows only through the
+    /// revision or the crate version: bump one when the output changes.
     ///
     /// ```
-    /// # use pqmigrate_core::Registry;
-    /// # let _ = Registry::from_inventory();
-    /// // 16 hex digits, stable across runs and machines.
+    /// # use arrow::datatypes::SchemaRef;
+    /// # use arrow::record_batch::RecordBatch;
+    /// # use pqmigrate_core::{Migration, StepError, StepRegistration};
+    /// struct Noop;
+    /// impl Migration for Noop {
+    ///     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StepError> { Ok(input.clone()) }
+    ///     fn transform(&self, b: RecordBatch, _: &SchemaRef) -> Result<RecordBatch, StepError> { Ok(b) }
+    /// }
+    /// let step = |revision| StepRegistration {
+    ///     schema: "s", from: 1, to: 2, name: "Noop", revision, crate_id: "my-steps@1.0.0", migration: &Noop,
+    /// };
+    /// assert_eq!(step("1").fingerprint().len(), 16);
+    /// assert_ne!(step("1").fingerprint(), step("2").fingerprint());
     /// ```
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
@@ -162,7 +179,10 @@ impl StepRegistration {
             ColumnUse::All => "all".to_string(),
             ColumnUse::Declared { reads, writes } => format!("reads={};writes={}", reads.join(","), writes.join(",")),
         };
-        let identity = format!("{}|{}|{}|{}|{}", self.schema, self.from, self.to, self.name, columns);
+        let identity = format!(
+            "{}|{}|{}|{}|{}|rev={}|crate={}",
+            self.schema, self.from, self.to, self.name, columns, self.revision, self.crate_id
+        );
         let digest = Sha256::digest(identity.as_bytes());
         digest[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -184,13 +204,17 @@ impl fmt::Debug for StepRegistration {
             .field("from", &self.from)
             .field("to", &self.to)
             .field("name", &self.name)
+            .field("revision", &self.revision)
+            .field("crate_id", &self.crate_id)
             .finish()
     }
 }
 
 inventory::collect!(StepRegistration);
 
-/// Registers a step for a schema id and `from => to` versions, from any crate.
+/// Registers a step for a schema id and `from => to` versions, from any crate, optionally with
+/// a revision that goes into its [fingerprint](StepRegistration::fingerprint)
+/// (`register_step!("orders", 1 => 2, AddTotal, revision = "2")`).
 ///
 /// The step value must be a constant expression (a unit struct, or a struct literal of
 /// constants). A crate holding only steps must be named by the binary that runs them (for
@@ -211,12 +235,17 @@ inventory::collect!(StepRegistration);
 #[macro_export]
 macro_rules! register_step {
     ($schema:expr, $from:literal => $to:literal, $step:expr) => {
+        $crate::register_step!($schema, $from => $to, $step, revision = "");
+    };
+    ($schema:expr, $from:literal => $to:literal, $step:expr, revision = $revision:expr) => {
         $crate::inventory::submit! {
             $crate::StepRegistration {
                 schema: $schema,
                 from: $from,
                 to: $to,
                 name: stringify!($step),
+                revision: $revision,
+                crate_id: concat!(env!("CARGO_PKG_NAME"), "@", env!("CARGO_PKG_VERSION")),
                 migration: &$step,
             }
         }

@@ -1,59 +1,17 @@
-//! Classifying scanned objects: what a run would do to each, and the totals. Pure.
+//! Planning a data set: what a run would do with each object, as a stream, and the totals.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
-use crate::migration::StepId;
-use crate::registry::{ChainOutcome, Registry};
-use crate::scan::ScannedObject;
-
-/// What a run would do with one object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "class", rename_all = "snake_case")]
-pub enum Class {
-    /// Below the target with a complete chain of steps.
-    NeedsMigration {
-        /// Steps to apply, in order.
-        steps: Vec<StepId>,
-    },
-    /// At the target version.
-    AtTarget,
-    /// Above the target version (never downgraded).
-    AheadOfTarget,
-    /// No step leads on from `from`.
-    MissingStep {
-        /// The version the chain stops at.
-        from: u32,
-        /// The missing step's `to`.
-        to: u32,
-    },
-    /// Tagged with another schema's version and not with ours: never touched.
-    OtherSchema {
-        /// The other schema id.
-        schema: String,
-    },
-    /// The version could not be read.
-    Unreadable {
-        /// Why, naming the object.
-        error: String,
-    },
-}
-
-impl Class {
-    /// A short stable name (`needs_migration`, `at_target`, ...).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Class::NeedsMigration { .. } => "needs_migration",
-            Class::AtTarget => "at_target",
-            Class::AheadOfTarget => "ahead_of_target",
-            Class::MissingStep { .. } => "missing_step",
-            Class::OtherSchema { .. } => "other_schema",
-            Class::Unreadable { .. } => "unreadable",
-        }
-    }
-}
+use crate::error::Result;
+use crate::migrate::MigrateOptions;
+use crate::outcome::{Counts, Outcome, Status};
+use crate::registry::Registry;
+use crate::scan::{Candidates, ScanSpec, ScannedObject, candidates, scan};
+use crate::store::Store;
 
 /// One object of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,25 +22,29 @@ pub struct PlanEntry {
     pub size: u64,
     /// Its version, when readable.
     pub version: Option<u32>,
-    /// What a run does with it.
+    /// What a run does with it: [`Outcome::NeedsMigration`] or why not.
     #[serde(flatten)]
-    pub class: Class,
+    pub outcome: Outcome,
 }
 
-/// Classifies one scanned object for `schema` at `target`.
+impl PlanEntry {
+    /// The entry's status.
+    pub fn status(&self) -> Status {
+        self.outcome.status()
+    }
+}
+
+/// Classifies one scanned object for `schema` at `target`. Pure.
 pub fn classify(registry: &Registry, schema: &str, target: u32, object: &ScannedObject) -> PlanEntry {
-    let (version, class) = match &object.version {
-        Err(Error::OtherSchema { schema, .. }) => (None, Class::OtherSchema { schema: schema.clone() }),
-        Err(e) => (None, Class::Unreadable { error: e.to_string() }),
+    let (version, outcome) = match &object.version {
+        Err(e) => (None, Outcome::unreadable(e)),
         Ok(v) => (
             Some(*v),
             match registry.chain(schema, *v, target) {
-                Ok(chain) => Class::NeedsMigration {
+                Ok(chain) => Outcome::NeedsMigration {
                     steps: chain.iter().map(|s| s.id()).collect(),
                 },
-                Err(ChainOutcome::AtTarget) => Class::AtTarget,
-                Err(ChainOutcome::AheadOfTarget) => Class::AheadOfTarget,
-                Err(ChainOutcome::Missing { from, to }) => Class::MissingStep { from, to },
+                Err(outcome) => outcome,
             },
         ),
     };
@@ -90,8 +52,24 @@ pub fn classify(registry: &Registry, schema: &str, target: u32, object: &Scanned
         key: object.key.clone(),
         size: object.size,
         version,
-        class,
+        outcome,
     }
+}
+
+/// Scans a data set and classifies every object, as a stream: nothing is held beyond the
+/// look-ups in flight. An error item is a failure of the listing itself.
+pub fn plan(
+    store: &Store,
+    registry: Arc<Registry>,
+    options: &MigrateOptions,
+    spec: &ScanSpec,
+    source: &Candidates,
+) -> BoxStream<'static, Result<PlanEntry>> {
+    let schema = options.schema.clone();
+    let target = options.target;
+    scan(store, candidates(store, spec, source), options, spec.concurrency)
+        .map_ok(move |o| classify(&registry, &schema, target, &o))
+        .boxed()
 }
 
 /// Totals of a plan.
@@ -101,8 +79,8 @@ pub struct PlanTotals {
     pub objects: u64,
     /// Objects per version found (unreadable ones not counted).
     pub by_version: BTreeMap<u32, u64>,
-    /// Objects per class name.
-    pub by_class: BTreeMap<String, u64>,
+    /// Objects per status.
+    pub by_status: Counts,
     /// Bytes of the objects that need migration.
     pub bytes_to_rewrite: u64,
 }
@@ -114,15 +92,15 @@ impl PlanTotals {
         if let Some(v) = entry.version {
             *self.by_version.entry(v).or_default() += 1;
         }
-        *self.by_class.entry(entry.class.name().to_string()).or_default() += 1;
-        if matches!(entry.class, Class::NeedsMigration { .. }) {
+        self.by_status.add(entry.status());
+        if entry.status() == Status::NeedsMigration {
             self.bytes_to_rewrite += entry.size;
         }
     }
 
-    /// Count of one class.
-    pub fn count(&self, class: &str) -> u64 {
-        self.by_class.get(class).copied().unwrap_or(0)
+    /// Count of one status.
+    pub fn count(&self, status: Status) -> u64 {
+        self.by_status.get(status)
     }
 }
 
@@ -156,7 +134,7 @@ mod tests {
                 key: "d".into(),
                 size: 40,
                 e_tag: None,
-                version: Err(Error::Config("d: broken".into())),
+                version: Err(crate::Error::Config("d: broken".into())),
             },
         ];
         let mut totals = PlanTotals::default();
@@ -165,7 +143,7 @@ mod tests {
             .map(|o| {
                 let e = classify(&registry, "s", 3, o);
                 totals.add(&e);
-                e.class.name()
+                e.status().name()
             })
             .collect();
         assert_eq!(
@@ -175,6 +153,6 @@ mod tests {
         assert_eq!(totals.objects, 4);
         assert_eq!(totals.by_version, BTreeMap::from([(1, 1), (3, 1), (4, 1)]));
         assert_eq!(totals.bytes_to_rewrite, 0);
-        assert_eq!(totals.count("missing_step"), 1);
+        assert_eq!(totals.count(Status::MissingStep), 1);
     }
 }

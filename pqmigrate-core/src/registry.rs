@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::migration::StepRegistration;
+use crate::migration::{StepId, StepRegistration};
+use crate::outcome::Outcome;
 
 /// Every registered step, validated and sorted by schema id and version.
 ///
@@ -12,22 +13,6 @@ use crate::migration::StepRegistration;
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     by_schema: BTreeMap<String, BTreeMap<u32, StepRegistration>>,
-}
-
-/// Why a chain from a version to a target cannot be built.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChainOutcome {
-    /// The object is already at the target version.
-    AtTarget,
-    /// The object is above the target; it is never downgraded.
-    AheadOfTarget,
-    /// No step leads on from `from`.
-    Missing {
-        /// The version the chain stops at.
-        from: u32,
-        /// The version the missing step would write.
-        to: u32,
-    },
 }
 
 impl Registry {
@@ -89,11 +74,12 @@ impl Registry {
     /// The ordered steps taking `schema` from version `from` to `target`.
     ///
     /// # Errors
-    /// A [`ChainOutcome`] when no migration is needed or possible.
-    pub fn chain(&self, schema: &str, from: u32, target: u32) -> Result<Vec<StepRegistration>, ChainOutcome> {
+    /// The [`Outcome`] of the object when no migration is needed or possible:
+    /// [`Outcome::AtTarget`], [`Outcome::AheadOfTarget`] or [`Outcome::MissingStep`].
+    pub fn chain(&self, schema: &str, from: u32, target: u32) -> Result<Vec<StepRegistration>, Outcome> {
         let empty = BTreeMap::new();
         let steps = self.by_schema.get(schema).unwrap_or(&empty);
-        plan_chain(|v| steps.get(&v).map(|s| (s.to, *s)), from, target)
+        plan_chain(schema, |v| steps.get(&v).map(|s| (s.to, *s)), from, target)
     }
 }
 
@@ -122,15 +108,20 @@ fn validate_step(step: &StepRegistration) -> Result<()> {
 /// version (`version -> (to, step)`). Pure, so it is tested on tables.
 ///
 /// # Errors
-/// [`ChainOutcome::AtTarget`], [`ChainOutcome::AheadOfTarget`], or [`ChainOutcome::Missing`]
-/// naming the first missing step (also when the only step leaving a version would overshoot the
-/// target).
-pub fn plan_chain<T>(next: impl Fn(u32) -> Option<(u32, T)>, from: u32, target: u32) -> Result<Vec<T>, ChainOutcome> {
+/// [`Outcome::AtTarget`], [`Outcome::AheadOfTarget`], or [`Outcome::MissingStep`] naming the
+/// first missing step of `schema` (also when the only step leaving a version would overshoot
+/// the target).
+pub fn plan_chain<T>(
+    schema: &str,
+    next: impl Fn(u32) -> Option<(u32, T)>,
+    from: u32,
+    target: u32,
+) -> Result<Vec<T>, Outcome> {
     if from == target {
-        return Err(ChainOutcome::AtTarget);
+        return Err(Outcome::AtTarget);
     }
     if from > target {
-        return Err(ChainOutcome::AheadOfTarget);
+        return Err(Outcome::AheadOfTarget);
     }
     let mut chain = Vec::new();
     let mut at = from;
@@ -140,7 +131,15 @@ pub fn plan_chain<T>(next: impl Fn(u32) -> Option<(u32, T)>, from: u32, target: 
                 chain.push(step);
                 at = to;
             }
-            _ => return Err(ChainOutcome::Missing { from: at, to: at + 1 }),
+            _ => {
+                return Err(Outcome::MissingStep {
+                    missing: StepId {
+                        schema: schema.to_string(),
+                        from: at,
+                        to: at + 1,
+                    },
+                });
+            }
         }
     }
     Ok(chain)
@@ -155,25 +154,35 @@ mod tests {
         edges.iter().copied().collect()
     }
 
+    fn missing(from: u32, to: u32) -> Outcome {
+        Outcome::MissingStep {
+            missing: StepId {
+                schema: "s".into(),
+                from,
+                to,
+            },
+        }
+    }
+
     #[test]
     fn plan_chain_table() {
-        type Case = (&'static [(u32, u32)], u32, u32, Result<Vec<u32>, ChainOutcome>);
+        type Case = (&'static [(u32, u32)], u32, u32, Result<Vec<u32>, Outcome>);
         let cases: &[Case] = &[
             (&[(1, 2), (2, 3)], 1, 3, Ok(vec![2, 3])),
             (&[(1, 2), (2, 3)], 2, 3, Ok(vec![3])),
             (&[(1, 2), (2, 3)], 1, 2, Ok(vec![2])),
-            (&[(1, 2), (2, 3)], 3, 3, Err(ChainOutcome::AtTarget)),
-            (&[(1, 2), (2, 3)], 4, 3, Err(ChainOutcome::AheadOfTarget)),
-            (&[(1, 2)], 1, 3, Err(ChainOutcome::Missing { from: 2, to: 3 })),
-            (&[(2, 3)], 1, 3, Err(ChainOutcome::Missing { from: 1, to: 2 })),
-            (&[], 1, 2, Err(ChainOutcome::Missing { from: 1, to: 2 })),
+            (&[(1, 2), (2, 3)], 3, 3, Err(Outcome::AtTarget)),
+            (&[(1, 2), (2, 3)], 4, 3, Err(Outcome::AheadOfTarget)),
+            (&[(1, 2)], 1, 3, Err(missing(2, 3))),
+            (&[(2, 3)], 1, 3, Err(missing(1, 2))),
+            (&[], 1, 2, Err(missing(1, 2))),
             (&[(1, 3)], 1, 3, Ok(vec![3])),
-            (&[(1, 3)], 1, 2, Err(ChainOutcome::Missing { from: 1, to: 2 })),
+            (&[(1, 3)], 1, 2, Err(missing(1, 2))),
             (&[(1, 2), (2, 4), (4, 5)], 1, 5, Ok(vec![2, 4, 5])),
         ];
         for (edges, from, target, expected) in cases {
             let t = table(edges);
-            let got = plan_chain(|v| t.get(&v).map(|to| (*to, *to)), *from, *target);
+            let got = plan_chain("s", |v| t.get(&v).map(|to| (*to, *to)), *from, *target);
             assert_eq!(&got, expected, "edges {edges:?} from {from} to {target}");
         }
     }
@@ -201,6 +210,8 @@ mod tests {
             from,
             to,
             name: "Nop",
+            revision: "",
+            crate_id: "test",
             migration: &Nop,
         }
     }
@@ -234,13 +245,14 @@ mod tests {
         assert_eq!(ids, vec![("a", 1, 2), ("a", 2, 3), ("b", 1, 2)]);
         let chain = r.chain("a", 1, 3).unwrap();
         assert_eq!(chain.iter().map(|s| s.to).collect::<Vec<_>>(), vec![2, 3]);
-        assert_eq!(
-            r.chain("b", 1, 3).unwrap_err(),
-            ChainOutcome::Missing { from: 2, to: 3 }
-        );
-        assert_eq!(
-            r.chain("zzz", 1, 2).unwrap_err(),
-            ChainOutcome::Missing { from: 1, to: 2 }
-        );
+        let missing = |schema: &str, from, to| Outcome::MissingStep {
+            missing: StepId {
+                schema: schema.into(),
+                from,
+                to,
+            },
+        };
+        assert_eq!(r.chain("b", 1, 3).unwrap_err(), missing("b", 2, 3));
+        assert_eq!(r.chain("zzz", 1, 2).unwrap_err(), missing("zzz", 1, 2));
     }
 }

@@ -3,20 +3,39 @@
 
 use std::sync::Arc;
 
-use crate::store::object_path;
 use futures::stream::{self, StreamExt};
-use object_store::GetOptions;
 
 use crate::error::{Error, Result};
-use crate::journal::{Record, Status, read_run};
-use crate::store::{ObjectInfo, Store};
+use crate::identity::{new_run_id, now_rfc3339};
+use crate::journal::read_run;
+use crate::lease::{DEFAULT_LEASE_TTL, Lease, break_lease, lease_key};
+use crate::outcome::{Migrated, Outcome, Record};
+use crate::store::{ObjectInfo, ReadOptions, Store};
 
-/// Restores every object `run_id` migrated to the version it had before, with at most
-/// `concurrency` objects at once. An object changed since the run is left alone and reported.
+/// How a rollback runs.
+#[derive(Debug, Clone)]
+pub struct RollbackOptions {
+    /// Objects restored at once.
+    pub concurrency: usize,
+    /// Delete whatever lease holds the data set first (an operator's override).
+    pub break_lease: bool,
+}
+
+impl Default for RollbackOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            break_lease: false,
+        }
+    }
+}
+
+/// Restores every object `run_id` migrated to the version it had before, under the data set's
+/// lease (so no run migrates it meanwhile), with at most `options.concurrency` objects at once. An object changed since the run is left alone and reported.
 /// Each restore is one conditional write, so a concurrent writer is never overwritten.
 ///
-/// Returns one record per object: [`Status::Migrated`] (restored; `from` is the run's version,
-/// `to` the restored one) or [`Status::Failed`].
+/// Returns one record per object: [`Outcome::Migrated`] (restored; `from` is the run's version,
+/// `to` the restored one) or [`Outcome::Failed`].
 ///
 /// # Errors
 /// [`Error::Config`] when the store keeps no versions (S3 with bucket versioning on is needed),
@@ -25,110 +44,97 @@ pub async fn rollback_run(
     store: &Store,
     journal_prefix: &str,
     run_id: &str,
-    concurrency: usize,
+    options: &RollbackOptions,
 ) -> Result<Vec<Record>> {
-    let api = store.s3_api().ok_or_else(|| {
-        Error::Config(format!(
+    if !store.capabilities().versions {
+        return Err(Error::Config(format!(
             "rollback needs an S3 bucket with versioning on; {} keeps no previous versions",
             store.url()
-        ))
-    })?;
-    if !api.versioning_enabled().await? {
+        )));
+    }
+    if !store.versioning_enabled().await? {
         return Err(Error::Config(format!(
             "rollback needs bucket versioning, and it is off for {}: the previous versions were not kept",
             store.url()
         )));
     }
     let journal = read_run(store, journal_prefix, run_id).await?;
-    let migrated: Vec<Record> = journal
-        .records
-        .into_iter()
-        .filter(|r| r.status == Status::Migrated)
-        .collect();
+    let key = lease_key(&journal.info.schema, journal.info.shard.as_deref());
+    if options.break_lease {
+        break_lease(store, &key).await?;
+    }
+    let rollback_id = format!("rollback-{}", new_run_id());
+    let lease = Lease::acquire(store, &key, &rollback_id, &now_rfc3339(), DEFAULT_LEASE_TTL).await?;
+    let migrated: Vec<Record> = journal.records.into_iter().filter(|r| r.migrated().is_some()).collect();
     let store = Arc::new(store.clone());
-    Ok(stream::iter(migrated)
+    let records = stream::iter(migrated)
         .map(|record| {
             let store = store.clone();
             async move {
                 match restore(&store, &record).await {
                     Ok(restored) => restored,
                     Err(e) => Record {
-                        from: record.to,
-                        to: record.from,
+                        from: record.migrated().map(|m| m.to),
                         ..Record::failed(&record.key, &e)
                     },
                 }
             }
         })
-        .buffer_unordered(concurrency.max(1))
+        .buffer_unordered(options.concurrency.max(1))
         .collect()
-        .await)
+        .await;
+    lease.release().await?;
+    Ok(records)
 }
 
 async fn restore(store: &Store, record: &Record) -> Result<Record> {
     let key = record.key.as_str();
-    let (Some(old_version), Some(new_version)) = (&record.old_version_id, &record.new_version_id) else {
+    let run = record.migrated().expect("only migrated records are restored");
+    let (Some(old_version), Some(new_version)) = (&run.old_version_id, &run.new_version_id) else {
         return Err(Error::Config(format!(
             "{key}: the journal has no version ids for it (bucket versioning was off during the run)"
         )));
     };
-    let api = store.s3_api().expect("checked by rollback_run");
-    let current = store
-        .inner()
-        .get_opts(
-            &object_path(key)?,
-            GetOptions {
-                head: true,
-                ..GetOptions::default()
-            },
-        )
-        .await
-        .map_err(|e| Error::store(key, "head", e))?;
-    if current.meta.version.as_deref() != Some(new_version.as_str()) {
+    let current = store.head(key).await?;
+    if current.version_id.as_deref() != Some(new_version.as_str()) {
         return Err(Error::Conflict {
             key: key.to_string(),
             expected: format!(
                 "version {new_version} written by the run, found {:?}",
-                current.meta.version
+                current.version_id
             ),
         });
     }
-    let old = store
-        .inner()
-        .get_opts(
-            &object_path(key)?,
-            GetOptions {
-                version: Some(old_version.clone()),
-                ..GetOptions::default()
-            },
-        )
-        .await
-        .map_err(|e| Error::store(key, "get previous version", e))?;
-    let attributes = old.attributes.clone();
-    let data = old
-        .bytes()
-        .await
-        .map_err(|e| Error::store(key, "get previous version", e))?;
-    let tags = api.get_tags_at(key, Some(old_version)).await?;
+    let previous = ReadOptions {
+        version_id: Some(old_version.clone()),
+        ..ReadOptions::default()
+    };
+    let (old, data) = store.get(key, previous).await?;
+    let tags = store.tags_at(key, Some(old_version)).await?.unwrap_or_default();
     let info = ObjectInfo {
         key: key.to_string(),
-        e_tag: current.meta.e_tag.clone(),
-        version_id: current.meta.version.clone(),
-        size: current.meta.size,
-        attributes,
+        e_tag: current.e_tag.clone(),
+        version_id: current.version_id.clone(),
+        size: current.size,
+        attributes: old.attributes,
         tags: Some(tags.clone()),
     };
     let bytes = data.len() as u64;
     let written = store.write_if_unchanged(&info, data, &tags).await?;
     Ok(Record {
-        from: record.to,
-        to: record.from,
-        old_e_tag: info.e_tag,
-        new_e_tag: written.e_tag,
-        old_version_id: info.version_id,
-        new_version_id: written.version_id,
-        bytes_out: bytes,
         attempts: 1,
-        ..Record::new(key, Status::Migrated)
+        ..Record::new(
+            key,
+            Some(run.to),
+            Outcome::Migrated(Box::new(Migrated {
+                to: record.from.unwrap_or(1),
+                old_e_tag: current.e_tag,
+                new_e_tag: written.e_tag,
+                old_version_id: current.version_id,
+                new_version_id: written.version_id,
+                bytes_out: bytes,
+                ..Migrated::default()
+            })),
+        )
     })
 }

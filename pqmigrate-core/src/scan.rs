@@ -4,15 +4,13 @@
 use std::sync::Arc;
 
 use futures::stream::{self, BoxStream, StreamExt};
-use object_store::ObjectStoreExt;
-
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::migrate::MigrateOptions;
 use crate::rewrite::Footer;
-use crate::store::{INTERNAL_PREFIX, ObjectInfo, ObjectReader, Store, object_path};
-use crate::version::VersionSource;
+use crate::store::{INTERNAL_PREFIX, ObjectReader, Store};
+use crate::version::{VersionSource, resolve_version};
 
 /// Which objects make up the data set (the seed's `prefixes`, `type` and `filter`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,9 +46,9 @@ impl std::str::FromStr for Shard {
     /// Parses `i/n`.
     ///
     /// ```
-    /// let s: pqmigrate_core::Shard = "2/8".parse().unwrap();
+    /// let s: pqmigrate_core::scan::Shard = "2/8".parse().unwrap();
     /// assert_eq!((s.index, s.count), (2, 8));
-    /// assert!("8/8".parse::<pqmigrate_core::Shard>().is_err());
+    /// assert!("8/8".parse::<pqmigrate_core::scan::Shard>().is_err());
     /// ```
     fn from_str(s: &str) -> Result<Self> {
         let bad = || Error::Config(format!("shard {s:?}: expected i/n with 0 <= i < n"));
@@ -140,15 +138,41 @@ pub fn list_candidates(store: &Store, spec: &ScanSpec) -> BoxStream<'static, Res
     stream::iter(spec.effective_prefixes())
         .flat_map(move |prefix| {
             let spec = spec.clone();
-            store.list_prefix(&prefix, spec.page_size).filter(move |c| {
-                let keep = match c {
-                    Ok(c) => spec.accepts(&c.key),
-                    Err(_) => true,
+            store.list_prefix(&prefix, spec.page_size).filter_map(move |listed| {
+                let candidate = match listed {
+                    Ok(l) if spec.accepts(&l.key) => Some(Ok(Candidate {
+                        key: l.key,
+                        size: Some(l.size),
+                        e_tag: l.e_tag,
+                    })),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
                 };
-                std::future::ready(keep)
+                std::future::ready(candidate)
             })
         })
         .boxed()
+}
+
+/// Where a data set's keys come from.
+#[derive(Debug, Clone, Default)]
+pub enum Candidates {
+    /// A listing of the spec's prefixes.
+    #[default]
+    Listing,
+    /// Keys read from a manifest (see [`manifest_candidates`]).
+    Keys(Arc<Vec<Candidate>>),
+}
+
+/// The candidates of a data set: the listing of `spec`'s prefixes, or the given keys.
+pub fn candidates(store: &Store, spec: &ScanSpec, source: &Candidates) -> BoxStream<'static, Result<Candidate>> {
+    match source {
+        Candidates::Listing => list_candidates(store, spec),
+        Candidates::Keys(keys) => {
+            let keys = keys.clone();
+            stream::iter((0..keys.len()).map(move |i| Ok(keys[i].clone()))).boxed()
+        }
+    }
 }
 
 /// Reads candidates from a manifest: CSV lines `bucket,key[,version_id,...]` as S3 Inventory and
@@ -245,18 +269,9 @@ pub fn scan(
 
 async fn lookup(store: &Store, candidate: Candidate, options: &MigrateOptions) -> ScannedObject {
     let key = candidate.key;
-    let known = candidate.size.map(|size| (size, candidate.e_tag));
-    let meta = match known {
-        Some(meta) => Ok(meta),
-        None => match object_path(&key) {
-            Ok(path) => store
-                .inner()
-                .head(&path)
-                .await
-                .map(|m| (m.size, m.e_tag))
-                .map_err(|e| Error::store(&key, "head", e)),
-            Err(e) => Err(e),
-        },
+    let meta = match candidate.size {
+        Some(size) => Ok((size, candidate.e_tag)),
+        None => store.head(&key).await.map(|h| (h.size, h.e_tag)),
     };
     match meta {
         Ok((size, e_tag)) => ScannedObject {
@@ -274,23 +289,18 @@ async fn lookup(store: &Store, candidate: Candidate, options: &MigrateOptions) -
     }
 }
 
+/// The version tag where the store has tags (one small request), else the footer (one ranged
+/// read).
 async fn version_of(store: &Store, key: &str, size: u64, options: &MigrateOptions) -> Result<u32> {
-    let use_tags = store.has_tags() && options.version_source != VersionSource::Footer;
-    let tags = if use_tags { store.tags(key).await? } else { None };
-    let footer = if use_tags {
-        None
+    let use_tags = store.capabilities().tags && options.version_source != VersionSource::Footer;
+    if use_tags {
+        let tags = store.tags(key).await?;
+        resolve_version(key, &options.version_key, options.version_source, tags.as_deref(), None)
     } else {
-        Some(read_footer(store, key, size).await?)
-    };
-    let info = ObjectInfo {
-        key: key.to_string(),
-        e_tag: None,
-        version_id: None,
-        size,
-        attributes: Default::default(),
-        tags,
-    };
-    crate::migrate::object_version(&info, footer.as_ref(), options)
+        let footer = read_footer(store, key, size).await?;
+        let entries = footer.entries();
+        resolve_version(key, &options.version_key, options.version_source, None, Some(&entries))
+    }
 }
 
 /// Reads and parses only the footer of a Parquet object: one ranged read of its last 64 KiB,

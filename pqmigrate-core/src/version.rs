@@ -83,6 +83,85 @@ pub fn reconcile(key: &str, tag: Option<Option<u32>>, footer: Option<u32>) -> Re
     }
 }
 
+/// The key-value entries of a Parquet footer, as [`resolve_version`] reads them.
+pub type FooterEntries<'a> = [(&'a str, Option<&'a str>)];
+
+/// The version an object is at, from its tags (`None` where the store has no tags or they were
+/// not read) and its footer entries (`None` when the footer was not read), under `version_key`
+/// and `source`. Pure.
+///
+/// ```
+/// use pqmigrate_core::version::{VersionSource, resolve_version};
+/// let tags = vec![("schema:s:version".to_string(), "2".to_string())];
+/// let footer = [("schema:s:version", Some("2"))];
+/// assert_eq!(resolve_version("k", "schema:s:version", VersionSource::Auto, Some(&tags), Some(&footer)).unwrap(), 2);
+/// assert_eq!(resolve_version("k", "schema:s:version", VersionSource::Auto, None, None).unwrap(), 1);
+/// ```
+///
+/// # Errors
+/// [`Error::OtherSchema`] for an object that records only another schema's version,
+/// [`Error::BadVersion`] or [`Error::VersionMismatch`].
+pub fn resolve_version(
+    key: &str,
+    version_key: &str,
+    source: VersionSource,
+    tags: Option<&[(String, String)]>,
+    footer: Option<&FooterEntries<'_>>,
+) -> Result<u32> {
+    if let Some(schema) = other_schema(version_key, tags, footer) {
+        return Err(Error::OtherSchema {
+            key: key.to_string(),
+            schema,
+        });
+    }
+    let tag = match (tags, source) {
+        (Some(tags), VersionSource::Auto | VersionSource::Tags) => Some(
+            tags.iter()
+                .find(|(k, _)| k == version_key)
+                .map(|(_, v)| parse_version(key, version_key, "tag", v))
+                .transpose()?,
+        ),
+        _ => None,
+    };
+    let footer_value = || {
+        footer
+            .into_iter()
+            .flatten()
+            .find(|(k, _)| *k == version_key)
+            .and_then(|(_, v)| *v)
+            .map(|v| parse_version(key, version_key, "footer", v))
+            .transpose()
+    };
+    let footer = match (footer.is_some(), source, &tag) {
+        (true, VersionSource::Auto | VersionSource::Footer, _) | (true, VersionSource::Tags, None) => footer_value()?,
+        _ => None,
+    };
+    reconcile(key, tag, footer)
+}
+
+/// The schema id of another schema's version key on the object (tag or footer), when it has
+/// one and none of ours. Only keys of the `schema:<id>:version` shape say which data set a file
+/// belongs to.
+fn other_schema(
+    version_key: &str,
+    tags: Option<&[(String, String)]>,
+    footer: Option<&FooterEntries<'_>>,
+) -> Option<String> {
+    schema_of_version_key(version_key)?;
+    let tag_keys = tags.into_iter().flatten().map(|(k, _)| k.as_str());
+    let footer_keys = footer.into_iter().flatten().map(|(k, _)| *k);
+    let mut others = None;
+    for k in tag_keys.chain(footer_keys) {
+        if k == version_key {
+            return None;
+        }
+        if let Some(schema) = schema_of_version_key(k) {
+            others.get_or_insert_with(|| schema.to_string());
+        }
+    }
+    others
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +190,40 @@ mod tests {
             err.to_string(),
             "dir/a.parquet: bad version value \"abc\" in tag `schema:s:version`: expected a positive integer"
         );
+    }
+
+    #[test]
+    fn resolve_version_table() {
+        let key = "schema:s:version";
+        let tags = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let ours = tags(&[(key, "2")]);
+        let theirs = tags(&[("schema:other:version", "4")]);
+        let none = tags(&[]);
+        let footer2 = [(key, Some("2"))];
+        let footer3 = [(key, Some("3"))];
+        type Case<'a> = (
+            VersionSource,
+            Option<&'a [(String, String)]>,
+            Option<&'a FooterEntries<'a>>,
+            Result<u32, &'a str>,
+        );
+        let cases: Vec<Case> = vec![
+            (VersionSource::Auto, Some(&ours), Some(&footer2), Ok(2)),
+            (VersionSource::Auto, Some(&none), None, Ok(1)),
+            (VersionSource::Auto, None, Some(&footer3), Ok(3)),
+            (VersionSource::Auto, Some(&ours), Some(&footer3), Err("VersionMismatch")),
+            (VersionSource::Tags, Some(&ours), Some(&footer3), Ok(2)),
+            (VersionSource::Footer, Some(&ours), Some(&footer3), Ok(3)),
+            (VersionSource::Auto, Some(&theirs), None, Err("OtherSchema")),
+        ];
+        for (source, tags, footer, expected) in cases {
+            let got = resolve_version("k", key, source, tags, footer).map_err(|e| e.kind().name());
+            assert_eq!(got, expected, "{source:?} {tags:?} {footer:?}");
+        }
     }
 
     #[test]

@@ -97,20 +97,28 @@ pub async fn handle(config: &Config, registry: &Registry, event: BatchEvent) -> 
     let mut results = Vec::with_capacity(event.tasks.len());
     for task in &event.tasks {
         let (code, text) = match config.store(&task.s3_bucket) {
-            Err(e) => ("PermanentFailure", e.to_string()),
+            Err(e) => ("PermanentFailure", e.report()),
             Ok(store) => match migrate_object(&store, registry, &task.s3_key, &options).await {
-                Ok(Outcome::Done(done)) => ("Succeeded", format!("migrated {}->{}", done.from, done.to)),
-                Ok(Outcome::AlreadyAtTarget { version }) => ("Succeeded", format!("already at version {version}")),
-                Ok(Outcome::AheadOfTarget { version }) => (
-                    "Succeeded",
-                    format!("at version {version}, above the target; left alone"),
-                ),
-                Ok(Outcome::MissingMigrationStep { from, to, .. }) => (
-                    "PermanentFailure",
-                    format!("MissingMigrationStep: step {from}->{to} is not defined"),
-                ),
-                Err(e) if e.is_retryable() => ("TemporaryFailure", e.to_string()),
-                Err(e) => ("PermanentFailure", e.to_string()),
+                Ok(record) => {
+                    let version = record.from.unwrap_or(1);
+                    match &record.outcome {
+                        Outcome::Migrated(done) => ("Succeeded", format!("migrated {version}->{}", done.to)),
+                        Outcome::AheadOfTarget => (
+                            "Succeeded",
+                            format!("at version {version}, above the target; left alone"),
+                        ),
+                        Outcome::MissingStep { missing } => (
+                            "PermanentFailure",
+                            format!(
+                                "MissingMigrationStep: step {}->{} is not defined",
+                                missing.from, missing.to
+                            ),
+                        ),
+                        _ => ("Succeeded", format!("already at version {version}")),
+                    }
+                }
+                Err(e) if e.is_retryable() => ("TemporaryFailure", e.report()),
+                Err(e) => ("PermanentFailure", e.report()),
             },
         };
         results.push(BatchResult {

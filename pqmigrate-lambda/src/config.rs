@@ -1,6 +1,7 @@
 //! Handler configuration, from the environment in Lambda and explicit in tests.
 
-use pqmigrate_core::fault::{FaultConfig, FaultyStore};
+#[cfg(feature = "fault-injection")]
+use pqmigrate_core::store::fault::FaultConfig;
 use pqmigrate_core::{Store, StoreOptions};
 
 /// How handlers reach the store.
@@ -8,7 +9,8 @@ use pqmigrate_core::{Store, StoreOptions};
 pub struct Config {
     /// S3 endpoint and sizes; AWS's defaults when empty.
     pub store: StoreOptions,
-    /// Faults to inject into every store call (chaos testing only).
+    /// Faults to inject into every store request (chaos testing only).
+    #[cfg(feature = "fault-injection")]
     pub faults: Option<FaultConfig>,
 }
 
@@ -22,15 +24,23 @@ impl Config {
         let endpoint = std::env::var("PQM_S3_ENDPOINT")
             .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
             .ok();
+        #[cfg(feature = "fault-injection")]
         let faults = std::env::var("PQM_INJECT_FAULTS")
             .ok()
             .map(|s| FaultConfig::parse(&s))
             .transpose()?;
+        #[cfg(not(feature = "fault-injection"))]
+        if std::env::var_os("PQM_INJECT_FAULTS").is_some() {
+            return Err(pqmigrate_core::Error::Config(
+                "PQM_INJECT_FAULTS is set, but this bootstrap was built without the fault-injection feature".into(),
+            ));
+        }
         Ok(Self {
             store: StoreOptions {
                 endpoint,
                 ..StoreOptions::default()
             },
+            #[cfg(feature = "fault-injection")]
             faults,
         })
     }
@@ -41,12 +51,10 @@ impl Config {
     /// [`pqmigrate_core::Error::Config`].
     pub fn store(&self, bucket: &str) -> pqmigrate_core::Result<Store> {
         let store = Store::s3(bucket, &self.store)?;
-        Ok(match &self.faults {
-            Some(faults) => {
-                let faults = faults.clone();
-                store.map_inner(|inner| std::sync::Arc::new(FaultyStore::new(inner, faults)))
-            }
-            None => store,
-        })
+        #[cfg(feature = "fault-injection")]
+        if let Some(faults) = &self.faults {
+            return Ok(store.with_faults(faults.clone()).0);
+        }
+        Ok(store)
     }
 }

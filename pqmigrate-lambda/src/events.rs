@@ -98,7 +98,7 @@ pub struct ScanResult {
     pub manifest_key: String,
     /// Objects in the manifest.
     pub objects: u64,
-    /// Objects seen, per class (`needs_migration`, `at_target`, ...).
+    /// Objects seen, per status (`needs_migration`, `at_target`, ...).
     pub counts: std::collections::BTreeMap<String, u64>,
 }
 
@@ -132,7 +132,7 @@ impl HandlerError {
     pub(crate) fn retryable(e: &pqmigrate_core::Error) -> Self {
         Self {
             error_type: RETRYABLE_ERROR,
-            message: format!("{}: {e}", e.kind()),
+            message: format!("{}: {}", e.kind(), e.report()),
         }
     }
 

@@ -30,24 +30,30 @@ pub async fn handle(
         Err(e) => return Err(HandlerError::invalid(e.to_string())),
     };
     match migrate_object(&store, registry, &event.s3_key, &options).await {
-        Ok(Outcome::Done(done)) => {
-            tracing::info!(key = %event.s3_key, from = done.from, to = done.to, millis = done.millis, "migrated");
-            event.state = if done.to >= target { "Done" } else { "Migrating" }.to_string();
-        }
-        Ok(Outcome::AlreadyAtTarget { .. }) => event.state = "Done".to_string(),
-        Ok(Outcome::AheadOfTarget { version }) => {
-            tracing::warn!(key = %event.s3_key, version, target, "above the target version; left alone");
-            event.state = "Done".to_string();
-        }
-        Ok(Outcome::MissingMigrationStep { from, to, .. }) => {
-            event.state = "MissingMigrationStep".to_string();
-            event.error_cause = Some(format!("Migration step {from}->{to} of {schema} is not defined"));
-        }
+        Ok(record) => match &record.outcome {
+            Outcome::Migrated(done) => {
+                tracing::info!(key = %event.s3_key, from = record.from, to = done.to, millis = record.millis, "migrated");
+                event.state = if done.to >= target { "Done" } else { "Migrating" }.to_string();
+            }
+            Outcome::AheadOfTarget => {
+                tracing::warn!(key = %event.s3_key, version = record.from, target, "above the target version; left alone");
+                event.state = "Done".to_string();
+            }
+            Outcome::MissingStep { missing } => {
+                event.state = "MissingMigrationStep".to_string();
+                event.error_cause = Some(format!(
+                    "Migration step {}->{} of {schema} is not defined",
+                    missing.from, missing.to
+                ));
+            }
+            _ => event.state = "Done".to_string(),
+        },
         Err(e) if e.is_retryable() => return Err(HandlerError::retryable(&e)),
         Err(e) => {
-            tracing::error!(key = %event.s3_key, "{e}");
+            let cause = e.report();
+            tracing::error!(key = %event.s3_key, "{cause}");
             event.state = "Error".to_string();
-            event.error_cause = Some(e.to_string());
+            event.error_cause = Some(cause);
         }
     }
     Ok(event)

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use pqmigrate_core::{Class, MigrateOptions, Registry, ScanSpec, classify, list_candidates, new_run_id, scan};
+use pqmigrate_core::plan::plan;
+use pqmigrate_core::scan::{Candidates, ScanSpec};
+use pqmigrate_core::{MigrateOptions, Outcome, Registry, new_run_id};
 
 use crate::config::Config;
 use crate::events::{HandlerError, MigrateEvent, ScanEvent, ScanResult, schema_and_key};
@@ -31,18 +33,23 @@ pub async fn handle(config: &Config, registry: &Registry, event: ScanEvent) -> R
         prefixes: event.prefixes.clone(),
         suffix: event.suffix.clone(),
         filter: event.filter.clone(),
+        concurrency: 32,
         ..ScanSpec::default()
     };
-    let registry = Arc::new(registry.clone());
-    let mut objects = scan(&store, list_candidates(&store, &spec), &options, 32);
+    let mut entries = plan(
+        &store,
+        Arc::new(registry.clone()),
+        &options,
+        &spec,
+        &Candidates::Listing,
+    );
     let mut lines = String::new();
     let mut counts = BTreeMap::new();
     let mut listed = 0u64;
-    while let Some(object) = objects.next().await {
-        let object = object.map_err(|e| HandlerError::retryable(&e))?;
-        let entry = classify(&registry, &schema, target, &object);
-        *counts.entry(entry.class.name().to_string()).or_default() += 1;
-        if matches!(entry.class, Class::NeedsMigration { .. }) {
+    while let Some(entry) = entries.next().await {
+        let entry = entry.map_err(|e| HandlerError::retryable(&e))?;
+        *counts.entry(entry.status().name().to_string()).or_default() += 1;
+        if matches!(entry.outcome, Outcome::NeedsMigration { .. }) {
             let item = MigrateEvent {
                 state: "Start".into(),
                 s3_bucket: event.bucket.clone(),

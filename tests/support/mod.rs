@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use arrow::array::{Array, Float64Array};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use object_store::path::Path;
-use object_store::{GetOptions, ObjectStore};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use pqmigrate::{Footer, Store, StoreOptions};
+use pqmigrate::rewrite::Footer;
+use pqmigrate::store::ReadOptions;
+use pqmigrate::{Store, StoreOptions};
 use pqmigrate_sensor_steps::DataSpec;
 use serde_json::Value;
 
@@ -70,32 +70,18 @@ pub fn small_spec() -> DataSpec {
     }
 }
 
-/// Reads an object's bytes directly from the underlying store.
+/// Reads an object's bytes.
 pub async fn raw_bytes(store: &Store, key: &str) -> Bytes {
-    store
-        .inner()
-        .get_opts(&pqmigrate::object_path(key).unwrap(), GetOptions::default())
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
+    store.get(key, ReadOptions::default()).await.unwrap().1
 }
 
 /// Reads a specific version's bytes.
 pub async fn version_bytes(store: &Store, key: &str, version: &str) -> Bytes {
-    let options = GetOptions {
-        version: Some(version.to_string()),
-        ..GetOptions::default()
+    let options = ReadOptions {
+        version_id: Some(version.to_string()),
+        ..ReadOptions::default()
     };
-    store
-        .inner()
-        .get_opts(&pqmigrate::object_path(key).unwrap(), options)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
+    store.get(key, options).await.unwrap().1
 }
 
 /// All rows of a Parquet file as one batch.
@@ -152,11 +138,6 @@ pub fn assert_features_match(original: &RecordBatch, migrated: &RecordBatch) {
     }
 }
 
-/// Shortcut for an `Arc<dyn ObjectStore>` of a store.
-pub fn inner(store: &Store) -> Arc<dyn ObjectStore> {
-    store.inner().clone()
-}
-
 /// A loopback TCP proxy to the S3 server that drops every connection once the client has sent
 /// more than `cut_after` bytes on it: a real upload dying mid-body. Small requests pass.
 pub async fn cutting_proxy(upstream: &str, cut_after: usize) -> String {
@@ -209,35 +190,31 @@ pub async fn cutting_proxy(upstream: &str, cut_after: usize) -> String {
 /// `store` with another writer that puts `theirs` over the object just before each conditional
 /// write: the worst moment for a lost update.
 pub fn with_racing_writer(store: &Store, theirs: Bytes) -> Store {
-    use pqmigrate::fault::{FaultConfig, FaultyStore};
-    store.clone().map_inner(|inner| {
-        Arc::new(FaultyStore::new(
-            inner,
-            FaultConfig {
-                before_conditional_put: Some(Arc::new(move |inner: Arc<dyn ObjectStore>, path: Path| {
-                    let data = theirs.clone();
-                    Box::pin(async move {
-                        object_store::ObjectStoreExt::put(inner.as_ref(), &path, data.into())
-                            .await
-                            .unwrap();
-                    })
-                })),
-                ..FaultConfig::default()
-            },
-        ))
-    })
+    use pqmigrate::store::fault::FaultConfig;
+    use pqmigrate::store::{SharedIo, WriteOptions};
+    let config = FaultConfig {
+        before_conditional_put: Some(Arc::new(move |io: SharedIo, key: String| {
+            let data = theirs.clone();
+            Box::pin(async move {
+                io.put(&key, data.into(), WriteOptions::default()).await.unwrap();
+            })
+        })),
+        ..FaultConfig::default()
+    };
+    store.clone().with_faults(config).0
 }
 
-/// Migrates `key` to `target` of `schema` and returns the migration, failing on any other outcome.
-pub async fn migrate_done(store: &Store, key: &str, schema: &str, target: u32) -> pqmigrate::Migrated {
+/// Migrates `key` to `target` of `schema` and returns the version it was found at and the
+/// migration, failing on any other outcome.
+pub async fn migrate_done(store: &Store, key: &str, schema: &str, target: u32) -> (u32, pqmigrate::Migrated) {
     let registry = pqmigrate::Registry::from_inventory().unwrap();
     let options = pqmigrate::MigrateOptions::new(schema, target);
-    match pqmigrate::migrate_object(store, &registry, key, &options)
+    let record = pqmigrate::migrate_object(store, &registry, key, &options)
         .await
-        .unwrap()
-    {
-        pqmigrate::Outcome::Done(done) => done,
-        other => panic!("{key}: expected Done, got {other:?}"),
+        .unwrap();
+    match record.outcome {
+        pqmigrate::Outcome::Migrated(done) => (record.from.unwrap(), *done),
+        other => panic!("{key}: expected migrated, got {other:?}"),
     }
 }
 
@@ -309,7 +286,7 @@ pub async fn check_object(store: &Store, key: &str, known: &[Bytes], target: u32
         Some(target.to_string().as_str()),
         "{key}: tag and footer disagree"
     );
-    let steps = footer.value(pqmigrate::STEPS_FOOTER_KEY).unwrap_or_default();
+    let steps = footer.value(pqmigrate::rewrite::STEPS_FOOTER_KEY).unwrap_or_default();
     let applied: Vec<&str> = steps.split(',').map(|s| s.split('@').next().unwrap()).collect();
     assert_eq!(
         applied,

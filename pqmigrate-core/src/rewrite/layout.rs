@@ -112,6 +112,8 @@ mod tests {
 
     fn reg(step: &'static Declared, from: u32) -> StepRegistration {
         StepRegistration {
+            revision: "",
+            crate_id: "test",
             schema: "s",
             from,
             to: from + 1,

@@ -83,6 +83,18 @@ impl Footer {
             .map(|kv| kv.key.as_str())
     }
 
+    /// The footer's key-value entries, as [`crate::version::resolve_version`] reads them.
+    pub fn entries(&self) -> Vec<(&str, Option<&str>)> {
+        self.meta
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .into_iter()
+            .flatten()
+            .map(|kv| (kv.key.as_str(), kv.value.as_deref()))
+            .collect()
+    }
+
     /// The value of a footer key-value entry.
     pub fn value(&self, name: &str) -> Option<&str> {
         self.meta

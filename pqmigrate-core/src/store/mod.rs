@@ -1,8 +1,18 @@
-//! The object store a data set lives in, with what it can do (tags, conditional writes,
-//! user metadata) and the conditional, versioned write the migration relies on.
+//! Storage: the [`Store`] facade a data set lives behind, over one I/O seam ([`StoreIo`]) that
+//! each backend implements (S3, local disk, memory) and that decorators wrap (the rate limiter,
+//! the fault injector). Retries of single requests live here; what a backend can do is a
+//! [`Capabilities`] value. Nothing here knows about scans, plans, journals or executors.
 
+mod backoff;
+mod convert;
+mod decorate;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
+mod generic;
+mod io;
+mod ratelimit;
 mod reader;
-mod retry;
+mod s3;
 mod s3api;
 mod upload;
 
@@ -12,24 +22,27 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::client::{HttpConnector, ReqwestConnector};
-use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    Attribute, Attributes, ClientOptions, GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutOptions, PutPayload,
-    RetryConfig, TagSet,
-};
+use object_store::{Attribute, Attributes, ClientOptions, RetryConfig};
 
+pub use backoff::{RetryPolicy, jitter_unit};
+pub use decorate::{Decorated, Hook};
+pub use io::{
+    Capabilities, Condition, Head, ListPage, Listed, ObjectVersion, ReadOptions, Request, RequestCounts, SharedIo,
+    StoreIo, WriteOptions, Written,
+};
+pub use object_store::Error as StoreError;
+pub use ratelimit::{RateLimit, RateLimiter};
 pub use reader::ObjectReader;
-pub(crate) use retry::{retry_transient, transient_store_error};
-pub use s3api::{ObjectVersion, S3Api};
+pub use s3api::S3Api;
 pub use upload::{ConditionalUpload, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE};
 
 use crate::error::{Error, Result};
-use crate::scan::Candidate;
+use generic::{Flavor, ObjectStoreIo};
 
 /// S3's limits on object tags, checked before every write.
 pub const S3_MAX_TAGS: usize = 10;
@@ -46,8 +59,8 @@ pub const INTERNAL_PREFIX: &str = "_pqmigrate/";
 /// root) is refused.
 ///
 /// ```
-/// assert_eq!(pqmigrate_core::object_path("a b/c%d#1.parquet").unwrap().as_ref(), "a b/c%d#1.parquet");
-/// assert!(pqmigrate_core::object_path("../etc/passwd").is_err());
+/// assert_eq!(pqmigrate_core::store::object_path("a b/c%d#1.parquet").unwrap().as_ref(), "a b/c%d#1.parquet");
+/// assert!(pqmigrate_core::store::object_path("../etc/passwd").is_err());
 /// ```
 ///
 /// # Errors
@@ -57,17 +70,6 @@ pub fn object_path(key: &str) -> Result<Path> {
         key: key.to_string(),
         message: e.to_string(),
     })
-}
-
-/// Which kind of store, and so which capabilities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreKind {
-    /// S3 or an S3-compatible server: tags, conditional PUT, user metadata, versioning.
-    S3,
-    /// Local disk: no tags or user metadata; writes are staged and renamed.
-    Local,
-    /// In memory: conditional PUT and attributes, no tags. For tests.
-    Memory,
 }
 
 /// Options for opening a store from a URL.
@@ -85,18 +87,17 @@ pub struct StoreOptions {
     pub part_size: Option<usize>,
 }
 
-/// An object store holding a data set, plus what it can do.
+/// An object store holding a data set: every request goes through one [`StoreIo`], with
+/// transient failures retried request by request. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    inner: Arc<dyn ObjectStore>,
-    kind: StoreKind,
-    s3: Option<Arc<S3Api>>,
-    paged: Option<Arc<AmazonS3>>,
+    io: SharedIo,
+    capabilities: Capabilities,
     url: String,
     multipart_threshold: usize,
     part_size: usize,
     request_retries: Arc<AtomicU64>,
-    limiter: Option<Arc<crate::RateLimiter>>,
+    s3: Option<Arc<S3Api>>,
 }
 
 /// What was read about an object before migrating it.
@@ -116,19 +117,13 @@ pub struct ObjectInfo {
     pub tags: Option<Vec<(String, String)>>,
 }
 
-/// The result of a successful write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    /// New ETag.
-    pub e_tag: Option<String>,
-    /// New version id, when the bucket is versioned.
-    pub version_id: Option<String>,
-}
-
 impl Store {
     /// An in-memory store (tests, examples).
     pub fn memory() -> Self {
-        Self::from_parts(Arc::new(InMemory::new()), StoreKind::Memory, None, "memory://".into())
+        Self::from_io(
+            Arc::new(ObjectStoreIo::new(Arc::new(InMemory::new()), Flavor::Memory)),
+            "memory://".into(),
+        )
     }
 
     /// A directory on local disk, created if missing.
@@ -140,12 +135,23 @@ impl Store {
         std::fs::create_dir_all(root).map_err(|e| Error::Config(format!("cannot create {}: {e}", root.display())))?;
         let fs = LocalFileSystem::new_with_prefix(root)
             .map_err(|e| Error::Config(format!("cannot open {}: {e}", root.display())))?;
-        Ok(Self::from_parts(
-            Arc::new(fs),
-            StoreKind::Local,
-            None,
+        Ok(Self::from_io(
+            Arc::new(ObjectStoreIo::new(Arc::new(fs), Flavor::Local)),
             format!("file://{}", root.display()),
         ))
+    }
+
+    /// A store over any backend of the seam (an embedder's own, or a decorated one).
+    pub fn from_io(io: SharedIo, url: String) -> Self {
+        Self {
+            capabilities: io.capabilities(),
+            io,
+            url,
+            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
+            part_size: DEFAULT_PART_SIZE,
+            request_retries: Arc::default(),
+            s3: None,
+        }
     }
 
     /// An S3 bucket. Credentials and defaults come from the standard `AWS_*` environment variables;
@@ -185,10 +191,16 @@ impl Store {
         let client = ReqwestConnector::default()
             .connect(&ClientOptions::new().with_allow_http(allow_http))
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
-        let api = S3Api::new(client, s3.credentials().clone(), bucket_url, bucket.to_string(), region);
-        let s3 = Arc::new(s3);
-        let mut store = Self::from_parts(s3.clone(), StoreKind::S3, Some(Arc::new(api)), format!("s3://{bucket}"));
-        store.paged = Some(s3);
+        let api = Arc::new(S3Api::new(
+            client,
+            s3.credentials().clone(),
+            bucket_url,
+            bucket.to_string(),
+            region,
+        ));
+        let io = Arc::new(s3::S3Io::new(Arc::new(s3), api.clone()));
+        let mut store = Self::from_io(io, format!("s3://{bucket}"));
+        store.s3 = Some(api);
         Ok(store.with_upload_sizes(options))
     }
 
@@ -214,33 +226,34 @@ impl Store {
                     .map_err(|()| Error::Config(format!("{url}: not a local path")))?;
                 Ok((Self::local(path)?.with_upload_sizes(options), String::new()))
             }
-            "memory" => Ok((Self::memory(), parsed.path().trim_start_matches('/').to_string())),
+            "memory" => Ok((
+                Self::memory().with_upload_sizes(options),
+                parsed.path().trim_start_matches('/').to_string(),
+            )),
             other => Err(Error::Config(format!(
                 "{url}: unsupported scheme {other:?} (use s3://, file:// or memory://)"
             ))),
         }
     }
 
-    fn from_parts(inner: Arc<dyn ObjectStore>, kind: StoreKind, s3: Option<Arc<S3Api>>, url: String) -> Self {
-        Self {
-            inner,
-            kind,
-            s3,
-            paged: None,
-            url,
-            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
-            part_size: DEFAULT_PART_SIZE,
-            request_retries: Arc::default(),
-            limiter: None,
-        }
+    /// Every request of this store passes through `hook` too (outermost).
+    pub fn with_hook(self, hook: impl Hook) -> Self {
+        let io: SharedIo = Arc::new(Decorated::new(self.io.clone(), hook));
+        Self { io, ..self }
     }
 
-    /// Limits every request to this store (data, tags, listings) to `per_second`.
+    /// Limits every request to this store (listings, heads, reads, writes, tags, every
+    /// multipart call, version listings) to `per_second`.
     pub fn with_rate_limit(self, per_second: f64) -> Self {
-        let limiter = Arc::new(crate::RateLimiter::new(per_second));
-        let mut store = self.map_inner(|inner| Arc::new(crate::RateLimitedStore::new(inner, limiter.clone())));
-        store.limiter = Some(limiter);
-        store
+        self.with_hook(RateLimit::new(Arc::new(RateLimiter::new(per_second))))
+    }
+
+    /// Injects `config`'s faults into every request of this store; the injector's counts tell
+    /// what it saw.
+    #[cfg(feature = "fault-injection")]
+    pub fn with_faults(self, config: fault::FaultConfig) -> (Self, Arc<fault::FaultInjector>) {
+        let injector = Arc::new(fault::FaultInjector::new(config));
+        (self.with_hook(injector.clone()), injector)
     }
 
     /// Applies the multipart threshold and part size of `options`.
@@ -250,23 +263,9 @@ impl Store {
         self
     }
 
-    /// Replaces the underlying `ObjectStore` (for example with a fault-injecting wrapper),
-    /// keeping the kind and the signed S3 client.
-    pub fn map_inner(self, f: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>) -> Self {
-        Self {
-            inner: f(self.inner),
-            ..self
-        }
-    }
-
-    /// The underlying `ObjectStore`.
-    pub fn inner(&self) -> &Arc<dyn ObjectStore> {
-        &self.inner
-    }
-
-    /// The kind of store.
-    pub fn kind(&self) -> StoreKind {
-        self.kind
+    /// What the store can do.
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities
     }
 
     /// The store's URL, for messages.
@@ -274,69 +273,11 @@ impl Store {
         &self.url
     }
 
-    /// The signed S3 client, on S3 stores.
+    /// Direct S3 calls for bucket administration and checks (create a bucket, switch
+    /// versioning, list open uploads, read tags), on S3 stores. They do not pass through the
+    /// seam's decorators; nothing in a run uses them.
     pub fn s3_api(&self) -> Option<&S3Api> {
         self.s3.as_deref()
-    }
-
-    /// Lists the objects whose keys start with `prefix` (a raw string, not a directory), every
-    /// page followed, `page_size` keys a request where the store takes one. Internal objects
-    /// under [`INTERNAL_PREFIX`] are listed too; filtering is the caller's.
-    pub fn list_prefix(&self, prefix: &str, page_size: Option<usize>) -> BoxStream<'static, Result<Candidate>> {
-        let prefix = prefix.to_string();
-        match &self.paged {
-            Some(paged) => {
-                let paged = paged.clone();
-                let first = Some(None::<String>);
-                stream::unfold(first, move |token| {
-                    let paged = paged.clone();
-                    let prefix = prefix.clone();
-                    async move {
-                        let token = token?;
-                        let options = PaginatedListOptions {
-                            page_token: token,
-                            max_keys: page_size,
-                            ..PaginatedListOptions::default()
-                        };
-                        let page = paged
-                            .list_paginated(Some(&prefix).filter(|p| !p.is_empty()).map(|p| p.as_str()), options)
-                            .await;
-                        Some(match page {
-                            Ok(page) => {
-                                let next = page.page_token.map(Some);
-                                let items: Vec<Result<Candidate>> =
-                                    page.result.objects.into_iter().map(|m| Ok(candidate(m))).collect();
-                                (stream::iter(items), next)
-                            }
-                            Err(e) => (stream::iter(vec![Err(Error::store(&prefix, "list", e))]), None),
-                        })
-                    }
-                })
-                .flatten()
-                .boxed()
-            }
-            None => {
-                // Path listing works on whole segments: list the prefix's directory and keep the keys
-                // that start with the raw prefix.
-                let dir = prefix.rfind('/').map(|i| &prefix[..i]).unwrap_or("");
-                let dir = match (!dir.is_empty()).then(|| object_path(dir)).transpose() {
-                    Ok(dir) => dir,
-                    Err(e) => return stream::iter(vec![Err(e)]).boxed(),
-                };
-                let owned = prefix.clone();
-                self.inner
-                    .list(dir.as_ref())
-                    .filter_map(move |item| {
-                        let out = match item {
-                            Ok(meta) if meta.location.as_ref().starts_with(owned.as_str()) => Some(Ok(candidate(meta))),
-                            Ok(_) | Err(object_store::Error::NotFound { .. }) => None,
-                            Err(e) => Some(Err(Error::store(&owned, "list", e))),
-                        };
-                        std::future::ready(out)
-                    })
-                    .boxed()
-            }
-        }
     }
 
     /// Requests repeated after a transient failure, since the store was opened (shared by its
@@ -345,75 +286,217 @@ impl Store {
         self.request_retries.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn retry_counter(&self) -> &AtomicU64 {
-        &self.request_retries
+    pub(crate) fn multipart_threshold(&self) -> usize {
+        self.multipart_threshold
     }
 
-    /// Whether objects carry tags here.
-    pub fn has_tags(&self) -> bool {
-        self.kind == StoreKind::S3
+    pub(crate) fn part_size(&self) -> usize {
+        self.part_size
     }
 
-    /// Reads an object's tags; `None` where the store has no tags.
+    /// One request, repeated while it fails transiently.
+    async fn retry<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        backoff::retry_transient(&self.request_retries, Error::is_transient, call).await
+    }
+
+    /// Lists the objects whose keys start with `prefix` (a raw string, not a directory), every
+    /// page followed, `page_size` keys a request where the store takes one. Internal objects
+    /// under [`INTERNAL_PREFIX`] are listed too; filtering is the caller's. A page that keeps
+    /// failing ends the stream with its error.
+    pub fn list_prefix(&self, prefix: &str, page_size: Option<usize>) -> BoxStream<'static, Result<Listed>> {
+        let store = self.clone();
+        let prefix = prefix.to_string();
+        stream::unfold(Some(None::<String>), move |token| {
+            let store = store.clone();
+            let prefix = prefix.clone();
+            async move {
+                let token = token?;
+                let page = store.retry(|| store.io.list(&prefix, token.clone(), page_size)).await;
+                Some(match page {
+                    Ok(page) => {
+                        let next = page.next.map(Some);
+                        let items: Vec<Result<Listed>> = page.objects.into_iter().map(Ok).collect();
+                        (stream::iter(items), next)
+                    }
+                    Err(e) => (stream::iter(vec![Err(e)]), None),
+                })
+            }
+        })
+        .flatten()
+        .boxed()
+    }
+
+    /// The "directories" directly under `prefix`, without their trailing `/`.
     ///
     /// # Errors
-    /// [`Error::S3Api`].
+    /// Store errors naming the prefix.
+    pub async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        self.retry(|| self.io.list_dirs(prefix)).await
+    }
+
+    /// An object's metadata: ETag, version id, size, last modified, attributes.
+    ///
+    /// # Errors
+    /// Store errors naming the key ([`Error::is_not_found`] for a missing one).
+    pub async fn head(&self, key: &str) -> Result<Head> {
+        self.retry(|| self.io.head(key, None)).await
+    }
+
+    /// The metadata of one version of an object.
+    ///
+    /// # Errors
+    /// As [`Store::head`].
+    pub async fn head_version(&self, key: &str, version_id: &str) -> Result<Head> {
+        self.retry(|| self.io.head(key, Some(version_id))).await
+    }
+
+    /// What a migration needs to know before reading data: the head (ETag, version id, size,
+    /// attributes), then the tags of exactly the version the head names.
+    ///
+    /// # Errors
+    /// Store errors naming the key.
+    pub async fn object_info(&self, key: &str) -> Result<ObjectInfo> {
+        let head = self.head(key).await?;
+        let tags = self.tags_at(key, head.version_id.as_deref()).await?;
+        Ok(ObjectInfo {
+            key: key.to_string(),
+            e_tag: head.e_tag,
+            version_id: head.version_id,
+            size: head.size,
+            attributes: head.attributes,
+            tags,
+        })
+    }
+
+    /// An object's current tags; `None` where the store has no tags.
+    ///
+    /// # Errors
+    /// Store errors naming the key.
     pub async fn tags(&self, key: &str) -> Result<Option<Vec<(String, String)>>> {
-        match &self.s3 {
-            Some(api) => {
-                let call = || async {
-                    if let Some(limiter) = &self.limiter {
-                        limiter.acquire().await;
-                    }
-                    api.get_tags(key).await
-                };
-                retry::retry_transient(&self.request_retries, Error::is_retryable, call)
-                    .await
-                    .map(Some)
-            }
-            None => Ok(None),
+        self.tags_at(key, None).await
+    }
+
+    /// The tags of one version of an object (the current one when `version_id` is `None`);
+    /// `None` where the store has no tags.
+    ///
+    /// # Errors
+    /// Store errors naming the key.
+    pub async fn tags_at(&self, key: &str, version_id: Option<&str>) -> Result<Option<Vec<(String, String)>>> {
+        if !self.capabilities.tags {
+            return Ok(None);
+        }
+        self.retry(|| self.io.get_tags(key, version_id)).await.map(Some)
+    }
+
+    /// Replaces an object's tags.
+    ///
+    /// # Errors
+    /// [`Error::Config`] where the store has no tags, store errors otherwise.
+    pub async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> Result<()> {
+        self.retry(|| self.io.put_tags(key, tags)).await
+    }
+
+    /// An object's bytes (or a range of them) and metadata.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when `options.if_match` no longer holds; store errors otherwise.
+    pub async fn get(&self, key: &str, options: ReadOptions) -> Result<(Head, Bytes)> {
+        self.retry(|| self.io.get(key, options.clone())).await
+    }
+
+    /// An object's bytes, or `None` when it does not exist.
+    ///
+    /// # Errors
+    /// Store errors other than a missing object.
+    pub async fn get_if_exists(&self, key: &str) -> Result<Option<(Head, Bytes)>> {
+        match self.get(key, ReadOptions::default()).await {
+            Ok(got) => Ok(Some(got)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
-    /// The size of an object.
+    /// Reads an object whole: content, ETag, version id, attributes, and the tags of that
+    /// version.
     ///
     /// # Errors
-    /// [`Error::Store`].
-    pub async fn head_size(&self, key: &str) -> Result<u64> {
-        self.inner
-            .head(&object_path(key)?)
-            .await
-            .map(|m| m.size)
-            .map_err(|e| Error::store(key, "head", e))
-    }
-
-    /// Reads an object whole: its tags first, then content, ETag, version id and attributes in
-    /// one GET.
-    ///
-    /// # Errors
-    /// [`Error::Store`] or [`Error::S3Api`] naming the key.
+    /// Store errors naming the key.
     pub async fn read(&self, key: &str) -> Result<(ObjectInfo, Bytes)> {
-        let tags = self.tags(key).await?;
-        let path = object_path(key)?;
-        let result = self
-            .inner
-            .get_opts(&path, GetOptions::default())
-            .await
-            .map_err(|e| Error::store(key, "get", e))?;
-        let meta = result.meta.clone();
-        let attributes = result.attributes.clone();
-        let data = result.bytes().await.map_err(|e| Error::store(key, "get", e))?;
+        let (head, data) = self.get(key, ReadOptions::default()).await?;
+        let tags = self.tags_at(key, head.version_id.as_deref()).await?;
         Ok((
             ObjectInfo {
                 key: key.to_string(),
-                e_tag: meta.e_tag,
-                version_id: meta.version,
-                size: meta.size,
-                attributes,
+                e_tag: head.e_tag,
+                version_id: head.version_id,
+                size: head.size,
+                attributes: head.attributes,
                 tags,
             },
             data,
         ))
+    }
+
+    /// Writes an object unconditionally, with tags and attributes where the store takes them
+    /// (test fixtures, manifests).
+    ///
+    /// # Errors
+    /// Store errors naming the key.
+    pub async fn put(
+        &self,
+        key: &str,
+        data: Bytes,
+        tags: &[(String, String)],
+        attributes: Attributes,
+    ) -> Result<Written> {
+        self.write(
+            key,
+            data,
+            WriteOptions {
+                condition: Condition::None,
+                tags: tags.to_vec(),
+                attributes,
+            },
+        )
+        .await
+    }
+
+    /// Writes an object in one request under `options`' condition; tags and attributes the
+    /// store cannot keep are left out.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when an `If-Match` fails, [`Error::Store`] with `AlreadyExists` when
+    /// a create finds the key taken, store errors otherwise.
+    pub async fn write(&self, key: &str, data: Bytes, mut options: WriteOptions) -> Result<Written> {
+        if !self.capabilities.tags {
+            options.tags.clear();
+        }
+        if !self.capabilities.user_metadata {
+            options.attributes = Attributes::new();
+        }
+        self.retry_write(key, data.into(), &options).await
+    }
+
+    /// One write of a payload built from several buffers, without concatenating them.
+    pub(crate) async fn retry_write(
+        &self,
+        key: &str,
+        data: object_store::PutPayload,
+        options: &WriteOptions,
+    ) -> Result<Written> {
+        self.retry(|| self.io.put(key, data.clone(), options.clone())).await
+    }
+
+    /// Deletes an object; a missing one is not an error.
+    ///
+    /// # Errors
+    /// Store errors naming the key.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        self.retry(|| self.io.delete(key)).await
     }
 
     /// Writes `data` to `previous.key` only if the object still has `previous.e_tag`, with
@@ -434,78 +517,53 @@ impl Store {
         upload.finish().await
     }
 
-    /// What a migration needs to know before reading data: tags, then ETag, version id, size
-    /// and attributes (one small request each).
+    /// Every version of the objects under `prefix`.
     ///
     /// # Errors
-    /// [`Error::Store`] or [`Error::S3Api`] naming the key.
-    pub async fn head(&self, key: &str) -> Result<ObjectInfo> {
-        let tags = self.tags(key).await?;
-        let options = GetOptions {
-            head: true,
-            ..GetOptions::default()
-        };
-        let path = object_path(key)?;
-        let result = retry::retry_transient(&self.request_retries, retry::transient_store_error, || {
-            self.inner.get_opts(&path, options.clone())
-        })
-        .await
-        .map_err(|e| Error::store(key, "head", e))?;
-        Ok(ObjectInfo {
-            key: key.to_string(),
-            e_tag: result.meta.e_tag,
-            version_id: result.meta.version,
-            size: result.meta.size,
-            attributes: result.attributes,
-            tags,
-        })
+    /// [`Error::Config`] where the store keeps no versions, store errors otherwise.
+    pub async fn list_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>> {
+        self.retry(|| self.io.list_versions(prefix)).await
     }
 
-    /// Writes an object unconditionally, with tags and attributes where the store takes them
-    /// (test fixtures, journals).
+    /// Whether the store keeps earlier versions of objects now.
     ///
     /// # Errors
-    /// [`Error::Store`].
-    pub async fn put(
+    /// Store errors.
+    pub async fn versioning_enabled(&self) -> Result<bool> {
+        if !self.capabilities.versions {
+            return Ok(false);
+        }
+        self.retry(|| self.io.versioning_enabled()).await
+    }
+
+    pub(crate) async fn create_multipart(&self, key: &str, options: &WriteOptions) -> Result<String> {
+        self.retry(|| self.io.create_multipart(key, options)).await
+    }
+
+    pub(crate) async fn upload_part(
         &self,
         key: &str,
-        data: Bytes,
-        tags: &[(String, String)],
-        attributes: Attributes,
-    ) -> Result<Written> {
-        let mut tag_set = TagSet::default();
-        if self.has_tags() {
-            for (k, v) in tags {
-                tag_set.push(k, v);
-            }
-        }
-        let attributes = if self.kind == StoreKind::Local {
-            Attributes::new()
-        } else {
-            attributes
-        };
-        let options = PutOptions {
-            tags: tag_set,
-            attributes,
-            ..PutOptions::default()
-        };
-        let r = self
-            .inner
-            .put_opts(&object_path(key)?, PutPayload::from(data), options)
+        upload_id: &str,
+        index: usize,
+        data: object_store::PutPayload,
+    ) -> Result<String> {
+        self.retry(|| self.io.upload_part(key, upload_id, index, data.clone()))
             .await
-            .map_err(|e| Error::store(key, "put", e))?;
-        Ok(Written {
-            e_tag: r.e_tag,
-            version_id: r.version,
-        })
     }
-}
 
-fn candidate(meta: ObjectMeta) -> Candidate {
-    Candidate {
-        key: meta.location.to_string(),
-        size: Some(meta.size),
-        e_tag: meta.e_tag,
+    /// Completed once, not retried: a repeat after a lost answer would fail its own condition.
+    pub(crate) async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[String],
+        condition: &Condition,
+    ) -> Result<Written> {
+        self.io.complete_multipart(key, upload_id, parts, condition).await
+    }
+
+    pub(crate) async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {
+        self.io.abort_multipart(key, upload_id).await
     }
 }
 
@@ -548,20 +606,6 @@ pub fn check_tag_limits(key: &str, tags: &[(String, String)]) -> Result<()> {
     Ok(())
 }
 
-fn unique_suffix() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!(
-        "{}-{nanos}-{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -584,7 +628,8 @@ mod tests {
     #[test]
     fn open_parses_urls() {
         let (s, prefix) = Store::open("memory:///data/x", &StoreOptions::default()).unwrap();
-        assert_eq!((s.kind(), prefix.as_str()), (StoreKind::Memory, "data/x"));
+        assert_eq!((s.url(), prefix.as_str()), ("memory://", "data/x"));
+        assert!(!s.capabilities().tags);
         let e = Store::open("ftp://x/y", &StoreOptions::default()).unwrap_err();
         assert!(e.to_string().contains("unsupported scheme \"ftp\""), "{e}");
         let (s, prefix) = Store::open(
@@ -595,6 +640,7 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!((s.kind(), prefix.as_str()), (StoreKind::S3, "parquet/year=2019/"));
+        assert_eq!((s.url(), prefix.as_str()), ("s3://bucket", "parquet/year=2019/"));
+        assert!(s.capabilities().tags && s.s3_api().is_some());
     }
 }

@@ -6,14 +6,11 @@ use std::ops::Range;
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use object_store::path::Path;
-use object_store::{GetOptions, GetRange};
 use parquet::arrow::async_reader::MetadataFetch;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
 
-use super::Store;
-use super::retry::{retry_transient, transient_store_error};
+use super::{ReadOptions, Store};
 use crate::error::{Error, Result};
 use crate::rewrite::{FileRanges, Footer};
 
@@ -25,7 +22,6 @@ const FOOTER_HINT: usize = 64 * 1024;
 pub struct ObjectReader {
     store: Store,
     key: String,
-    path: Path,
     size: u64,
     e_tag: Option<String>,
 }
@@ -37,10 +33,10 @@ impl ObjectReader {
     /// # Errors
     /// [`Error::InvalidKey`] for a key no store path can name.
     pub fn new(store: &Store, key: &str, size: u64, e_tag: Option<String>) -> Result<Self> {
+        super::object_path(key)?;
         Ok(Self {
             store: store.clone(),
             key: key.to_string(),
-            path: super::object_path(key)?,
             size,
             e_tag,
         })
@@ -61,26 +57,19 @@ impl ObjectReader {
     /// # Errors
     /// [`Error::Conflict`] when the object changed, [`Error::Store`] otherwise.
     pub async fn range(&self, range: Range<u64>) -> Result<Bytes> {
-        let options = GetOptions {
+        let options = ReadOptions {
+            range: Some(range),
             if_match: self.e_tag.clone(),
-            range: Some(GetRange::Bounded(range)),
-            ..GetOptions::default()
+            version_id: None,
         };
-        let get = || async {
-            match self.store.inner.get_opts(&self.path, options.clone()).await {
-                Ok(r) => r.bytes().await,
-                Err(e) => Err(e),
-            }
-        };
-        retry_transient(self.store.retry_counter(), transient_store_error, get)
-            .await
-            .map_err(|e| match e {
-                object_store::Error::Precondition { .. } => Error::Conflict {
-                    key: self.key.clone(),
-                    expected: self.e_tag.clone().unwrap_or_default(),
-                },
-                e => Error::store(&self.key, "get range", e),
-            })
+        match self.store.get(&self.key, options).await {
+            Ok((_, bytes)) => Ok(bytes),
+            Err(Error::Conflict { key, .. }) => Err(Error::Conflict {
+                key,
+                expected: self.e_tag.clone().unwrap_or_default(),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// Reads and parses the footer: one ranged read of the tail for most files, and the page

@@ -8,6 +8,7 @@ use object_store::client::{HttpClient, HttpRequest, HttpRequestBody};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
+use super::io::ObjectVersion;
 use crate::error::{Error, Result};
 
 /// Characters S3 wants percent-encoded in an object key path (everything but unreserved and `/`).
@@ -28,21 +29,6 @@ pub struct S3Api {
     bucket_url: String,
     bucket: String,
     region: String,
-}
-
-/// One version of an object, from ListObjectVersions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectVersion {
-    /// Object key.
-    pub key: String,
-    /// Version id.
-    pub version_id: String,
-    /// Whether this is the current version.
-    pub is_latest: bool,
-    /// ETag of this version.
-    pub e_tag: String,
-    /// Whether this entry is a delete marker.
-    pub delete_marker: bool,
 }
 
 impl S3Api {
@@ -193,8 +179,8 @@ impl S3Api {
             .await
     }
 
-    /// CompleteMultipartUpload, only if the object still has ETag `if_match`: the conditional
-    /// end of a streamed upload. Returns the new ETag and version id.
+    /// CompleteMultipartUpload, only if the object still has ETag `if_match` when one is given:
+    /// the conditional end of a streamed upload. Returns the new ETag and version id.
     ///
     /// # Errors
     /// [`Error::Conflict`] when the object changed (HTTP 412), [`Error::S3Api`] otherwise
@@ -204,7 +190,7 @@ impl S3Api {
         key: &str,
         upload_id: &str,
         parts: &[String],
-        if_match: &str,
+        if_match: Option<&str>,
     ) -> Result<(Option<String>, Option<String>)> {
         let mut xml = String::from("<CompleteMultipartUpload>");
         for (i, e_tag) in parts.iter().enumerate() {
@@ -216,10 +202,10 @@ impl S3Api {
         }
         xml.push_str("</CompleteMultipartUpload>");
         let query = format!("uploadId={}", utf8_percent_encode(upload_id, QUERY_ENCODE_SET));
-        let headers = [
-            ("if-match", if_match.to_string()),
-            ("content-type", "application/xml".to_string()),
-        ];
+        let mut headers = vec![("content-type", "application/xml".to_string())];
+        if let Some(e_tag) = if_match {
+            headers.push(("if-match", e_tag.to_string()));
+        }
         let answer = self
             .send_with_headers(
                 "CompleteMultipartUpload",
@@ -234,7 +220,7 @@ impl S3Api {
             Err(Error::S3Api { status: 412, .. }) => {
                 return Err(Error::Conflict {
                     key: key.to_string(),
-                    expected: if_match.to_string(),
+                    expected: if_match.unwrap_or_default().to_string(),
                 });
             }
             other => other?,
@@ -245,7 +231,7 @@ impl S3Api {
             if message.starts_with("PreconditionFailed") {
                 return Err(Error::Conflict {
                     key: key.to_string(),
-                    expected: if_match.to_string(),
+                    expected: if_match.unwrap_or_default().to_string(),
                 });
             }
             return Err(Error::S3Api {

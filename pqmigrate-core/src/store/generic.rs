@@ -1,0 +1,333 @@
+//! Local disk and memory behind the seam, through `object_store`. Neither has tags or versions;
+//! local disk has no conditional write either, so a conditional write there is staged under
+//! `_pqmigrate/staging/`, checked and renamed over the object.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{Attributes, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
+
+use super::convert::{self, conflict_or, put_mode};
+use super::io::{
+    Capabilities, Condition, Head, ListPage, Listed, ObjectVersion, ReadOptions, StoreIo, WriteOptions, Written,
+};
+use super::{INTERNAL_PREFIX, object_path};
+use crate::error::{Error, Result};
+
+/// Keys a listing page holds when the caller sets no size.
+const PAGE: usize = 1000;
+
+/// Which of the two stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    /// In memory: conditional PUT and attributes, one request per write.
+    Memory,
+    /// Local disk: writes staged and renamed.
+    Local,
+}
+
+struct Staged {
+    upload: Box<dyn MultipartUpload>,
+    staged: Path,
+    attributes: Attributes,
+}
+
+/// An `object_store` store without tags or versions.
+pub(crate) struct ObjectStoreIo {
+    inner: Arc<dyn ObjectStore>,
+    flavor: Flavor,
+    uploads: Mutex<HashMap<String, Staged>>,
+}
+
+impl std::fmt::Debug for ObjectStoreIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStoreIo")
+            .field("inner", &self.inner)
+            .field("flavor", &self.flavor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectStoreIo {
+    pub(crate) fn new(inner: Arc<dyn ObjectStore>, flavor: Flavor) -> Self {
+        Self {
+            inner,
+            flavor,
+            uploads: Mutex::default(),
+        }
+    }
+
+    fn no_versions(key: &str) -> Error {
+        Error::Config(format!("{key}: this store keeps no object versions"))
+    }
+
+    /// Puts the staged object at `key` if `condition` holds, and removes the staged copy.
+    async fn replace(
+        &self,
+        staged: &Path,
+        key: &str,
+        condition: &Condition,
+        attributes: Attributes,
+    ) -> Result<Written> {
+        let path = object_path(key)?;
+        let result = match self.flavor {
+            Flavor::Memory => {
+                let data = self
+                    .inner
+                    .get(staged)
+                    .await
+                    .map_err(|e| Error::store(key, "get (staging)", e))?
+                    .bytes()
+                    .await
+                    .map_err(|e| Error::store(key, "get (staging)", e))?;
+                let options = WriteOptions {
+                    condition: condition.clone(),
+                    tags: Vec::new(),
+                    attributes,
+                };
+                self.put_native(key, data.into(), options).await
+            }
+            Flavor::Local => self.rename_if(staged, key, &path, condition).await,
+        };
+        let _ = self.inner.delete(staged).await;
+        result
+    }
+
+    async fn rename_if(&self, staged: &Path, key: &str, path: &Path, condition: &Condition) -> Result<Written> {
+        let found = match self.inner.head(path).await {
+            Ok(meta) => Some(meta),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(Error::store(key, "head", e)),
+        };
+        match (condition, &found) {
+            (Condition::None, _) | (Condition::Create, None) => {}
+            (Condition::Create, Some(_)) => {
+                return Err(Error::store(
+                    key,
+                    "put",
+                    object_store::Error::AlreadyExists {
+                        path: key.to_string(),
+                        source: "the object exists".into(),
+                    },
+                ));
+            }
+            (Condition::IfMatch(e_tag), Some(meta)) if meta.e_tag.as_deref() == Some(e_tag.as_str()) => {}
+            (Condition::IfMatch(e_tag), _) => {
+                return Err(Error::Conflict {
+                    key: key.to_string(),
+                    expected: e_tag.clone(),
+                });
+            }
+        }
+        self.inner
+            .rename(staged, path)
+            .await
+            .map_err(|e| Error::store(key, "rename", e))?;
+        let meta = self.inner.head(path).await.map_err(|e| Error::store(key, "head", e))?;
+        Ok(Written {
+            e_tag: meta.e_tag,
+            version_id: meta.version,
+        })
+    }
+
+    async fn put_native(&self, key: &str, data: PutPayload, options: WriteOptions) -> Result<Written> {
+        let attributes = match self.flavor {
+            Flavor::Memory => options.attributes,
+            Flavor::Local => Attributes::new(),
+        };
+        let put = PutOptions {
+            mode: put_mode(key, &options.condition)?,
+            attributes,
+            ..PutOptions::default()
+        };
+        let result = self
+            .inner
+            .put_opts(&object_path(key)?, data, put)
+            .await
+            .map_err(|e| conflict_or(key, &options.condition, "put", e))?;
+        Ok(Written {
+            e_tag: result.e_tag,
+            version_id: result.version,
+        })
+    }
+}
+
+#[async_trait]
+impl StoreIo for ObjectStoreIo {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            tags: false,
+            user_metadata: self.flavor == Flavor::Memory,
+            multipart: self.flavor == Flavor::Local,
+            versions: false,
+        }
+    }
+
+    /// Path listings work on whole segments: the prefix's directory is listed and the keys
+    /// that start with the raw prefix kept. A page is the `max_keys` smallest keys after the
+    /// token, whatever order the store lists in.
+    async fn list(&self, prefix: &str, page: Option<String>, max_keys: Option<usize>) -> Result<ListPage> {
+        let size = max_keys.unwrap_or(PAGE).max(1);
+        let dir = prefix.rfind('/').map(|i| &prefix[..i]).unwrap_or("");
+        let dir = (!dir.is_empty()).then(|| object_path(dir)).transpose()?;
+        let mut listing = self.inner.list(dir.as_ref());
+        let mut smallest: BTreeSet<(String, u64, Option<String>)> = BTreeSet::new();
+        let mut more = false;
+        while let Some(item) = listing.next().await {
+            let meta: ObjectMeta = match item {
+                Ok(meta) => meta,
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(Error::store(prefix, "list", e)),
+            };
+            let key = meta.location.to_string();
+            if !key.starts_with(prefix) || page.as_deref().is_some_and(|after| key.as_str() <= after) {
+                continue;
+            }
+            smallest.insert((key, meta.size, meta.e_tag));
+            if smallest.len() > size {
+                smallest.pop_last();
+                more = true;
+            }
+        }
+        let objects: Vec<Listed> = smallest
+            .into_iter()
+            .map(|(key, size, e_tag)| Listed { key, size, e_tag })
+            .collect();
+        let next = more.then(|| objects.last().map(|l| l.key.clone())).flatten();
+        Ok(ListPage { objects, next })
+    }
+
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        convert::list_dirs(self.inner.as_ref(), prefix).await
+    }
+
+    async fn head(&self, key: &str, version_id: Option<&str>) -> Result<Head> {
+        if version_id.is_some() {
+            return Err(Self::no_versions(key));
+        }
+        convert::head(self.inner.as_ref(), key, None).await
+    }
+
+    async fn get(&self, key: &str, options: ReadOptions) -> Result<(Head, Bytes)> {
+        if options.version_id.is_some() {
+            return Err(Self::no_versions(key));
+        }
+        convert::get(self.inner.as_ref(), key, options).await
+    }
+
+    async fn put(&self, key: &str, data: PutPayload, options: WriteOptions) -> Result<Written> {
+        if self.flavor == Flavor::Memory || matches!(options.condition, Condition::None | Condition::Create) {
+            return self.put_native(key, data, options).await;
+        }
+        let staged = staging_path(key)?;
+        self.inner
+            .put(&staged, data)
+            .await
+            .map_err(|e| Error::store(key, "put (staging)", e))?;
+        self.replace(&staged, key, &options.condition, Attributes::new()).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        convert::delete(self.inner.as_ref(), key).await
+    }
+
+    async fn get_tags(&self, _key: &str, _version_id: Option<&str>) -> Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
+
+    async fn put_tags(&self, key: &str, _tags: &[(String, String)]) -> Result<()> {
+        Err(Error::Config(format!("{key}: this store has no object tags")))
+    }
+
+    async fn create_multipart(&self, key: &str, options: &WriteOptions) -> Result<String> {
+        let staged = staging_path(key)?;
+        let upload = self
+            .inner
+            .put_multipart(&staged)
+            .await
+            .map_err(|e| Error::store(key, "create multipart upload", e))?;
+        let id = staged.to_string();
+        let attributes = match self.flavor {
+            Flavor::Memory => options.attributes.clone(),
+            Flavor::Local => Attributes::new(),
+        };
+        self.uploads.lock().expect("upload table").insert(
+            id.clone(),
+            Staged {
+                upload,
+                staged,
+                attributes,
+            },
+        );
+        Ok(id)
+    }
+
+    async fn upload_part(&self, key: &str, upload_id: &str, index: usize, data: PutPayload) -> Result<String> {
+        let part = {
+            let mut uploads = self.uploads.lock().expect("upload table");
+            let staged = uploads
+                .get_mut(upload_id)
+                .ok_or_else(|| Error::Config(format!("{key}: no upload {upload_id}")))?;
+            staged.upload.put_part(data)
+        };
+        part.await.map_err(|e| Error::store(key, "upload part", e))?;
+        Ok(index.to_string())
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        _parts: &[String],
+        condition: &Condition,
+    ) -> Result<Written> {
+        let mut staged = self
+            .uploads
+            .lock()
+            .expect("upload table")
+            .remove(upload_id)
+            .ok_or_else(|| Error::Config(format!("{key}: no upload {upload_id}")))?;
+        if let Err(e) = staged.upload.complete().await {
+            let _ = self.inner.delete(&staged.staged).await;
+            return Err(Error::store(key, "complete multipart upload", e));
+        }
+        self.replace(&staged.staged, key, condition, staged.attributes).await
+    }
+
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {
+        let staged = self.uploads.lock().expect("upload table").remove(upload_id);
+        if let Some(mut staged) = staged {
+            let _ = staged.upload.abort().await;
+            let _ = self.inner.delete(&staged.staged).await;
+        }
+        let _ = key;
+        Ok(())
+    }
+
+    async fn list_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>> {
+        Err(Self::no_versions(prefix))
+    }
+
+    async fn versioning_enabled(&self) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+fn staging_path(key: &str) -> Result<Path> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let unique = format!(
+        "{}-{nanos}-{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    object_path(&format!("{INTERNAL_PREFIX}staging/{key}.{unique}"))
+}

@@ -1,0 +1,286 @@
+//! The one I/O seam: every request pqmigrate sends to a store is a method of [`StoreIo`]. Each
+//! backend implements it once; the rate limiter and the fault injector wrap it, so a limit or a
+//! fault applies to listings, tags and multipart calls as much as to reads and writes.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use object_store::{Attributes, PutPayload};
+
+use crate::error::Result;
+
+/// One kind of request to a store, for limits, fault injection and counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Request {
+    /// One page of a listing.
+    List,
+    /// The "directories" under a prefix.
+    ListDirs,
+    /// An object's metadata.
+    Head,
+    /// An object's bytes, or a range of them.
+    Get,
+    /// A whole object written in one request.
+    Put,
+    /// An object deleted.
+    Delete,
+    /// An object's tags read.
+    GetTags,
+    /// An object's tags replaced.
+    PutTags,
+    /// A multipart upload started.
+    CreateMultipart,
+    /// One part of a multipart upload.
+    UploadPart,
+    /// A multipart upload completed.
+    CompleteMultipart,
+    /// A multipart upload abandoned.
+    AbortMultipart,
+    /// The versions of objects listed.
+    ListVersions,
+    /// Whether the bucket keeps versions.
+    GetVersioning,
+}
+
+impl Request {
+    /// Every kind of request.
+    pub const ALL: [Request; 14] = [
+        Request::List,
+        Request::ListDirs,
+        Request::Head,
+        Request::Get,
+        Request::Put,
+        Request::Delete,
+        Request::GetTags,
+        Request::PutTags,
+        Request::CreateMultipart,
+        Request::UploadPart,
+        Request::CompleteMultipart,
+        Request::AbortMultipart,
+        Request::ListVersions,
+        Request::GetVersioning,
+    ];
+
+    /// A short name for messages (`list`, `upload part`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Request::List => "list",
+            Request::ListDirs => "list directories",
+            Request::Head => "head",
+            Request::Get => "get",
+            Request::Put => "put",
+            Request::Delete => "delete",
+            Request::GetTags => "get tags",
+            Request::PutTags => "put tags",
+            Request::CreateMultipart => "create multipart upload",
+            Request::UploadPart => "upload part",
+            Request::CompleteMultipart => "complete multipart upload",
+            Request::AbortMultipart => "abort multipart upload",
+            Request::ListVersions => "list versions",
+            Request::GetVersioning => "get versioning",
+        }
+    }
+
+    /// Whether the request sends an object's body (where an upload can break off midway).
+    pub fn sends_body(self) -> bool {
+        matches!(self, Request::Put | Request::UploadPart)
+    }
+}
+
+/// Requests seen, per kind; shared by a decorator and whoever watches it.
+#[derive(Debug, Default)]
+pub struct RequestCounts([AtomicU64; 14]);
+
+impl RequestCounts {
+    /// Counts one request.
+    pub fn add(&self, request: Request) {
+        self.0[request as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests of one kind seen so far.
+    pub fn get(&self, request: Request) -> u64 {
+        self.0[request as usize].load(Ordering::Relaxed)
+    }
+
+    /// Requests of every kind seen so far.
+    pub fn total(&self) -> u64 {
+        Request::ALL.iter().map(|r| self.get(*r)).sum()
+    }
+}
+
+/// What a backend can do, so callers ask instead of matching on a kind of store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Objects carry tags (S3).
+    pub tags: bool,
+    /// Objects carry user metadata that round-trips.
+    pub user_metadata: bool,
+    /// Large outputs go out as multipart uploads; otherwise every write is one request.
+    pub multipart: bool,
+    /// The store keeps earlier versions of objects that can be listed and read (S3 with bucket
+    /// versioning on, which [`StoreIo::versioning_enabled`] tells).
+    pub versions: bool,
+}
+
+/// One object of a listing page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Object key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag, when the listing gives it.
+    pub e_tag: Option<String>,
+}
+
+/// A page of a listing and the token of the next.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    /// Objects, in the order of the listing.
+    pub objects: Vec<Listed>,
+    /// Token of the next page; `None` on the last.
+    pub next: Option<String>,
+}
+
+/// An object's metadata.
+#[derive(Debug, Clone, Default)]
+pub struct Head {
+    /// ETag.
+    pub e_tag: Option<String>,
+    /// Version id, when the bucket is versioned.
+    pub version_id: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modified, as the server's clock says.
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
+    /// Content type, user metadata...
+    pub attributes: Attributes,
+}
+
+/// Which bytes of which object a read wants.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// A byte range; the whole object when `None`.
+    pub range: Option<Range<u64>>,
+    /// Fail with [`crate::Error::Conflict`] unless the object still has this ETag.
+    pub if_match: Option<String>,
+    /// One version of the object; the current one when `None`.
+    pub version_id: Option<String>,
+}
+
+/// The precondition of a write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Condition {
+    /// Write whatever is there.
+    #[default]
+    None,
+    /// Only if no object has the key (`If-None-Match: *`).
+    Create,
+    /// Only if the object still has this ETag (`If-Match`).
+    IfMatch(String),
+}
+
+/// How an object is written.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// The precondition; for a multipart upload it applies at completion.
+    pub condition: Condition,
+    /// Tags written with the data, where the store has tags.
+    pub tags: Vec<(String, String)>,
+    /// Content type and user metadata written with the data.
+    pub attributes: Attributes,
+}
+
+/// The result of a successful write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// New ETag.
+    pub e_tag: Option<String>,
+    /// New version id, when the bucket is versioned.
+    pub version_id: Option<String>,
+}
+
+/// One version of an object, from a version listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    /// Object key.
+    pub key: String,
+    /// Version id.
+    pub version_id: String,
+    /// Whether this is the current version.
+    pub is_latest: bool,
+    /// ETag of this version.
+    pub e_tag: String,
+    /// Whether this entry is a delete marker.
+    pub delete_marker: bool,
+}
+
+/// Every request pqmigrate makes to a store. Errors name the key and the request; a failed
+/// precondition is [`crate::Error::Conflict`] (or [`crate::Error::Store`] with
+/// `AlreadyExists` for [`Condition::Create`]).
+///
+/// Decorators implement every method and forward it (clippy's `missing_trait_methods` keeps
+/// them so), so nothing reaches a backend around them.
+#[async_trait]
+pub trait StoreIo: fmt::Debug + Send + Sync + 'static {
+    /// What the backend can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// One page of the keys starting with `prefix` (a raw string, not a directory).
+    async fn list(&self, prefix: &str, page: Option<String>, max_keys: Option<usize>) -> Result<ListPage>;
+
+    /// The keys of the "directories" directly under `prefix` (a directory), without the
+    /// trailing `/`.
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// An object's metadata, of one version when `version_id` is given.
+    async fn head(&self, key: &str, version_id: Option<&str>) -> Result<Head>;
+
+    /// An object's bytes (or a range) with its metadata.
+    async fn get(&self, key: &str, options: ReadOptions) -> Result<(Head, Bytes)>;
+
+    /// Writes a whole object in one request.
+    async fn put(&self, key: &str, data: PutPayload, options: WriteOptions) -> Result<Written>;
+
+    /// Deletes an object; a missing one is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+
+    /// An object's tags (of one version when `version_id` is given); empty where the store
+    /// has no tags.
+    async fn get_tags(&self, key: &str, version_id: Option<&str>) -> Result<Vec<(String, String)>>;
+
+    /// Replaces an object's tags.
+    async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> Result<()>;
+
+    /// Starts a multipart upload carrying `options`' tags and attributes; returns its id. The
+    /// condition is checked at [`StoreIo::complete_multipart`].
+    async fn create_multipart(&self, key: &str, options: &WriteOptions) -> Result<String>;
+
+    /// Sends part `index` (0-based); returns the part's ETag.
+    async fn upload_part(&self, key: &str, upload_id: &str, index: usize, data: PutPayload) -> Result<String>;
+
+    /// Completes an upload from its parts' ETags, only if `condition` holds.
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[String],
+        condition: &Condition,
+    ) -> Result<Written>;
+
+    /// Abandons an upload; nothing of it becomes visible.
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()>;
+
+    /// Every version of the objects under `prefix`.
+    async fn list_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>>;
+
+    /// Whether the store keeps earlier versions of objects now.
+    async fn versioning_enabled(&self) -> Result<bool>;
+}
+
+/// A shared [`StoreIo`].
+pub type SharedIo = Arc<dyn StoreIo>;

@@ -1,0 +1,171 @@
+//! The S3 backend: object calls through `object_store`'s client, and the calls it does not
+//! expose (tags, conditional multipart completion, versions) signed with its public signer.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use object_store::aws::AmazonS3;
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
+use object_store::multipart::MultipartStore;
+use object_store::{ObjectStore, PutMultipartOptions, PutOptions, PutPayload};
+
+use super::convert::{self, conflict_or, put_mode, tag_set};
+use super::io::{
+    Capabilities, Condition, Head, ListPage, Listed, ObjectVersion, ReadOptions, StoreIo, WriteOptions, Written,
+};
+use super::{S3Api, object_path};
+use crate::error::{Error, Result};
+
+/// An S3 bucket (or an S3-compatible server).
+#[derive(Debug)]
+pub(crate) struct S3Io {
+    s3: Arc<AmazonS3>,
+    api: Arc<S3Api>,
+}
+
+impl S3Io {
+    pub(crate) fn new(s3: Arc<AmazonS3>, api: Arc<S3Api>) -> Self {
+        Self { s3, api }
+    }
+}
+
+#[async_trait]
+impl StoreIo for S3Io {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            tags: true,
+            user_metadata: true,
+            multipart: true,
+            versions: true,
+        }
+    }
+
+    async fn list(&self, prefix: &str, page: Option<String>, max_keys: Option<usize>) -> Result<ListPage> {
+        let options = PaginatedListOptions {
+            page_token: page,
+            max_keys,
+            ..PaginatedListOptions::default()
+        };
+        let page = self
+            .s3
+            .list_paginated(Some(prefix).filter(|p| !p.is_empty()), options)
+            .await
+            .map_err(|e| Error::store(prefix, "list", e))?;
+        Ok(ListPage {
+            objects: page
+                .result
+                .objects
+                .into_iter()
+                .map(|m| Listed {
+                    key: m.location.to_string(),
+                    size: m.size,
+                    e_tag: m.e_tag,
+                })
+                .collect(),
+            next: page.page_token,
+        })
+    }
+
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        convert::list_dirs(self.s3.as_ref(), prefix).await
+    }
+
+    async fn head(&self, key: &str, version_id: Option<&str>) -> Result<Head> {
+        convert::head(self.s3.as_ref(), key, version_id).await
+    }
+
+    async fn get(&self, key: &str, options: ReadOptions) -> Result<(Head, Bytes)> {
+        convert::get(self.s3.as_ref(), key, options).await
+    }
+
+    async fn put(&self, key: &str, data: PutPayload, options: WriteOptions) -> Result<Written> {
+        let put = PutOptions {
+            mode: put_mode(key, &options.condition)?,
+            tags: tag_set(&options.tags),
+            attributes: options.attributes,
+            ..PutOptions::default()
+        };
+        let result = self
+            .s3
+            .put_opts(&object_path(key)?, data, put)
+            .await
+            .map_err(|e| conflict_or(key, &options.condition, "put", e))?;
+        Ok(Written {
+            e_tag: result.e_tag,
+            version_id: result.version,
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        convert::delete(self.s3.as_ref(), key).await
+    }
+
+    async fn get_tags(&self, key: &str, version_id: Option<&str>) -> Result<Vec<(String, String)>> {
+        self.api.get_tags_at(key, version_id).await
+    }
+
+    async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> Result<()> {
+        self.api.put_tags(key, tags).await
+    }
+
+    async fn create_multipart(&self, key: &str, options: &WriteOptions) -> Result<String> {
+        let create = PutMultipartOptions {
+            tags: tag_set(&options.tags),
+            attributes: options.attributes.clone(),
+            ..PutMultipartOptions::default()
+        };
+        self.s3
+            .create_multipart_opts(&object_path(key)?, create)
+            .await
+            .map_err(|e| Error::store(key, "create multipart upload", e))
+    }
+
+    async fn upload_part(&self, key: &str, upload_id: &str, index: usize, data: PutPayload) -> Result<String> {
+        let upload_id = upload_id.to_string();
+        self.s3
+            .put_part(&object_path(key)?, &upload_id, index, data)
+            .await
+            .map(|part| part.content_id)
+            .map_err(|e| Error::store(key, "upload part", e))
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[String],
+        condition: &Condition,
+    ) -> Result<Written> {
+        let if_match = match condition {
+            Condition::None => None,
+            Condition::IfMatch(e_tag) => Some(e_tag.as_str()),
+            Condition::Create => {
+                return Err(Error::Config(format!(
+                    "{key}: a multipart upload cannot be made conditional on the key being free"
+                )));
+            }
+        };
+        let (e_tag, version_id) = self
+            .api
+            .complete_multipart_if_match(key, upload_id, parts, if_match)
+            .await?;
+        Ok(Written { e_tag, version_id })
+    }
+
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {
+        let upload_id = upload_id.to_string();
+        self.s3
+            .abort_multipart(&object_path(key)?, &upload_id)
+            .await
+            .map_err(|e| Error::store(key, "abort multipart upload", e))
+    }
+
+    async fn list_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>> {
+        self.api.list_versions(prefix).await
+    }
+
+    async fn versioning_enabled(&self) -> Result<bool> {
+        self.api.versioning_enabled().await
+    }
+}
