@@ -185,3 +185,87 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         })
         .collect()
 }
+
+/// Every request kind of a listing and of a multipart upload passes through both decorators of
+/// the seam: the rate limiter counts them, and the fault injector both counts them and throttles
+/// some of them, which the store retries request by request.
+#[tokio::test]
+async fn listings_and_multipart_calls_pass_the_rate_limiter_and_the_fault_injector() {
+    use pqmigrate::store::fault::FaultConfig;
+    use pqmigrate::store::{RateLimit, RateLimiter, Request};
+    use std::sync::Arc;
+
+    let (plain, bucket) = new_bucket("seam").await;
+    for i in 0..25 {
+        let key = format!("listed/{i:02}.parquet");
+        plain
+            .put(&key, bytes::Bytes::from_static(b"x"), &[], Default::default())
+            .await
+            .unwrap();
+    }
+    let key = "listed/big.parquet";
+    plain
+        .put(key, generate_file(&small_spec(), 4), &[], Default::default())
+        .await
+        .unwrap();
+
+    let limit = Arc::new(RateLimit::new(Arc::new(RateLimiter::new(1_000.0))));
+    let faults = FaultConfig {
+        seed: 11,
+        throttle: 0.3,
+        ..FaultConfig::default()
+    };
+    let (store, injector) = multipart_store(&bucket, s3_endpoint())
+        .with_hook(limit.clone())
+        .with_faults(faults);
+
+    let listed: Vec<_> = futures::StreamExt::collect::<Vec<_>>(store.list_prefix("listed/", Some(10))).await;
+    assert_eq!(listed.len(), 26, "every page followed despite the faults");
+    assert!(listed.iter().all(Result::is_ok));
+
+    let info = store.object_info(key).await.unwrap();
+    let mut upload = ConditionalUpload::new(&store, &info, &[(version_key(SCHEMA), "2".into())]).unwrap();
+    let payload = vec![9u8; 11 * 1024 * 1024];
+    for chunk in payload.chunks(1024 * 1024) {
+        upload.push(bytes::Bytes::copy_from_slice(chunk)).await.unwrap();
+    }
+    upload.finish().await.unwrap();
+    assert_eq!(raw_bytes(&plain, key).await.len(), payload.len());
+
+    let (limited, seen, injected) = (limit.counts(), injector.counts(), injector.injected_counts());
+    for request in [
+        Request::List,
+        Request::Head,
+        Request::GetTags,
+        Request::CreateMultipart,
+        Request::UploadPart,
+        Request::CompleteMultipart,
+    ] {
+        assert!(limited.get(request) > 0, "the limiter saw no {request:?}");
+        // The injector wraps the limiter: it sees every request, and the ones it failed never
+        // reached the limiter.
+        assert_eq!(
+            seen.get(request),
+            limited.get(request) + injected.get(request),
+            "{request:?}"
+        );
+    }
+    assert_eq!(limited.get(Request::List), 3, "three pages of ten");
+    assert_eq!(limited.get(Request::CompleteMultipart), 1);
+    assert!(
+        injected.get(Request::List) > 0,
+        "a listing page was throttled and retried"
+    );
+    let multipart = injected.get(Request::CreateMultipart) + injected.get(Request::UploadPart);
+    assert!(multipart > 0, "a multipart call was throttled and retried");
+    assert_eq!(store.request_retries(), injector.injected());
+    assert!(
+        plain
+            .s3_api()
+            .unwrap()
+            .open_multipart_uploads("listed/")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

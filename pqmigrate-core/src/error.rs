@@ -240,6 +240,17 @@ impl Error {
         }
     }
 
+    /// Whether a create-only write found the key taken.
+    pub fn is_already_exists(&self) -> bool {
+        matches!(
+            self,
+            Error::Store {
+                source: object_store::Error::AlreadyExists { .. },
+                ..
+            }
+        )
+    }
+
     /// Whether repeating the same request may help: throttling, timeouts and dropped
     /// connections, but not a failed precondition (only a fresh read helps there).
     pub fn is_transient(&self) -> bool {
@@ -425,5 +436,35 @@ pub(crate) fn is_transient_store_error(e: &object_store::Error) -> bool {
         | E::JoinError { .. }
         | E::NotModified { .. } => false,
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_is_reported_once_with_a_hint_for_missing_credentials() {
+        // object_store repeats its source in its own message, as the credential failure of an
+        // S3 client without credentials does.
+        let imds = "Error performing token request: PUT http://169.254.169.254/latest/api/token: 403";
+        let e = Error::Store {
+            key: "data/".into(),
+            op: "list",
+            source: object_store::Error::Generic {
+                store: "S3",
+                source: imds.into(),
+            },
+        };
+        let report = e.report();
+        assert_eq!(report.matches("169.254.169.254").count(), 1, "{report}");
+        assert!(report.starts_with("data/: list failed: Generic S3 error: "), "{report}");
+        assert!(
+            report.contains("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+            "{report}"
+        );
+        let journal = Error::journal_store("_pqmigrate/runs/r/part-00001.jsonl", e);
+        assert_eq!(journal.report().matches("169.254.169.254").count(), 1);
+        assert_eq!(journal.kind(), ErrorKind::Journal);
     }
 }

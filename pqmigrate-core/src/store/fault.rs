@@ -97,7 +97,7 @@ impl FaultConfig {
 pub struct FaultInjector {
     config: FaultConfig,
     draws: AtomicU64,
-    injected: AtomicU64,
+    injected: Arc<RequestCounts>,
     counts: Arc<RequestCounts>,
 }
 
@@ -107,7 +107,7 @@ impl FaultInjector {
         Self {
             config,
             draws: AtomicU64::new(0),
-            injected: AtomicU64::new(0),
+            injected: Arc::default(),
             counts: Arc::default(),
         }
     }
@@ -119,7 +119,12 @@ impl FaultInjector {
 
     /// Faults injected so far.
     pub fn injected(&self) -> u64 {
-        self.injected.load(Ordering::Relaxed)
+        self.injected.total()
+    }
+
+    /// Faults injected so far, per kind of request.
+    pub fn injected_counts(&self) -> Arc<RequestCounts> {
+        self.injected.clone()
     }
 
     /// A uniform draw in [0, 1) from the seed and the draw number (SplitMix64).
@@ -136,7 +141,7 @@ impl FaultInjector {
     }
 
     fn fault(&self, request: Request, key: &str, what: &str) -> Error {
-        self.injected.fetch_add(1, Ordering::Relaxed);
+        self.injected.add(request);
         Error::Store {
             key: key.to_string(),
             op: request.name(),
