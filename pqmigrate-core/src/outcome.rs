@@ -204,7 +204,7 @@ pub struct Migrated {
     pub to: u32,
     /// Steps applied, in order.
     pub steps: Vec<StepId>,
-    /// Their fingerprints ([`crate::StepRegistration::fingerprint`]), in the same order.
+    /// Their fingerprints ([`crate::migration::StepRegistration::fingerprint`]), in the same order.
     #[serde(default)]
     pub fingerprints: Vec<String>,
     /// ETag before.

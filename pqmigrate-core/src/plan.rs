@@ -134,7 +134,7 @@ mod tests {
                 key: "d".into(),
                 size: 40,
                 e_tag: None,
-                version: Err(crate::Error::Config("d: broken".into())),
+                version: Err(crate::error::Error::Config("d: broken".into())),
             },
         ];
         let mut totals = PlanTotals::default();

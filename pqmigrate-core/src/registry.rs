@@ -188,18 +188,18 @@ mod tests {
     }
 
     struct Nop;
-    impl crate::Migration for Nop {
+    impl crate::migration::Migration for Nop {
         fn output_schema(
             &self,
             input: &arrow::datatypes::SchemaRef,
-        ) -> Result<arrow::datatypes::SchemaRef, crate::StepError> {
+        ) -> Result<arrow::datatypes::SchemaRef, crate::migration::StepError> {
             Ok(input.clone())
         }
         fn transform(
             &self,
             batch: arrow::record_batch::RecordBatch,
             _: &arrow::datatypes::SchemaRef,
-        ) -> Result<arrow::record_batch::RecordBatch, crate::StepError> {
+        ) -> Result<arrow::record_batch::RecordBatch, crate::migration::StepError> {
             Ok(batch)
         }
     }

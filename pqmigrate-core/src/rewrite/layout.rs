@@ -83,7 +83,7 @@ pub fn decoded_schema(input: &SchemaRef, layout: &Layout) -> SchemaRef {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Migration, StepError};
+    use crate::migration::{Migration, StepError};
     use arrow::datatypes::{DataType, Field};
     use arrow::record_batch::RecordBatch;
 

@@ -177,7 +177,7 @@ pub struct Rewritten {
 
 /// Rewrites a whole file held in memory through `chain`; see [`RowGroupRewriter`] for what is
 /// kept and checked. Columns the steps leave untouched are copied as encoded chunks when every
-/// step declares its [`ColumnUse`](crate::ColumnUse).
+/// step declares its [`ColumnUse`](crate::migration::ColumnUse).
 ///
 /// # Errors
 /// [`Error::Step`], [`Error::StepPanicked`], [`Error::StepContract`], [`Error::NotParquet`] for
@@ -784,7 +784,11 @@ fn apply_chain(
 }
 
 /// Runs a step callback, turning its error or panic into a per-object error.
-fn guard<T>(key: &str, step: &StepRegistration, f: impl FnOnce() -> Result<T, crate::StepError>) -> Result<T> {
+fn guard<T>(
+    key: &str,
+    step: &StepRegistration,
+    f: impl FnOnce() -> Result<T, crate::migration::StepError>,
+) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(Error::Step {

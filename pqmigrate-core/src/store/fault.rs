@@ -66,14 +66,14 @@ impl FaultConfig {
     /// ```
     ///
     /// # Errors
-    /// [`crate::Error::Config`] for an unknown name or a bad number.
-    pub fn parse(spec: &str) -> crate::Result<Self> {
+    /// [`crate::error::Error::Config`] for an unknown name or a bad number.
+    pub fn parse(spec: &str) -> crate::error::Result<Self> {
         let mut config = FaultConfig {
             timeout_after: Duration::from_secs(2),
             ..FaultConfig::default()
         };
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let bad = || crate::Error::Config(format!("fault spec {part:?}: expected name=number"));
+            let bad = || crate::error::Error::Config(format!("fault spec {part:?}: expected name=number"));
             let (name, value) = part.split_once('=').ok_or_else(bad)?;
             let number: f64 = value.trim().parse().map_err(|_| bad())?;
             match name.trim() {

@@ -166,7 +166,7 @@ pub struct Head {
 pub struct ReadOptions {
     /// A byte range; the whole object when `None`.
     pub range: Option<Range<u64>>,
-    /// Fail with [`crate::Error::Conflict`] unless the object still has this ETag.
+    /// Fail with [`crate::error::Error::Conflict`] unless the object still has this ETag.
     pub if_match: Option<String>,
     /// One version of the object; the current one when `None`.
     pub version_id: Option<String>,
@@ -220,7 +220,7 @@ pub struct ObjectVersion {
 }
 
 /// Every request pqmigrate makes to a store. Errors name the key and the request; a failed
-/// precondition is [`crate::Error::Conflict`] (or [`crate::Error::Store`] with
+/// precondition is [`crate::error::Error::Conflict`] (or [`crate::error::Error::Store`] with
 /// `AlreadyExists` for [`Condition::Create`]).
 ///
 /// Decorators implement every method and forward it (clippy's `missing_trait_methods` keeps
