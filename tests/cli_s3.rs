@@ -275,7 +275,8 @@ fn plan_run_rerun_status_and_rollback_of_a_thousand_objects() {
     assert_eq!(status.code, 0, "{}", status.stderr);
     let runs = json(&status);
     assert_eq!(runs.as_array().unwrap().len(), 2, "{runs}");
-    assert_eq!(runs[0][0]["run_id"], first_run.as_str());
+    assert_eq!(runs[0]["info"]["run_id"], first_run.as_str());
+    assert_eq!(runs[0]["unrecorded_writes"], 0, "a finished run recorded every write");
 
     // Rollback of the first run: every object it migrated has its original bytes back.
     let rollback = cli(&["rollback", &format!("s3://{}", ds.bucket), &first_run, "--json"], &[]);
@@ -552,4 +553,41 @@ fn the_binary_registers_both_sensor_steps() {
         .map(|s| (s["from"].as_u64().unwrap(), s["to"].as_u64().unwrap()))
         .collect();
     assert_eq!(steps, vec![(1, 2), (2, 3)]);
+}
+
+/// A store that silently drops tags (object_store's `AWS_DISABLE_TAGGING`) would strip every
+/// migrated object of its version tag and its other tags: `run` and `stamp` refuse it before
+/// writing anything, naming the missing guarantee.
+#[test]
+fn a_store_that_drops_tags_is_refused_before_anything_is_written() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (store, bucket) = rt.block_on(new_bucket("no-tags"));
+    let key = "d/sensorData_000.parq.snappy";
+    let original = generate_file(&tiny(), 0);
+    let owner = vec![("owner".to_string(), "fleet".to_string())];
+    rt.block_on(store.put(key, original.clone(), &owner, Default::default()))
+        .unwrap();
+    let url = format!("s3://{bucket}/d/");
+    let env = [("AWS_DISABLE_TAGGING", "true")];
+    for command in [
+        vec!["run", url.as_str(), "--schema", "sensorData", "--to", "3"],
+        vec!["stamp", url.as_str(), "--schema", "sensorData", "--version", "2"],
+    ] {
+        let out = cli(&command, &env);
+        assert_eq!(out.code, 2, "{command:?}: {}\n{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains("tags written with an object did not read back"),
+            "{command:?}: {}",
+            out.stderr
+        );
+    }
+    rt.block_on(async {
+        assert_eq!(raw_bytes(&store, key).await, original);
+        assert_eq!(store.tags(key).await.unwrap().unwrap(), owner);
+        let runs = pqmigrate::journal::list_runs(&store, "_pqmigrate/runs/").await.unwrap();
+        assert!(runs.is_empty(), "no run started: {runs:?}");
+    });
+    // The same store without the setting passes the probe and migrates.
+    let out = cli(&["run", url.as_str(), "--schema", "sensorData", "--to", "3"], &[]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
 }

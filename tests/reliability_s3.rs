@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,13 @@ fn tiny(seed: u64) -> DataSpec {
     }
 }
 
-/// Puts `count` version 1 files under `prefix`; returns their contents by key.
+/// The tag every original carries, which migrations and rollbacks must keep.
+fn owner_tag() -> Vec<(String, String)> {
+    vec![("owner".to_string(), "fleet".to_string())]
+}
+
+/// Puts `count` version 1 files under `prefix`, tagged with [`owner_tag`]; returns their
+/// contents by key.
 async fn put_dataset(store: &Store, prefix: &str, count: usize) -> BTreeMap<String, Vec<Bytes>> {
     let files: Vec<(String, Bytes)> = (0..count)
         .map(|i| {
@@ -36,7 +42,7 @@ async fn put_dataset(store: &Store, prefix: &str, count: usize) -> BTreeMap<Stri
         .for_each_concurrent(32, |(key, data)| {
             let store = store.clone();
             async move {
-                store.put(&key, data, &[], Default::default()).await.unwrap();
+                store.put(&key, data, &owner_tag(), Default::default()).await.unwrap();
             }
         })
         .await;
@@ -182,15 +188,76 @@ fn chaos_run_keeps_every_object_whole_and_a_second_run_finishes() {
     });
 }
 
+/// The keys under `prefix` whose current version is not the one first written: what a run
+/// changed, as the store's own version listing tells it.
+async fn rewritten_keys(store: &Store, prefix: &str) -> BTreeSet<String> {
+    let versions = store.list_versions(prefix).await.unwrap();
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for v in versions.iter().filter(|v| !v.delete_marker) {
+        *count.entry(v.key.clone()).or_default() += 1;
+    }
+    count.into_iter().filter(|(_, n)| *n > 1).map(|(k, _)| k).collect()
+}
+
+/// The keys `status <run>` says the run wrote, recorded or found from its intents.
+fn keys_written_by(bucket: &str, run_id: &str) -> BTreeSet<String> {
+    let status = cli(&["status", &format!("s3://{bucket}"), run_id, "--json"], &[]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let status = json(&status);
+    let recorded = status["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "migrated");
+    let unrecorded = status["changes"]["unrecorded"].as_array().unwrap().iter();
+    let keys: BTreeSet<String> = recorded
+        .chain(unrecorded)
+        .map(|r| r["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(status["changes"]["objects"].as_u64().unwrap() as usize, keys.len());
+    keys
+}
+
+/// Rolls `run_id` back and checks every object is its original again, bytes and tags.
+fn rollback_restores_every_original(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    bucket: &str,
+    run_id: &str,
+    known: &BTreeMap<String, Vec<Bytes>>,
+) {
+    let rollback = cli(&["rollback", &format!("s3://{bucket}"), run_id], &[]);
+    assert_eq!(rollback.code, 0, "{}\n{}", rollback.stdout, rollback.stderr);
+    rt.block_on(async {
+        stream::iter(known.iter())
+            .for_each_concurrent(32, |(key, contents)| async move {
+                assert_eq!(raw_bytes(store, key).await, contents[0], "{key} restored byte for byte");
+                assert_eq!(
+                    store.tags(key).await.unwrap().unwrap(),
+                    owner_tag(),
+                    "{key}: original tags"
+                );
+            })
+            .await;
+    });
+}
+
+fn only_run_id(bucket: &str) -> String {
+    let runs = json(&cli(&["status", &format!("s3://{bucket}"), "--json"], &[]));
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs[0]["info"]["run_id"].as_str().unwrap().to_string()
+}
+
 #[test]
-fn a_killed_run_leaves_objects_whole_and_its_lease_lapses() {
+fn a_killed_run_is_found_by_status_undone_by_rollback_and_its_lease_lapses() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (store, bucket) = rt.block_on(new_bucket("crash"));
-    let known = rt.block_on(put_dataset(&store, "k", 500));
+    let known = rt.block_on(put_dataset(&store, "k", 1500));
     let url = format!("s3://{bucket}/k/");
 
     let mut child = spawn_cli(
-        &run_args(&url, &["--concurrency", "4", "--lease-ttl-secs", "3"]),
+        &run_args(&url, &["--concurrency", "4", "--lease-ttl-secs", "6"]),
         &[("PQM_INJECT_FAULTS", "latency_ms=15")],
     );
     rt.block_on(wait_for_lease(&store));
@@ -198,15 +265,10 @@ fn a_killed_run_leaves_objects_whole_and_its_lease_lapses() {
     // SIGKILL: no cleanup, no journal flush, uploads cut wherever they are.
     child.kill().unwrap();
     child.wait().unwrap();
-
-    let (migrated, untouched) = rt.block_on(check_all(&store, &known));
-    assert!(
-        migrated > 0 && untouched > 0,
-        "killed mid-run: {migrated} migrated, {untouched} untouched"
-    );
+    let killed = Instant::now();
 
     // The lease of the killed run is still there and reported; a new run is refused until it
-    // lapses, then takes it over.
+    // lapses.
     let status = cli(&["status", &format!("s3://{bucket}")], &[]);
     assert!(
         status.stderr.contains(&format!("lease {}", lease_key(SCHEMA, None))),
@@ -216,22 +278,78 @@ fn a_killed_run_leaves_objects_whole_and_its_lease_lapses() {
     let refused = cli(&run_args(&url, &[]), &[]);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(refused.stderr.contains("is held by run"), "{}", refused.stderr);
-    std::thread::sleep(Duration::from_secs(3));
-    // Counted again now: a request the killed process had fully sent may still have been
-    // finished by the server after the first count (the object is then whole and migrated).
-    let (_, untouched) = rt.block_on(check_all(&store, &known));
+
+    // A request the killed process had fully sent may still be finished by the server.
+    std::thread::sleep(Duration::from_secs(1));
+    let (migrated, untouched) = rt.block_on(check_all(&store, &known));
+    assert!(
+        migrated > 0 && untouched > 0,
+        "killed mid-run: {migrated} migrated, {untouched} untouched"
+    );
+    // Every object the run wrote is found by status, as the store's version listing says.
+    let run_id = only_run_id(&bucket);
+    let rewritten = rt.block_on(rewritten_keys(&store, "k/"));
+    assert_eq!(rewritten.len(), migrated);
+    assert_eq!(keys_written_by(&bucket, &run_id), rewritten);
+    std::thread::sleep(Duration::from_secs(7).saturating_sub(killed.elapsed()));
+
+    // Rollback takes the lapsed lease over and restores every object the run wrote.
+    rollback_restores_every_original(&rt, &store, &bucket, &run_id, &known);
+
     let next = cli(&run_args(&url, &["--concurrency", "8"]), &[]);
     assert_eq!(next.code, 0, "{}\n{}", next.stdout, next.stderr);
-    assert!(
-        next.stderr.contains("took over the expired lease of run"),
-        "{}",
-        next.stderr
+    assert_eq!(json(&next)["by_status"]["migrated"].as_u64().unwrap() as usize, 1500);
+    assert_eq!(rt.block_on(check_all(&store, &known)), (1500, 0));
+}
+
+#[test]
+fn a_terminated_run_finishes_its_journal_exits_1_and_rolls_back() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (store, bucket) = rt.block_on(new_bucket("sigterm"));
+    let known = rt.block_on(put_dataset(&store, "t", 1500));
+    let url = format!("s3://{bucket}/t/");
+
+    let child = spawn_cli(
+        &run_args(&url, &["--concurrency", "4"]),
+        &[("PQM_INJECT_FAULTS", "latency_ms=15")],
     );
+    rt.block_on(wait_for_lease(&store));
+    std::thread::sleep(Duration::from_millis(2500));
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
-        json(&next)["by_status"]["migrated"].as_u64().unwrap() as usize,
-        untouched
+        out.status.code(),
+        Some(1),
+        "a stopped run is not a finished one: {stdout}\n{stderr}"
     );
-    assert_eq!(rt.block_on(check_all(&store, &known)), (500, 0));
+    assert!(stderr.contains("stopping"), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["cancelled"], true, "{summary}");
+    let migrated = summary["by_status"]["migrated"].as_u64().unwrap() as usize;
+    assert!(migrated > 0 && migrated < 1500, "{summary}");
+
+    // The journal is finished, records every write, and agrees with the store.
+    let run_id = summary["run_id"].as_str().unwrap();
+    let journal = json(&cli(&["status", &format!("s3://{bucket}"), run_id, "--json"], &[]));
+    assert_eq!(journal["summary"]["cancelled"], true);
+    assert!(journal["changes"]["unrecorded"].as_array().unwrap().is_empty());
+    let rewritten = rt.block_on(rewritten_keys(&store, "t/"));
+    assert_eq!(rewritten.len(), migrated);
+    assert_eq!(keys_written_by(&bucket, run_id), rewritten);
+    assert!(
+        rt.block_on(pqmigrate::lease::current_lease(&store, &lease_key(SCHEMA, None)))
+            .unwrap()
+            .is_none(),
+        "released"
+    );
+
+    rollback_restores_every_original(&rt, &store, &bucket, run_id, &known);
 }
 
 #[test]

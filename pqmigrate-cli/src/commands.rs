@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use futures::stream::StreamExt;
+use pqmigrate_core::changes::run_changes;
 use pqmigrate_core::journal::{list_runs, read_run};
 use pqmigrate_core::lease::{current_lease, lease_key};
 use pqmigrate_core::plan::{PlanTotals, plan};
@@ -192,18 +193,28 @@ async fn run(cli: &Cli, options: &StoreOptions, args: &RunArgs) -> Result<u8> {
 
 async fn status(cli: &Cli, options: &StoreOptions, args: &StatusArgs) -> Result<u8> {
     let (store, _) = open(&args.store, options)?;
+    // A run's changes are what its journal records plus what its intents and the objects' own
+    // metadata show it wrote; only an unfinished run can have writes it did not record.
     let runs = match &args.run_id {
         None => {
             let mut runs = Vec::new();
+            let mut unrecorded = Vec::new();
             for info in list_runs(&store, &cli.journal_prefix).await? {
-                runs.push(read_run(&store, &cli.journal_prefix, &info.run_id).await?);
+                let journal = read_run(&store, &cli.journal_prefix, &info.run_id).await?;
+                let found = match journal.summary {
+                    Some(_) => 0,
+                    None => run_changes(&store, &journal, 32).await?.unrecorded.len(),
+                };
+                unrecorded.push(found);
+                runs.push(journal);
             }
-            report::runs(&runs, cli.json)?;
+            report::runs(&runs, &unrecorded, cli.json)?;
             runs
         }
         Some(run_id) => {
             let journal = read_run(&store, &cli.journal_prefix, run_id).await?;
-            report::run_detail(&journal, cli.json)?;
+            let changes = run_changes(&store, &journal, 32).await?;
+            report::run_detail(&journal, &changes, cli.json)?;
             vec![journal]
         }
     };

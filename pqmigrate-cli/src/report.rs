@@ -3,6 +3,7 @@
 use anyhow::Result;
 use std::collections::BTreeMap;
 
+use pqmigrate_core::changes::Changes;
 use pqmigrate_core::journal::{RunInfo, RunJournal};
 use pqmigrate_core::plan::{PlanEntry, PlanTotals};
 use pqmigrate_core::scan::ScannedObject;
@@ -142,45 +143,48 @@ pub(crate) fn run_summary(info: &RunInfo, summary: &RunSummary, json: bool) -> R
     Ok(())
 }
 
-pub(crate) fn runs(runs: &[RunJournal], json: bool) -> Result<()> {
+pub(crate) fn runs(runs: &[RunJournal], unrecorded: &[usize], json: bool) -> Result<()> {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                runs.iter()
-                    .map(|r| (&r.info, &r.summary))
-                    .collect::<Vec<_>>()
-                    .as_slice()
-            )?
-        );
+        let listed: Vec<_> = runs
+            .iter()
+            .zip(unrecorded)
+            .map(|(r, n)| serde_json::json!({"info": r.info, "summary": r.summary, "unrecorded_writes": n}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&listed)?);
         return Ok(());
     }
     if runs.is_empty() {
         println!("no runs recorded");
     }
-    for run in runs {
+    for (run, unrecorded) in runs.iter().zip(unrecorded) {
         let counts = |s: Status| run.records.iter().filter(|r| r.status() == s).count();
+        let state = match (&run.summary, unrecorded) {
+            (Some(_), _) => "finished".to_string(),
+            (None, 0) => "unfinished".to_string(),
+            (None, n) => format!("unfinished; {n} more objects found written by it in the store"),
+        };
         println!(
-            "{}  {} -> v{}  migrated {}  failed {}  missing step {}  {}",
+            "{}  {} -> v{}  migrated {}  failed {}  missing step {}  {state}",
             run.info.run_id,
             run.info.schema,
             run.info.target,
-            counts(Status::Migrated),
+            counts(Status::Migrated) + unrecorded,
             counts(Status::Failed),
             counts(Status::MissingStep),
-            if run.summary.is_some() {
-                "finished"
-            } else {
-                "unfinished"
-            }
         );
     }
     Ok(())
 }
 
-pub(crate) fn run_detail(run: &RunJournal, json: bool) -> Result<()> {
+pub(crate) fn run_detail(run: &RunJournal, changes: &Changes, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(run)?);
+        let mut value = serde_json::to_value(run)?;
+        value["changes"] = serde_json::json!({
+            "objects": changes.len(),
+            "recorded": changes.recorded.len(),
+            "unrecorded": changes.unrecorded,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
     match &run.summary {
@@ -191,6 +195,12 @@ pub(crate) fn run_detail(run: &RunJournal, json: bool) -> Result<()> {
             run.records.len()
         ),
     }
+    println!(
+        "objects written by the run: {} ({} recorded, {} found in the store from its intents)",
+        changes.len(),
+        changes.recorded.len(),
+        changes.unrecorded.len()
+    );
     Ok(())
 }
 

@@ -2,19 +2,25 @@
 //! `status` and `rollback` work from any machine.
 //!
 //! Layout under the journal prefix (default `_pqmigrate/runs/`):
-//! `<run-id>/run.json` (what was asked), `<run-id>/part-00001.jsonl`... (one record per object,
-//! written in batches while the run goes, so a crash loses at most the last batch), and
-//! `<run-id>/summary.json` once the run ends.
+//! `<run-id>/run.json` (what was asked); `<run-id>/intents-000001.jsonl`... (what the run is
+//! about to write, each batch durable before any of its objects is written); `<run-id>/part-00001.jsonl`...
+//! (one outcome record per object, written in batches while the run goes); and
+//! `<run-id>/summary.json` once the run ends. Every journal object is created with
+//! `If-None-Match: *`, so two runs never share one.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
+use crate::intent::{Intent, IntentLog};
 use crate::outcome::{Record, RunSummary};
-use crate::store::Store;
+use crate::store::{Condition, Store, WriteOptions};
 
 /// Default journal prefix.
 pub const DEFAULT_JOURNAL_PREFIX: &str = "_pqmigrate/runs/";
@@ -25,6 +31,10 @@ const PART_INTERVAL: Duration = Duration::from_secs(5);
 /// record of what the run changed.
 const JOURNAL_ROUNDS: u32 = 5;
 const JOURNAL_PAUSE: Duration = Duration::from_secs(1);
+/// How long the intent log waits for more intents to join a batch.
+const INTENT_WINDOW: Duration = Duration::from_millis(5);
+/// Most intents in one batch.
+const INTENTS_PER_BATCH: usize = 1000;
 
 /// What a run was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,20 +99,14 @@ impl JournalWriter {
         Ok(writer)
     }
 
-    /// Writes one journal object, retrying transient failures: losing the journal would lose
-    /// the record of what the run changed.
     async fn put(&self, name: &str, data: Vec<u8>) -> Result<()> {
-        let key = format!("{}/{name}", self.dir);
-        let data = Bytes::from(data);
-        let mut round = 0;
-        loop {
-            round += 1;
-            match self.store.put(&key, data.clone(), &[], Default::default()).await {
-                Ok(_) => return Ok(()),
-                Err(e) if round < JOURNAL_ROUNDS && e.is_transient() => tokio::time::sleep(JOURNAL_PAUSE).await,
-                Err(e) => return Err(Error::journal_store(key, e)),
-            }
-        }
+        create_journal_object(&self.store, &format!("{}/{name}", self.dir), Bytes::from(data)).await
+    }
+
+    /// The run's write-ahead intent log: batches of intents written as `intents-*.jsonl`, each
+    /// durable before [`IntentLog::record`] returns for any intent in it.
+    pub fn intent_log(&self) -> Arc<IntentBatcher> {
+        IntentBatcher::start(self.store.clone(), self.dir.clone())
     }
 
     /// Appends a record; writes a part when enough have gathered or enough time has passed.
@@ -151,11 +155,105 @@ impl JournalWriter {
     }
 }
 
+/// Creates one journal object (`If-None-Match: *`), retrying transient failures: losing the
+/// journal would lose the record of what the run changed. A create whose answer was lost finds
+/// its own bytes there and succeeds.
+async fn create_journal_object(store: &Store, key: &str, data: Bytes) -> Result<()> {
+    let create = WriteOptions {
+        condition: Condition::Create,
+        ..WriteOptions::default()
+    };
+    let mut round = 0;
+    loop {
+        round += 1;
+        match store.write(key, data.clone(), create.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_already_exists() => {
+                return match store.get_if_exists(key).await {
+                    Ok(Some((_, there))) if there == data => Ok(()),
+                    Ok(_) => Err(Error::journal(key, "another writer created it first")),
+                    Err(e) => Err(Error::journal_store(key, e)),
+                };
+            }
+            Err(e) if round < JOURNAL_ROUNDS && e.is_transient() => tokio::time::sleep(JOURNAL_PAUSE).await,
+            Err(e) => return Err(Error::journal_store(key, e)),
+        }
+    }
+}
+
+type Pending = (Intent, oneshot::Sender<Result<(), String>>);
+
+/// The write-ahead intent log of a run: intents arriving together are written as one batch,
+/// and every caller waits until its batch is durable.
+#[derive(Debug)]
+pub struct IntentBatcher {
+    tx: mpsc::Sender<Pending>,
+    dir: String,
+}
+
+impl IntentBatcher {
+    fn start(store: Store, dir: String) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel(INTENTS_PER_BATCH);
+        tokio::spawn(write_batches(store, dir.clone(), rx));
+        Arc::new(Self { tx, dir })
+    }
+}
+
+#[async_trait]
+impl IntentLog for IntentBatcher {
+    async fn record(&self, intent: Intent) -> Result<()> {
+        let key = intent.key.clone();
+        let (done, durable) = oneshot::channel();
+        let stopped = || {
+            Error::journal(
+                self.dir.clone(),
+                format!("the intent log stopped before {key} was recorded"),
+            )
+        };
+        self.tx.send((intent, done)).await.map_err(|_| stopped())?;
+        match durable.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(Error::journal(self.dir.clone(), message)),
+            Err(_) => Err(stopped()),
+        }
+    }
+}
+
+async fn write_batches(store: Store, dir: String, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch_number = 0u32;
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let window = tokio::time::Instant::now() + INTENT_WINDOW;
+        while batch.len() < INTENTS_PER_BATCH {
+            match tokio::time::timeout_at(window, rx.recv()).await {
+                Ok(Some(pending)) => batch.push(pending),
+                _ => break,
+            }
+        }
+        batch_number += 1;
+        let key = format!("{dir}/intents-{batch_number:06}.jsonl");
+        let mut lines = String::new();
+        for (intent, _) in &batch {
+            lines.push_str(&serde_json::to_string(intent).expect("serializable"));
+            lines.push('\n');
+        }
+        let written = create_journal_object(&store, &key, Bytes::from(lines))
+            .await
+            .map_err(|e| e.report());
+        for (_, done) in batch {
+            let _ = done.send(written.clone());
+        }
+    }
+}
+
 /// A run as read back from the journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunJournal {
     /// What was asked.
     pub info: RunInfo,
+    /// Every intent journaled, in order.
+    #[serde(default)]
+    pub intents: Vec<Intent>,
     /// Every record written.
     pub records: Vec<Record>,
     /// The summary, if the run finished.
@@ -208,21 +306,36 @@ pub async fn read_run(store: &Store, prefix: &str, run_id: &str) -> Result<RunJo
         .await
         .map_err(|e| Error::journal_store(dir.clone(), e))?;
     parts.sort();
-    let mut records = Vec::new();
+    let (intent_parts, record_parts): (Vec<String>, Vec<String>) = parts
+        .into_iter()
+        .partition(|k| k.rsplit('/').next().is_some_and(|n| n.starts_with("intents-")));
+    let intents = read_lines(store, &intent_parts).await?;
+    let records = read_lines(store, &record_parts).await?;
+    let summary = read_json::<RunSummary>(store, &format!("{dir}/summary.json")).await?;
+    Ok(RunJournal {
+        info,
+        intents,
+        records,
+        summary,
+    })
+}
+
+/// The JSON lines of journal objects, in order.
+async fn read_lines<T: serde::de::DeserializeOwned>(store: &Store, parts: &[String]) -> Result<Vec<T>> {
+    let mut out = Vec::new();
     for part in parts {
         let (_, bytes) = store
-            .get(&part, Default::default())
+            .get(part, Default::default())
             .await
             .map_err(|e| Error::journal_store(part.clone(), e))?;
         for (n, line) in bytes.split(|b| *b == b'\n').enumerate().filter(|(_, l)| !l.is_empty()) {
-            records.push(
+            out.push(
                 serde_json::from_slice(line)
                     .map_err(|e| Error::journal(part.clone(), format!("line {}: {e}", n + 1)))?,
             );
         }
     }
-    let summary = read_json::<RunSummary>(store, &format!("{dir}/summary.json")).await?;
-    Ok(RunJournal { info, records, summary })
+    Ok(out)
 }
 
 #[cfg(test)]

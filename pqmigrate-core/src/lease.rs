@@ -134,6 +134,10 @@ impl Lease {
             let Some((holder, their_e_tag)) = read(store, key).await? else {
                 continue;
             };
+            // Our own create, whose answer was lost: the lease is ours.
+            if holder.run_id == run_id {
+                break their_e_tag;
+            }
             if !holder.expired() {
                 return Err(Error::LeaseHeld {
                     key: key.to_string(),
@@ -229,11 +233,15 @@ async fn renew(
         };
         match store.write(&key, body(&info), conditional(condition)).await {
             Ok(r) => e_tag = r.e_tag,
-            Err(Error::Conflict { .. }) => {
-                tracing::error!("{key}: lease lost to another run; stopping");
-                lost.cancel();
-                return;
-            }
+            Err(Error::Conflict { .. }) => match read(&store, &key).await {
+                // Our own renewal, whose answer was lost.
+                Ok(Some((holder, their_e_tag))) if holder == info => e_tag = their_e_tag,
+                _ => {
+                    tracing::error!("{key}: lease lost to another run; stopping");
+                    lost.cancel();
+                    return;
+                }
+            },
             // A failed renewal is tried again next round; the lease still has time left.
             Err(e) => tracing::warn!("{key}: renewing the lease failed: {}", e.report()),
         }

@@ -12,12 +12,12 @@
 //! Each layer uses only the ones above it in this list:
 //!
 //! - domain, pure: [`error`], [`migration`] (the step trait), [`registry`], [`version`],
-//!   [`outcome`] (the one classification of an object), [`identity`];
+//!   [`outcome`] (the one classification of an object), [`intent`], [`identity`];
 //! - Parquet format: [`rewrite`] (footer, byte ranges, the row-group rewriter);
 //! - storage: [`store`], the [`Store`] facade over one I/O seam ([`store::StoreIo`]) that
 //!   backends implement and the rate limiter and fault injector wrap;
 //! - use cases: [`scan`], [`plan`], [`mod@migrate`] (one object), [`executor`], [`journal`],
-//!   [`lease`], [`mod@run`] (a data set), [`rollback`], [`stamp`].
+//!   [`lease`], [`mod@run`] (a data set), [`changes`] (what a run wrote), [`rollback`], [`stamp`].
 //!
 //! The root re-exports what a step author and an embedder need; the rest stays in its module.
 //!
@@ -65,9 +65,11 @@
 //! # });
 //! ```
 
+pub mod changes;
 pub mod error;
 pub mod executor;
 pub mod identity;
+pub mod intent;
 pub mod journal;
 pub mod lease;
 pub mod migrate;

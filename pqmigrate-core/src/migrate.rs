@@ -5,14 +5,16 @@ use std::io::Write;
 use std::time::Instant;
 
 use bytes::Bytes;
+use object_store::Attribute;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
+use crate::intent::{ATTEMPT_METADATA, Intent, RUN_METADATA, RunContext, new_attempt_id};
 use crate::migration::StepRegistration;
 use crate::outcome::{Migrated, Outcome, Record};
 use crate::registry::Registry;
 use crate::rewrite::{FileRanges, Footer, RowGroupRewriter};
-use crate::store::{ConditionalUpload, ObjectReader, Store};
+use crate::store::{ConditionalUpload, ObjectInfo, ObjectReader, Store, Written, metadata};
 use crate::version::{VersionSource, resolve_version, version_key};
 
 /// What to migrate objects to.
@@ -32,6 +34,9 @@ pub struct MigrateOptions {
     /// Check the pages of copied column chunks before copying them (default `true`); see
     /// [`RowGroupRewriter::verify_copied`].
     pub verify_copied: bool,
+    /// The run the object is migrated in: its intent is journaled before the write, and the
+    /// object names the run and the attempt in its user metadata. `None` for a lone migration.
+    pub run: Option<RunContext>,
 }
 
 impl MigrateOptions {
@@ -49,6 +54,7 @@ impl MigrateOptions {
             version_source: VersionSource::Auto,
             max_steps: None,
             verify_copied: true,
+            run: None,
         }
     }
 }
@@ -110,7 +116,12 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         tags.push((options.version_key.clone(), new_version.to_string()));
         tags
     });
-    let mut upload = ConditionalUpload::new(store, &info, tags.as_deref().unwrap_or(&[]))?;
+    let attempt_id = match &options.run {
+        Some(run) => Some(record_intent(run, &info, version, new_version).await?),
+        None => None,
+    };
+    let named = named_by(&info, options.run.as_ref(), attempt_id.as_deref());
+    let mut upload = ConditionalUpload::new(store, &named, tags.as_deref().unwrap_or(&[]))?;
     let target = Target {
         version_key: options.version_key.clone(),
         version: new_version,
@@ -125,7 +136,16 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         }
     };
     let bytes_out = upload.bytes();
-    let written = upload.finish().await?;
+    let written = match (upload.finish().await, &attempt_id) {
+        (Ok(written), _) => written,
+        // The write may have landed with its answer lost (a retry then fails its own
+        // precondition): the object's metadata tells whether it is ours.
+        (Err(e), Some(attempt)) => match written_by(store, key, attempt).await {
+            Some(written) => written,
+            None => return Err(e),
+        },
+        (Err(e), None) => return Err(e),
+    };
     Ok(done(Outcome::Migrated(Box::new(Migrated {
         to: new_version,
         steps: chain.iter().map(|s| s.id()).collect(),
@@ -137,7 +157,47 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         bytes_in: info.size,
         bytes_out,
         rows,
+        attempt_id,
     }))))
+}
+
+/// Journals the intent of a write of `info` from `from` to `to`; returns its attempt id once
+/// the intent is durable.
+async fn record_intent(run: &RunContext, info: &ObjectInfo, from: u32, to: u32) -> Result<String> {
+    let attempt_id = new_attempt_id();
+    let intent = Intent {
+        key: info.key.clone(),
+        attempt_id: attempt_id.clone(),
+        e_tag: info.e_tag.clone(),
+        version_id: info.version_id.clone(),
+        from,
+        to,
+    };
+    run.intents.record(intent).await?;
+    Ok(attempt_id)
+}
+
+/// `info` with the run and the attempt in its user metadata, so the written object names them.
+fn named_by(info: &ObjectInfo, run: Option<&RunContext>, attempt_id: Option<&str>) -> ObjectInfo {
+    let mut named = info.clone();
+    if let (Some(run), Some(attempt)) = (run, attempt_id) {
+        named
+            .attributes
+            .insert(Attribute::Metadata(RUN_METADATA.into()), run.run_id.clone().into());
+        named
+            .attributes
+            .insert(Attribute::Metadata(ATTEMPT_METADATA.into()), attempt.to_string().into());
+    }
+    named
+}
+
+/// The current version of `key`, when attempt `attempt` wrote it.
+async fn written_by(store: &Store, key: &str, attempt: &str) -> Option<Written> {
+    let head = store.head(key).await.ok()?;
+    (metadata(&head.attributes, ATTEMPT_METADATA) == Some(attempt)).then_some(Written {
+        e_tag: head.e_tag,
+        version_id: head.version_id,
+    })
 }
 
 /// What the rewrite writes.

@@ -251,3 +251,37 @@ macro_rules! register_step {
         }
     };
 }
+
+/// Steps for the core's own tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use arrow::datatypes::SchemaRef;
+    use arrow::record_batch::RecordBatch;
+
+    use super::{Migration, StepError, StepRegistration};
+
+    /// A step that changes nothing but the version.
+    pub(crate) struct Same;
+
+    impl Migration for Same {
+        fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StepError> {
+            Ok(input.clone())
+        }
+        fn transform(&self, batch: RecordBatch, _: &SchemaRef) -> Result<RecordBatch, StepError> {
+            Ok(batch)
+        }
+    }
+
+    /// [`Same`] registered for `schema`, `from -> to`.
+    pub(crate) fn same(schema: &'static str, from: u32, to: u32) -> StepRegistration {
+        StepRegistration {
+            schema,
+            from,
+            to,
+            name: "Same",
+            revision: "",
+            crate_id: "test",
+            migration: &Same,
+        }
+    }
+}

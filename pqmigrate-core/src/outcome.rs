@@ -228,6 +228,9 @@ pub struct Migrated {
     /// Rows rewritten.
     #[serde(default)]
     pub rows: u64,
+    /// The attempt that wrote it (named in the object's user metadata), in a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt_id: Option<String>,
 }
 
 /// One object's line in a run: its key, the version it was found at, and its [`Outcome`].

@@ -187,33 +187,8 @@ mod tests {
         }
     }
 
-    struct Nop;
-    impl crate::migration::Migration for Nop {
-        fn output_schema(
-            &self,
-            input: &arrow::datatypes::SchemaRef,
-        ) -> Result<arrow::datatypes::SchemaRef, crate::migration::StepError> {
-            Ok(input.clone())
-        }
-        fn transform(
-            &self,
-            batch: arrow::record_batch::RecordBatch,
-            _: &arrow::datatypes::SchemaRef,
-        ) -> Result<arrow::record_batch::RecordBatch, crate::migration::StepError> {
-            Ok(batch)
-        }
-    }
-
     fn reg(schema: &'static str, from: u32, to: u32) -> StepRegistration {
-        StepRegistration {
-            schema,
-            from,
-            to,
-            name: "Nop",
-            revision: "",
-            crate_id: "test",
-            migration: &Nop,
-        }
+        crate::migration::testing::same(schema, from, to)
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 
+use crate::changes::run_changes;
 use crate::error::{Error, Result};
 use crate::identity::{new_run_id, now_rfc3339};
 use crate::journal::read_run;
@@ -65,7 +66,15 @@ pub async fn rollback_run(
     }
     let rollback_id = format!("rollback-{}", new_run_id());
     let lease = Lease::acquire(store, &key, &rollback_id, &now_rfc3339(), DEFAULT_LEASE_TTL).await?;
-    let migrated: Vec<Record> = journal.records.into_iter().filter(|r| r.migrated().is_some()).collect();
+    // Every object the run wrote: the recorded ones and those only its intents and the
+    // objects' own metadata tell of.
+    let migrated: Vec<Record> = match run_changes(store, &journal, options.concurrency).await {
+        Ok(changes) => changes.all().cloned().collect(),
+        Err(e) => {
+            let _ = lease.release().await;
+            return Err(e);
+        }
+    };
     let store = Arc::new(store.clone());
     let records = stream::iter(migrated)
         .map(|record| {

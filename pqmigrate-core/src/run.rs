@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::executor::{Event, EventSink, Executor, Job, LocalExecutor, RunOptions};
 use crate::identity::{host_name, new_run_id, now_rfc3339};
+use crate::intent::RunContext;
 use crate::journal::{DEFAULT_JOURNAL_PREFIX, JournalWriter, RunInfo};
 use crate::lease::{DEFAULT_LEASE_TTL, Lease, break_lease, lease_key};
 use crate::migrate::MigrateOptions;
@@ -167,12 +168,16 @@ impl Migrator {
     /// through the executor, journals every object, and finishes the journal and releases the
     /// lease however the run ends (short of the process being killed).
     ///
+    /// Before anything, the store's guarantees are probed ([`Store::checked`]): a store that
+    /// ignores conditional writes or drops tags or metadata is refused.
+    ///
     /// # Errors
-    /// Failures before any object is taken: the lease is held by another run
-    /// ([`Error::LeaseHeld`]), or the journal cannot be started. Failures after that are in
-    /// [`RunReport::failure`].
-    pub async fn run(self) -> Result<RunReport> {
+    /// Failures before any object is taken: the store lacks a guarantee ([`Error::Config`]
+    /// naming it), the lease is held by another run ([`Error::LeaseHeld`]), or the journal
+    /// cannot be started. Failures after that are in [`RunReport::failure`].
+    pub async fn run(mut self) -> Result<RunReport> {
         let started = Instant::now();
+        self.store = self.store.clone().checked().await?;
         let run_id = new_run_id();
         let info = RunInfo {
             run_id: run_id.clone(),
@@ -240,10 +245,15 @@ impl Migrator {
             }
         })
         .boxed();
+        let mut migrate = self.options.clone();
+        migrate.run = Some(RunContext {
+            run_id: info.run_id.clone(),
+            intents: journal.intent_log(),
+        });
         let job = Job {
             store: self.store.clone(),
             registry: self.registry.clone(),
-            migrate: self.options.clone(),
+            migrate,
             entries,
             events: self.events.clone(),
             cancel: cancel.clone(),
@@ -332,5 +342,145 @@ mod tests {
             .await
             .unwrap();
         assert!(lease.is_none(), "released");
+    }
+
+    fn registry_1_to_2() -> Arc<Registry> {
+        Arc::new(Registry::from_steps([crate::migration::testing::same("s", 1, 2)]).unwrap())
+    }
+
+    async fn put_files(store: &Store, count: i64) -> Vec<(String, Bytes)> {
+        let mut files = Vec::new();
+        for i in 0..count {
+            let column = Arc::new(arrow::array::Int64Array::from(vec![i, i + 1])) as arrow::array::ArrayRef;
+            let batch = arrow::record_batch::RecordBatch::try_from_iter([("a", column)]).unwrap();
+            let mut file = Vec::new();
+            let mut writer = parquet::arrow::ArrowWriter::try_new(&mut file, batch.schema(), None).unwrap();
+            writer.write(&batch).unwrap();
+            writer.close().unwrap();
+            let key = format!("d/{i}.parquet");
+            store
+                .put(&key, Bytes::from(file.clone()), &[], Default::default())
+                .await
+                .unwrap();
+            files.push((key, Bytes::from(file)));
+        }
+        files
+    }
+
+    async fn written_attempt(store: &Store, key: &str) -> (Option<String>, Option<String>) {
+        use crate::intent::{ATTEMPT_METADATA, RUN_METADATA};
+        let head = store.head(key).await.unwrap();
+        let value = |name| crate::store::metadata(&head.attributes, name).map(str::to_string);
+        (value(RUN_METADATA), value(ATTEMPT_METADATA))
+    }
+
+    #[tokio::test]
+    async fn intents_are_journaled_and_objects_name_the_run_and_the_attempt() {
+        let store = Store::memory();
+        put_files(&store, 3).await;
+        let report = Migrator::new(store.clone(), registry_1_to_2(), MigrateOptions::new("s", 2))
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(report.summary.count(Status::Migrated), 3, "{:?}", report.summary);
+        let journal = read_run(&store, DEFAULT_JOURNAL_PREFIX, &report.info.run_id)
+            .await
+            .unwrap();
+        assert_eq!(journal.intents.len(), 3);
+        for record in &journal.records {
+            let attempt = record.migrated().unwrap().attempt_id.clone();
+            let intent = journal.intents.iter().find(|i| Some(&i.attempt_id) == attempt.as_ref());
+            assert_eq!(
+                intent.map(|i| (i.key.as_str(), i.from, i.to)),
+                Some((record.key.as_str(), 1, 2))
+            );
+            assert_eq!(
+                written_attempt(&store, &record.key).await,
+                (Some(report.info.run_id.clone()), attempt)
+            );
+        }
+        let changes = crate::changes::run_changes(&store, &journal, 4).await.unwrap();
+        assert_eq!((changes.recorded.len(), changes.unrecorded.len()), (3, 0));
+    }
+
+    #[tokio::test]
+    async fn writes_a_killed_run_never_recorded_are_found_by_their_attempt() {
+        use crate::intent::{ATTEMPT_METADATA, Intent};
+        let store = Store::memory();
+        let files = put_files(&store, 3).await;
+        let intent = |key: &str, attempt: &str| Intent {
+            key: key.into(),
+            attempt_id: attempt.into(),
+            e_tag: Some("old".into()),
+            version_id: None,
+            from: 1,
+            to: 2,
+        };
+        // The first object was written by attempt a0, the second by someone else after the
+        // run's intent, the third never.
+        for (key, attempt) in [(&files[0].0, "a0"), (&files[1].0, "zz")] {
+            let metadata = crate::store::user_metadata(&[(ATTEMPT_METADATA, attempt)]);
+            store.put(key, files[0].1.clone(), &[], metadata).await.unwrap();
+        }
+        let journal = crate::journal::RunJournal {
+            info: crate::journal::RunInfo {
+                run_id: "r".into(),
+                started_at: String::new(),
+                host: String::new(),
+                store: store.url().into(),
+                schema: "s".into(),
+                target: 2,
+                prefixes: vec![],
+                suffix: String::new(),
+                filter: String::new(),
+                shard: None,
+                tool_version: String::new(),
+            },
+            intents: vec![
+                intent(&files[0].0, "a0"),
+                intent(&files[1].0, "a1"),
+                intent(&files[2].0, "a2"),
+            ],
+            records: vec![],
+            summary: None,
+        };
+        let changes = crate::changes::run_changes(&store, &journal, 4).await.unwrap();
+        assert!(changes.recorded.is_empty());
+        let found: Vec<_> = changes
+            .unrecorded
+            .iter()
+            .map(|r| (r.key.as_str(), r.migrated().unwrap().old_e_tag.as_deref()))
+            .collect();
+        assert_eq!(found, vec![(files[0].0.as_str(), Some("old"))]);
+    }
+
+    #[cfg(feature = "fault-injection")]
+    #[tokio::test]
+    async fn writes_whose_answers_are_lost_are_recognised_as_the_runs_own() {
+        use crate::store::fault::FaultConfig;
+        let plain = Store::memory();
+        let files = put_files(&plain, 3).await;
+        // Every write of the run (objects, journal, lease) is applied by the store and its
+        // answer lost.
+        let (store, injector) = plain.with_faults(FaultConfig {
+            lost_response: 1.0,
+            ..FaultConfig::default()
+        });
+        let report = Migrator::new(store.clone(), registry_1_to_2(), MigrateOptions::new("s", 2))
+            .run()
+            .await
+            .unwrap();
+        assert!(injector.injected() >= 3 + files.len() as u64);
+        assert!(report.failure.is_none(), "{:?}", report.failure);
+        assert_eq!(report.summary.count(Status::Migrated), 3, "{:?}", report.summary);
+        let journal = read_run(&store, DEFAULT_JOURNAL_PREFIX, &report.info.run_id)
+            .await
+            .unwrap();
+        for record in &journal.records {
+            let (run, attempt) = written_attempt(&store, &record.key).await;
+            assert_eq!(run.as_deref(), Some(report.info.run_id.as_str()));
+            assert_eq!(attempt, record.migrated().unwrap().attempt_id);
+        }
+        assert_eq!(journal.summary.unwrap(), report.summary);
     }
 }

@@ -31,6 +31,7 @@ pub async fn stamp_dataset(
     if !store.capabilities().tags {
         return Err(no_tags(store));
     }
+    let store = &store.clone().checked().await?;
     let mut keys = candidates(store, spec, source);
     let mut summary = StampSummary::default();
     while let Some(candidate) = keys.next().await {

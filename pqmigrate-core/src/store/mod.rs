@@ -10,6 +10,7 @@ mod decorate;
 pub mod fault;
 mod generic;
 mod io;
+mod probe;
 mod ratelimit;
 mod reader;
 mod s3;
@@ -36,6 +37,7 @@ pub use io::{
     StoreIo, WriteOptions, Written,
 };
 pub use object_store::Error as StoreError;
+pub use probe::Guarantees;
 pub use ratelimit::{RateLimit, RateLimiter};
 pub use reader::ObjectReader;
 pub use s3api::S3Api;
@@ -260,6 +262,13 @@ impl Store {
     pub fn with_upload_sizes(mut self, options: &StoreOptions) -> Self {
         self.multipart_threshold = options.multipart_threshold.unwrap_or(DEFAULT_MULTIPART_THRESHOLD);
         self.part_size = options.part_size.unwrap_or(DEFAULT_PART_SIZE);
+        self
+    }
+
+    /// The same store, writing every output as one conditional PUT (up to S3's 5 GiB), never as
+    /// a multipart upload.
+    pub fn single_puts_only(mut self) -> Self {
+        self.multipart_threshold = 5 * 1024 * 1024 * 1024;
         self
     }
 
@@ -565,6 +574,13 @@ impl Store {
     pub(crate) async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {
         self.io.abort_multipart(key, upload_id).await
     }
+}
+
+/// The value of a user metadata entry (`x-amz-meta-<name>` on S3).
+pub fn metadata<'a>(attributes: &'a Attributes, name: &str) -> Option<&'a str> {
+    attributes
+        .get(&Attribute::Metadata(name.to_string().into()))
+        .map(|v| v.as_ref())
 }
 
 /// Attributes holding one user metadata entry (`x-amz-meta-<name>` on S3).
