@@ -100,6 +100,8 @@ pub struct Store {
     part_size: usize,
     request_retries: Arc<AtomicU64>,
     s3: Option<Arc<S3Api>>,
+    /// What the store is, for caches: its URL, made unique for stores that share one.
+    identity: String,
 }
 
 /// What was read about an object before migrating it.
@@ -122,10 +124,13 @@ pub struct ObjectInfo {
 impl Store {
     /// An in-memory store (tests, examples).
     pub fn memory() -> Self {
-        Self::from_io(
+        static STORES: AtomicU64 = AtomicU64::new(0);
+        let mut store = Self::from_io(
             Arc::new(ObjectStoreIo::new(Arc::new(InMemory::new()), Flavor::Memory)),
             "memory://".into(),
-        )
+        );
+        store.identity = format!("memory://#{}", STORES.fetch_add(1, Ordering::Relaxed));
+        store
     }
 
     /// A directory on local disk, created if missing.
@@ -148,6 +153,7 @@ impl Store {
         Self {
             capabilities: io.capabilities(),
             io,
+            identity: url.clone(),
             url,
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             part_size: DEFAULT_PART_SIZE,
@@ -293,6 +299,11 @@ impl Store {
     /// clones).
     pub fn request_retries(&self) -> u64 {
         self.request_retries.load(Ordering::Relaxed)
+    }
+
+    /// The store's URL, or for stores that share one (memory), a unique name.
+    pub(crate) fn identity(&self) -> &str {
+        &self.identity
     }
 
     pub(crate) fn multipart_threshold(&self) -> usize {
@@ -571,8 +582,9 @@ impl Store {
         self.io.complete_multipart(key, upload_id, parts, condition).await
     }
 
+    /// Retried: an abort that fails transiently would leave an open upload behind.
     pub(crate) async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {
-        self.io.abort_multipart(key, upload_id).await
+        self.retry(|| self.io.abort_multipart(key, upload_id)).await
     }
 }
 

@@ -76,7 +76,7 @@ impl Store {
     /// # Errors
     /// Store errors of the probe's own requests.
     pub async fn guarantees(&self) -> Result<Guarantees> {
-        if let Some((at, found)) = cache().lock().expect("probe cache").get(self.url()).copied()
+        if let Some((at, found)) = cache().lock().expect("probe cache").get(self.identity()).copied()
             && at.elapsed() < PROBE_TTL
         {
             return Ok(found);
@@ -85,7 +85,7 @@ impl Store {
         cache()
             .lock()
             .expect("probe cache")
-            .insert(self.url().to_string(), (Instant::now(), found));
+            .insert(self.identity().to_string(), (Instant::now(), found));
         Ok(found)
     }
 
@@ -128,7 +128,13 @@ impl Store {
             tags: tags.clone(),
             attributes: user_metadata(&[TAG]),
         };
-        self.write(key, Bytes::from_static(b"probe"), create.clone()).await?;
+        let probe = Bytes::from_static(b"probe");
+        match self.write(key, probe.clone(), create.clone()).await {
+            Ok(_) => {}
+            // Our own create, whose answer was lost.
+            Err(e) if e.is_already_exists() && self.get_if_exists(key).await?.is_some_and(|(_, b)| b == probe) => {}
+            Err(e) => return Err(e),
+        }
         let conditional_create = match self.write(key, Bytes::from_static(b"again"), create).await {
             Err(e) if e.is_already_exists() => true,
             Ok(_) => false,
