@@ -56,6 +56,7 @@ pub fn lease_key(schema: &str, shard: Option<&str>) -> String {
 pub struct Lease {
     store: Store,
     key: String,
+    run_id: String,
     /// A lease found expired and taken over at acquisition.
     pub took_over: Option<LeaseInfo>,
     lost: CancellationToken,
@@ -181,6 +182,7 @@ impl Lease {
         Ok(Self {
             store: store.clone(),
             key: key.to_string(),
+            run_id: run_id.to_string(),
             took_over,
             lost,
             stop,
@@ -198,17 +200,22 @@ impl Lease {
         &self.key
     }
 
-    /// Stops renewing and deletes the lease, unless it was lost meanwhile.
+    /// Stops renewing and deletes the lease if it is still this run's: a lease another run
+    /// took over after this one's lapsed is left to its holder. (Between the read and the
+    /// delete, a takeover can still slip in; it can only happen to a lease that lapsed.)
     ///
     /// # Errors
-    /// Store errors deleting it.
+    /// Store errors reading or deleting it.
     pub async fn release(self) -> Result<()> {
         self.stop.cancel();
         let _ = self.renewer.await;
         if self.lost.is_cancelled() {
             return Ok(());
         }
-        break_lease(&self.store, &self.key).await
+        match read(&self.store, &self.key).await? {
+            Some((holder, _)) if holder.run_id == self.run_id => break_lease(&self.store, &self.key).await,
+            _ => Ok(()),
+        }
     }
 }
 
@@ -282,6 +289,32 @@ mod tests {
         assert_eq!((info.run_id.as_str(), expired), ("run-3", false));
         third.release().await.unwrap();
         assert!(current_lease(&store, &key).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn release_leaves_a_lease_another_run_took_over() {
+        let store = Store::memory();
+        let key = lease_key("s", None);
+        let first = Lease::acquire(&store, &key, "run-1", "t", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let successor = LeaseInfo {
+            run_id: "run-2".into(),
+            host: "h".into(),
+            started_at: "t".into(),
+            expires_at: expiry(Duration::from_secs(60)),
+        };
+        store
+            .put(&key, body(&successor), &[], Default::default())
+            .await
+            .unwrap();
+        first.release().await.unwrap();
+        let (holder, expired) = current_lease(&store, &key).await.unwrap().unwrap();
+        assert_eq!(
+            (holder.run_id.as_str(), expired),
+            ("run-2", false),
+            "the successor keeps it"
+        );
     }
 
     #[tokio::test]
