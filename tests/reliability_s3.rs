@@ -492,3 +492,80 @@ fn a_local_store_never_writes_outside_its_root() {
     assert_eq!(summary["by_status"]["migrated"], 1);
     assert_eq!(summary["by_status"]["failed"], 2, "{summary}");
 }
+
+/// `stamp` takes the data set's lease, so beside a running `run` it is refused and no object
+/// ends with a tag that disagrees with its footer; it tags exactly the version it read, and
+/// changes a different version tag only with `--force`.
+#[test]
+fn stamp_beside_a_run_is_refused_and_changes_no_version_tag_without_force() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (store, bucket) = rt.block_on(new_bucket("stamp-race"));
+    let known = rt.block_on(put_dataset(&store, "r", 500));
+    let url = format!("s3://{bucket}/r/");
+    let stamp_args = |url: &str, version: &str, extra: &[&str]| {
+        let mut args: Vec<String> = ["stamp", url, "--schema", "sensorData", "--version", version, "--json"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+
+    let child = spawn_cli(
+        &run_args(&url, &["--concurrency", "4"]),
+        &[("PQM_INJECT_FAULTS", "latency_ms=15")],
+    );
+    rt.block_on(wait_for_lease(&store));
+    let args = stamp_args(&url, "2", &[]);
+    let stamp = cli(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(stamp.code, 2, "{}\n{}", stamp.stdout, stamp.stderr);
+    assert!(stamp.stderr.contains("is held by run"), "{}", stamp.stderr);
+    let run = child.wait_with_output().unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    // Every object migrated once, with tag and footer agreeing.
+    assert_eq!(rt.block_on(check_all(&store, &known)), (500, 0));
+
+    // Fresh objects, one tagged 2 by hand: stamping 1 leaves that one alone unless forced.
+    let tagged = "s/sensorData_0001.parq.snappy";
+    rt.block_on(async {
+        for i in 0..3 {
+            let key = format!("s/sensorData_{i:04}.parq.snappy");
+            let mut tags = owner_tag();
+            if key == tagged {
+                tags.push((pqmigrate::version_key(SCHEMA), "2".into()));
+            }
+            store
+                .put(&key, generate_file(&tiny(3), i), &tags, Default::default())
+                .await
+                .unwrap();
+        }
+    });
+    let fresh = format!("s3://{bucket}/s/");
+    let args = stamp_args(&fresh, "1", &[]);
+    let stamp = cli(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(stamp.code, 1, "{}\n{}", stamp.stdout, stamp.stderr);
+    assert_eq!(json(&stamp)["stamped"], 2);
+    assert!(
+        stamp.stderr.contains(&format!(
+            "{tagged}: already tagged version 2; not changed to 1 without --force"
+        )),
+        "{}",
+        stamp.stderr
+    );
+    let version_tag = |key: &str| {
+        rt.block_on(store.tags(key))
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .find(|(k, _)| *k == pqmigrate::version_key(SCHEMA))
+            .map(|(_, v)| v)
+    };
+    assert_eq!(version_tag(tagged).as_deref(), Some("2"));
+    let args = stamp_args(&fresh, "1", &["--force"]);
+    let forced = cli(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(forced.code, 0, "{}\n{}", forced.stdout, forced.stderr);
+    assert_eq!(json(&forced)["stamped"], 3);
+    assert_eq!(version_tag(tagged).as_deref(), Some("1"));
+    let tags = rt.block_on(store.tags(tagged)).unwrap().unwrap();
+    assert!(tags.contains(&owner_tag()[0]), "other tags kept: {tags:?}");
+}

@@ -199,6 +199,12 @@ pub struct StampArgs {
     /// The version to record.
     #[arg(long)]
     pub version: u32,
+    /// Change a different version tag that is already there.
+    #[arg(long)]
+    pub force: bool,
+    /// Delete whatever lease holds the data set first (when its holder is known to be gone).
+    #[arg(long)]
+    pub break_lease: bool,
 }
 
 impl DatasetArgs {

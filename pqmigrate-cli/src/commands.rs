@@ -10,7 +10,7 @@ use pqmigrate_core::lease::{current_lease, lease_key};
 use pqmigrate_core::plan::{PlanTotals, plan};
 use pqmigrate_core::rollback::{RollbackOptions, rollback_run};
 use pqmigrate_core::scan::{Candidates, candidates, manifest_candidates, scan};
-use pqmigrate_core::stamp::stamp_dataset;
+use pqmigrate_core::stamp::{StampOptions, stamp_dataset};
 use pqmigrate_core::{Migrator, Registry, Status, Store, StoreOptions};
 
 use crate::args::{Cli, Command, DatasetArgs, PlanArgs, RollbackArgs, RunArgs, StampArgs, StatusArgs};
@@ -255,8 +255,15 @@ async fn stamp_command(cli: &Cli, options: &StoreOptions, args: &StampArgs) -> R
     let (store, prefix) = open(&args.dataset.store, options)?;
     let spec = args.dataset.scan_spec(&prefix);
     let source = source(&store, &spec, &args.dataset)?;
-    let version_key = args.dataset.migrate_options(args.version).version_key;
-    let summary = stamp_dataset(&store, &spec, &source, &version_key, args.version).await?;
+    let migrate = args.dataset.migrate_options(args.version);
+    let options = StampOptions {
+        schema: migrate.schema,
+        version_key: migrate.version_key,
+        version: args.version,
+        force: args.force,
+        break_lease: args.break_lease,
+    };
+    let summary = stamp_dataset(&store, &spec, &source, &options).await?;
     for (_, error) in &summary.failed {
         eprintln!("{error}");
     }

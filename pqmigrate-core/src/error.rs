@@ -138,6 +138,16 @@ pub enum Error {
         /// Which limit and by how much.
         message: String,
     },
+    /// `stamp` found a different version tag and was not told to change it.
+    #[error("{key}: already tagged version {found}; not changed to {wanted} without --force")]
+    Stamped {
+        /// Object key.
+        key: String,
+        /// The version tag found.
+        found: u32,
+        /// The version asked for.
+        wanted: u32,
+    },
     /// The registered steps are inconsistent.
     #[error("invalid step registry: {0}")]
     Registry(String),
@@ -221,6 +231,7 @@ impl Error {
             Error::StepContract { .. } => ErrorKind::StepContract,
             Error::Write { .. } => ErrorKind::WriteFailed,
             Error::Limit { .. } => ErrorKind::LimitExceeded,
+            Error::Stamped { .. } => ErrorKind::Stamped,
             Error::Registry(_) => ErrorKind::RegistryInvalid,
             Error::Config(_) => ErrorKind::ConfigInvalid,
             Error::Journal { .. } => ErrorKind::Journal,
@@ -350,6 +361,9 @@ pub enum ErrorKind {
     WriteFailed,
     /// [`Error::Limit`].
     LimitExceeded,
+    /// [`Error::Stamped`].
+    #[serde(rename = "AlreadyStamped")]
+    Stamped,
     /// [`Error::Registry`].
     RegistryInvalid,
     /// [`Error::Config`].
@@ -391,6 +405,7 @@ impl ErrorKind {
             ErrorKind::StepContract => "StepContract",
             ErrorKind::WriteFailed => "WriteFailed",
             ErrorKind::LimitExceeded => "LimitExceeded",
+            ErrorKind::Stamped => "AlreadyStamped",
             ErrorKind::RegistryInvalid => "RegistryInvalid",
             ErrorKind::ConfigInvalid => "ConfigInvalid",
             ErrorKind::Journal => "JournalError",

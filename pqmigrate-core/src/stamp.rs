@@ -4,8 +4,26 @@
 use futures::StreamExt;
 
 use crate::error::{Error, Result};
-use crate::scan::{Candidates, ScanSpec, candidates, read_footer};
-use crate::store::{Store, check_tag_limits};
+use crate::identity::{new_run_id, now_rfc3339};
+use crate::lease::{DEFAULT_LEASE_TTL, Lease, break_lease, lease_key};
+use crate::scan::{Candidates, ScanSpec, candidates};
+use crate::store::{ObjectReader, Store, check_tag_limits};
+use crate::version::parse_version;
+
+/// What to stamp.
+#[derive(Debug, Clone)]
+pub struct StampOptions {
+    /// Schema id, for the data set's lease.
+    pub schema: String,
+    /// Tag key holding the version.
+    pub version_key: String,
+    /// The version to record.
+    pub version: u32,
+    /// Change an existing, different version tag too.
+    pub force: bool,
+    /// Delete whatever lease holds the data set first (an operator's override).
+    pub break_lease: bool,
+}
 
 /// What stamping a data set did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,35 +34,47 @@ pub struct StampSummary {
     pub failed: Vec<(String, String)>,
 }
 
-/// Stamps every object of a data set at `version` (see [`stamp`]), going on past objects that
-/// cannot be stamped.
+/// Stamps every object of a data set (see [`stamp`]) under the data set's lease, so a stamp
+/// never interleaves with a run, going on past objects that cannot be stamped.
 ///
 /// # Errors
-/// [`Error::Config`] on a store without tags; a failure of the listing itself.
+/// [`Error::Config`] on a store without tags or lacking a guarantee, [`Error::LeaseHeld`] while
+/// a run holds the data set; a failure of the listing itself.
 pub async fn stamp_dataset(
     store: &Store,
     spec: &ScanSpec,
     source: &Candidates,
-    version_key: &str,
-    version: u32,
+    options: &StampOptions,
 ) -> Result<StampSummary> {
     if !store.capabilities().tags {
         return Err(no_tags(store));
     }
     let store = &store.clone().checked().await?;
+    let key = lease_key(
+        &options.schema,
+        spec.shard.map(|s| format!("{}/{}", s.index, s.count)).as_deref(),
+    );
+    if options.break_lease {
+        break_lease(store, &key).await?;
+    }
+    let stamp_id = format!("stamp-{}", new_run_id());
+    let lease = Lease::acquire(store, &key, &stamp_id, &now_rfc3339(), DEFAULT_LEASE_TTL).await?;
+    let summary = stamp_all(store, spec, source, options).await;
+    lease.release().await?;
+    summary
+}
+
+async fn stamp_all(
+    store: &Store,
+    spec: &ScanSpec,
+    source: &Candidates,
+    options: &StampOptions,
+) -> Result<StampSummary> {
     let mut keys = candidates(store, spec, source);
     let mut summary = StampSummary::default();
     while let Some(candidate) = keys.next().await {
         let candidate = candidate?;
-        let size = match candidate.size {
-            Some(size) => Ok(size),
-            None => store.head(&candidate.key).await.map(|h| h.size),
-        };
-        let stamped = match size {
-            Ok(size) => stamp(store, &candidate.key, size, version_key, version).await,
-            Err(e) => Err(e),
-        };
-        match stamped {
+        match stamp(store, &candidate.key, options).await {
             Ok(()) => summary.stamped += 1,
             Err(e) => summary.failed.push((candidate.key, e.report())),
         }
@@ -59,18 +89,24 @@ fn no_tags(store: &Store) -> Error {
     ))
 }
 
-/// Sets `version_key = version` in the tags of `key`, keeping its other tags. The Parquet footer
-/// is not rewritten, so a footer that records a different version is refused rather than
-/// contradicted.
+/// Sets `options.version_key = options.version` in the tags of exactly the version of `key`
+/// read, keeping its other tags. The Parquet footer is not rewritten, so a footer that records
+/// a different version is refused rather than contradicted, and so is a different version tag
+/// unless `options.force`.
 ///
 /// # Errors
 /// [`Error::Config`] on a store without tags, [`Error::VersionMismatch`] when the footer says
-/// otherwise, [`Error::Limit`] for tags S3 would refuse, and store errors.
-pub async fn stamp(store: &Store, key: &str, size: u64, version_key: &str, version: u32) -> Result<()> {
+/// otherwise, [`Error::Stamped`] for a different version tag, [`Error::Limit`] for tags S3
+/// would refuse, and store errors.
+pub async fn stamp(store: &Store, key: &str, options: &StampOptions) -> Result<()> {
     if !store.capabilities().tags {
         return Err(no_tags(store));
     }
-    let footer = read_footer(store, key, size).await?;
+    let (version_key, version) = (options.version_key.as_str(), options.version);
+    let head = store.head(key).await?;
+    let footer = ObjectReader::new(store, key, head.size, head.e_tag.clone())?
+        .footer(false)
+        .await?;
     if let Some(footer_version) = footer.version(key, version_key)?
         && footer_version != version
     {
@@ -80,14 +116,24 @@ pub async fn stamp(store: &Store, key: &str, size: u64, version_key: &str, versi
             footer: footer_version,
         });
     }
-    let mut tags: Vec<(String, String)> = store
-        .tags(key)
+    let tags = store
+        .tags_at(key, head.version_id.as_deref())
         .await?
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(k, _)| k != version_key)
-        .collect();
+        .unwrap_or_default();
+    if let Some((_, found)) = tags.iter().find(|(k, _)| k == version_key)
+        && !options.force
+    {
+        let found = parse_version(key, version_key, "tag", found)?;
+        if found != version {
+            return Err(Error::Stamped {
+                key: key.to_string(),
+                found,
+                wanted: version,
+            });
+        }
+    }
+    let mut tags: Vec<(String, String)> = tags.into_iter().filter(|(k, _)| k != version_key).collect();
     tags.push((version_key.to_string(), version.to_string()));
     check_tag_limits(key, &tags)?;
-    store.put_tags(key, &tags).await
+    store.put_tags_at(key, head.version_id.as_deref(), &tags).await
 }

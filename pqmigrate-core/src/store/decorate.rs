@@ -112,9 +112,9 @@ impl<H: Hook> StoreIo for Decorated<H> {
         self.hook.after(Request::GetTags, key).map(|()| answer)
     }
 
-    async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> Result<()> {
+    async fn put_tags(&self, key: &str, version_id: Option<&str>, tags: &[(String, String)]) -> Result<()> {
         self.hook.before(Request::PutTags, key, false, &self.inner).await?;
-        self.inner.put_tags(key, tags).await?;
+        self.inner.put_tags(key, version_id, tags).await?;
         self.hook.after(Request::PutTags, key)
     }
 

@@ -239,7 +239,7 @@ impl StoreIo for ObjectStoreIo {
         Ok(Vec::new())
     }
 
-    async fn put_tags(&self, key: &str, _tags: &[(String, String)]) -> Result<()> {
+    async fn put_tags(&self, key: &str, _version_id: Option<&str>, _tags: &[(String, String)]) -> Result<()> {
         Err(Error::Config(format!("{key}: this store has no object tags")))
     }
 

@@ -253,8 +253,8 @@ pub trait StoreIo: fmt::Debug + Send + Sync + 'static {
     /// has no tags.
     async fn get_tags(&self, key: &str, version_id: Option<&str>) -> Result<Vec<(String, String)>>;
 
-    /// Replaces an object's tags.
-    async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> Result<()>;
+    /// Replaces the tags of an object (of one version when `version_id` is given).
+    async fn put_tags(&self, key: &str, version_id: Option<&str>, tags: &[(String, String)]) -> Result<()>;
 
     /// Starts a multipart upload carrying `options`' tags and attributes; returns its id. The
     /// condition is checked at [`StoreIo::complete_multipart`].

@@ -417,7 +417,16 @@ impl Store {
     /// # Errors
     /// [`Error::Config`] where the store has no tags, store errors otherwise.
     pub async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> Result<()> {
-        self.retry(|| self.io.put_tags(key, tags)).await
+        self.retry(|| self.io.put_tags(key, None, tags)).await
+    }
+
+    /// Replaces the tags of one version of an object (the current one when `version_id` is
+    /// `None`).
+    ///
+    /// # Errors
+    /// As [`Store::put_tags`].
+    pub async fn put_tags_at(&self, key: &str, version_id: Option<&str>, tags: &[(String, String)]) -> Result<()> {
+        self.retry(|| self.io.put_tags(key, version_id, tags)).await
     }
 
     /// An object's bytes (or a range of them) and metadata.

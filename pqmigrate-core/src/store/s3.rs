@@ -105,8 +105,8 @@ impl StoreIo for S3Io {
         self.api.get_tags_at(key, version_id).await
     }
 
-    async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> Result<()> {
-        self.api.put_tags(key, tags).await
+    async fn put_tags(&self, key: &str, version_id: Option<&str>, tags: &[(String, String)]) -> Result<()> {
+        self.api.put_tags_at(key, version_id, tags).await
     }
 
     async fn create_multipart(&self, key: &str, options: &WriteOptions) -> Result<String> {

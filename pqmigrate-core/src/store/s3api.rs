@@ -166,6 +166,15 @@ impl S3Api {
     /// # Errors
     /// [`Error::S3Api`].
     pub async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> Result<()> {
+        self.put_tags_at(key, None, tags).await
+    }
+
+    /// PutObjectTagging of one version of the object (the current one when `version_id` is
+    /// `None`).
+    ///
+    /// # Errors
+    /// [`Error::S3Api`].
+    pub async fn put_tags_at(&self, key: &str, version_id: Option<&str>, tags: &[(String, String)]) -> Result<()> {
         let mut xml = String::from("<Tagging><TagSet>");
         for (k, v) in tags {
             xml.push_str(&format!(
@@ -175,7 +184,11 @@ impl S3Api {
             ));
         }
         xml.push_str("</TagSet></Tagging>");
-        self.send_xml("PutObjectTagging", key, self.object_url(key, "tagging="), xml)
+        let query = match version_id {
+            Some(v) => format!("tagging=&versionId={}", utf8_percent_encode(v, QUERY_ENCODE_SET)),
+            None => "tagging=".to_string(),
+        };
+        self.send_xml("PutObjectTagging", key, self.object_url(key, &query), xml)
             .await
     }
 
