@@ -338,31 +338,33 @@ async fn read_lines<T: serde::de::DeserializeOwned>(store: &Store, parts: &[Stri
     Ok(out)
 }
 
+/// A run's description for the core's own tests.
+#[cfg(test)]
+pub(crate) fn test_info(run_id: &str) -> RunInfo {
+    RunInfo {
+        run_id: run_id.into(),
+        started_at: "2026-11-26T00:00:00Z".into(),
+        host: "h".into(),
+        store: "memory://".into(),
+        schema: "s".into(),
+        target: 2,
+        prefixes: vec![],
+        suffix: String::new(),
+        filter: String::new(),
+        shard: None,
+        tool_version: "0".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::outcome::{Outcome, Status};
 
-    fn info(run_id: &str) -> RunInfo {
-        RunInfo {
-            run_id: run_id.into(),
-            started_at: "2026-11-26T00:00:00Z".into(),
-            host: "h".into(),
-            store: "memory://".into(),
-            schema: "s".into(),
-            target: 2,
-            prefixes: vec![],
-            suffix: String::new(),
-            filter: String::new(),
-            shard: None,
-            tool_version: "0".into(),
-        }
-    }
-
     #[tokio::test]
     async fn journal_round_trips_through_the_store() {
         let store = Store::memory();
-        let mut w = JournalWriter::start(&store, DEFAULT_JOURNAL_PREFIX, &info("r1"))
+        let mut w = JournalWriter::start(&store, DEFAULT_JOURNAL_PREFIX, &test_info("r1"))
             .await
             .unwrap();
         let mut summary = RunSummary {
@@ -381,7 +383,7 @@ mod tests {
             w.record(&r).await.unwrap();
         }
         w.finish(&summary).await.unwrap();
-        JournalWriter::start(&store, DEFAULT_JOURNAL_PREFIX, &info("r0"))
+        JournalWriter::start(&store, DEFAULT_JOURNAL_PREFIX, &test_info("r0"))
             .await
             .unwrap();
 

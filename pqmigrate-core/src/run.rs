@@ -423,19 +423,7 @@ mod tests {
             store.put(key, files[0].1.clone(), &[], metadata).await.unwrap();
         }
         let journal = crate::journal::RunJournal {
-            info: crate::journal::RunInfo {
-                run_id: "r".into(),
-                started_at: String::new(),
-                host: String::new(),
-                store: store.url().into(),
-                schema: "s".into(),
-                target: 2,
-                prefixes: vec![],
-                suffix: String::new(),
-                filter: String::new(),
-                shard: None,
-                tool_version: String::new(),
-            },
+            info: crate::journal::test_info("r"),
             intents: vec![
                 intent(&files[0].0, "a0"),
                 intent(&files[1].0, "a1"),

@@ -298,13 +298,12 @@ impl StoreIo for ObjectStoreIo {
         self.replace(&staged.staged, key, condition, staged.attributes).await
     }
 
-    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {
+    async fn abort_multipart(&self, _key: &str, upload_id: &str) -> Result<()> {
         let staged = self.uploads.lock().expect("upload table").remove(upload_id);
         if let Some(mut staged) = staged {
             let _ = staged.upload.abort().await;
             let _ = self.inner.delete(&staged.staged).await;
         }
-        let _ = key;
         Ok(())
     }
 

@@ -449,27 +449,6 @@ impl Store {
         }
     }
 
-    /// Reads an object whole: content, ETag, version id, attributes, and the tags of that
-    /// version.
-    ///
-    /// # Errors
-    /// Store errors naming the key.
-    pub async fn read(&self, key: &str) -> Result<(ObjectInfo, Bytes)> {
-        let (head, data) = self.get(key, ReadOptions::default()).await?;
-        let tags = self.tags_at(key, head.version_id.as_deref()).await?;
-        Ok((
-            ObjectInfo {
-                key: key.to_string(),
-                e_tag: head.e_tag,
-                version_id: head.version_id,
-                size: head.size,
-                attributes: head.attributes,
-                tags,
-            },
-            data,
-        ))
-    }
-
     /// Writes an object unconditionally, with tags and attributes where the store takes them
     /// (test fixtures, manifests).
     ///

@@ -177,35 +177,30 @@ impl Store {
 
     async fn stale_complete_refused(&self, key: &str, stale: &WriteOptions) -> Result<bool> {
         let upload = self.create_multipart(key, stale).await?;
-        let part = self
-            .upload_part(key, &upload, 0, Bytes::from_static(b"stale").into())
-            .await;
-        // The completion is refused (or not) whatever happens before it, so repeating it after
-        // a transient failure is safe here.
-        let mut completed = Err(Error::Config("no part".into()));
-        if let Ok(part) = &part {
-            for _ in 0..super::backoff::REQUEST_ATTEMPTS {
-                completed = self
-                    .complete_multipart(key, &upload, std::slice::from_ref(part), &stale.condition)
-                    .await;
-                if !matches!(&completed, Err(e) if e.is_transient()) {
-                    break;
-                }
-            }
-        }
-        let completed = match part {
-            Ok(_) => completed,
-            Err(e) => Err(e),
-        };
-        let refused = match completed {
-            Err(Error::Conflict { .. }) => true,
-            Ok(_) => return Ok(false),
-            Err(e) => {
-                let _ = self.abort_multipart(key, &upload).await;
-                return Err(e);
-            }
-        };
+        let refused = self.complete_stale(key, &upload, stale).await;
         let _ = self.abort_multipart(key, &upload).await;
-        Ok(refused)
+        refused
+    }
+
+    /// Completes `upload` (one small part) under the stale condition: whether it is refused.
+    async fn complete_stale(&self, key: &str, upload: &str, stale: &WriteOptions) -> Result<bool> {
+        let part = self
+            .upload_part(key, upload, 0, Bytes::from_static(b"stale").into())
+            .await?;
+        let parts = std::slice::from_ref(&part);
+        // The completion is refused (or not) whatever happened before it, so repeating it after
+        // a transient failure is safe here.
+        let mut completed = self.complete_multipart(key, upload, parts, &stale.condition).await;
+        for _ in 1..super::backoff::REQUEST_ATTEMPTS {
+            if !matches!(&completed, Err(e) if e.is_transient()) {
+                break;
+            }
+            completed = self.complete_multipart(key, upload, parts, &stale.condition).await;
+        }
+        match completed {
+            Err(Error::Conflict { .. }) => Ok(true),
+            Ok(_) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
