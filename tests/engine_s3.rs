@@ -6,6 +6,8 @@ mod support;
 
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use std::sync::Arc;
+
 use bytes::Bytes;
 use object_store::Attribute;
 use pqmigrate::store::user_metadata;
@@ -171,6 +173,95 @@ async fn a_concurrent_writer_causes_a_conflict_never_an_overwrite() {
     // A retry migrates the new content.
     migrate_done(&store, key, SCHEMA, 3).await;
     assert_features_match(&read_all(&replacement), &read_all(&raw_bytes(&other, key).await));
+}
+
+/// Tag edits do not change the ETag, so the write's condition cannot see them. An edit made
+/// while the object is rewritten sends it back to be read again; one made after the last check
+/// (just before the write) is carried over from the version read. No edit is reverted, and an
+/// object replaced with new data and new tags ends with those tags, never the old ones.
+#[tokio::test]
+async fn tag_edits_during_a_rewrite_are_never_reverted() {
+    use pqmigrate::store::Request;
+    let (store, _) = new_bucket("tag-edits").await;
+    let owner = vec![("owner".to_string(), "fleet".to_string())];
+    let expected = |extra: &[(&str, &str)]| {
+        let mut tags = owner.clone();
+        tags.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        tags.push((key_version_tag(), "3".to_string()));
+        tags.sort();
+        tags
+    };
+    let sorted_tags = |store: Store, key: &'static str| async move {
+        let mut tags = store.tags(key).await.unwrap().unwrap();
+        tags.sort();
+        tags
+    };
+    let (during, late, replaced) = ("during.parquet", "late.parquet", "replaced.parquet");
+    for (i, key) in [during, late, replaced].into_iter().enumerate() {
+        store
+            .put(key, generate_file(&small_spec(), i as u64), &owner, Default::default())
+            .await
+            .unwrap();
+    }
+    let options = MigrateOptions::new(SCHEMA, 3);
+
+    // An edit while the data is read: the object is refused, unchanged, and a retry keeps it.
+    let editing = store.clone().with_hook(OtherWriter::tag_editor(Request::Get, false));
+    let err = migrate_object(&editing, &registry(), during, &options)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TagsChanged { .. }) && err.is_retryable(), "{err}");
+    assert_eq!(raw_bytes(&store, during).await, generate_file(&small_spec(), 0));
+    migrate_done(&editing, during, SCHEMA, 3).await;
+    assert_eq!(sorted_tags(store.clone(), during).await, expected(&[EDITED_TAG]));
+
+    // An edit just before the write lands on the version read, and is carried over.
+    let late_editing = store.clone().with_hook(OtherWriter::tag_editor(Request::Put, true));
+    let (_, done) = migrate_done(&late_editing, late, SCHEMA, 3).await;
+    assert_eq!(sorted_tags(store.clone(), late).await, expected(&[EDITED_TAG]));
+    assert_eq!(
+        store
+            .tags_at(late, done.new_version_id.as_deref())
+            .await
+            .unwrap()
+            .map(|mut t| {
+                t.sort();
+                t
+            }),
+        Some(expected(&[EDITED_TAG]))
+    );
+
+    // New data and new tags while the old data is read: the write is refused, and the retry
+    // migrates the new data with the new tags.
+    let new_data = generate_file(&small_spec(), 77);
+    let new_tags = vec![("owner".to_string(), "someone-else".to_string())];
+    let replacing = {
+        let (data, tags) = (new_data.clone(), new_tags.clone());
+        store.clone().with_hook(OtherWriter::new(
+            Request::Get,
+            false,
+            Arc::new(move |io, key| {
+                let (data, tags) = (data.clone(), tags.clone());
+                Box::pin(async move {
+                    let options = pqmigrate::store::WriteOptions {
+                        tags,
+                        ..Default::default()
+                    };
+                    io.put(&key, data.into(), options).await.map(|_| ())
+                })
+            }),
+        ))
+    };
+    let err = migrate_object(&replacing, &registry(), replaced, &options)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    migrate_done(&replacing, replaced, SCHEMA, 3).await;
+    assert_features_match(&read_all(&new_data), &read_all(&raw_bytes(&store, replaced).await));
+    let mut want = new_tags.clone();
+    want.push((key_version_tag(), "3".to_string()));
+    want.sort();
+    assert_eq!(sorted_tags(store.clone(), replaced).await, want);
 }
 
 #[tokio::test]

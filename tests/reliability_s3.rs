@@ -569,3 +569,67 @@ fn stamp_beside_a_run_is_refused_and_changes_no_version_tag_without_force() {
     let tags = rt.block_on(store.tags(tagged)).unwrap().unwrap();
     assert!(tags.contains(&owner_tag()[0]), "other tags kept: {tags:?}");
 }
+
+/// A server that ignores `If-Match` and `If-None-Match` (here a proxy strips them) would let
+/// two runs hold the lease and let a run overwrite another writer: `run` and `stamp` refuse it
+/// before writing anything, naming the guarantee that is missing.
+#[test]
+fn a_store_that_ignores_conditions_is_refused_before_anything_is_written() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (store, bucket) = rt.block_on(new_bucket("strip"));
+    let known = rt.block_on(put_dataset(&store, "s", 20));
+    let (proxy, counts) = rt.block_on(http_proxy(&s3_endpoint(), ProxyMode::StripConditions));
+    let url = format!("s3://{bucket}/s/");
+    for command in [
+        run_args(&url, &[]),
+        vec!["stamp", url.as_str(), "--schema", SCHEMA, "--version", "2"],
+    ] {
+        let out = cli(&command, &[("PQM_S3_ENDPOINT", proxy.as_str())]);
+        assert_eq!(out.code, 2, "{command:?}: {}\n{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains("If-None-Match: * of an existing key was accepted"),
+            "{command:?}: {}",
+            out.stderr
+        );
+    }
+    assert!(counts.stripped.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    assert_eq!(rt.block_on(check_all(&store, &known)), (0, 20));
+    assert_eq!(rt.block_on(rewritten_keys(&store, "s/")), BTreeSet::new());
+    let runs = rt
+        .block_on(pqmigrate::journal::list_runs(&store, "_pqmigrate/runs/"))
+        .unwrap();
+    assert!(runs.is_empty(), "no run started: {runs:?}");
+}
+
+/// Every tenth write (objects, journal, lease) is applied by the server and its answer dropped
+/// on the way back, by a real TCP proxy: every object is still migrated exactly once, recorded
+/// as migrated by the run, and rolled back.
+#[test]
+fn writes_whose_answers_are_lost_are_migrated_once_recorded_and_rolled_back() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (store, bucket) = rt.block_on(new_bucket("lost"));
+    let known = rt.block_on(put_dataset(&store, "l", 200));
+    let (proxy, counts) = rt.block_on(http_proxy(&s3_endpoint(), ProxyMode::LoseEveryNthWrite(10)));
+    let url = format!("s3://{bucket}/l/");
+    let out = cli(
+        &run_args(&url, &["--concurrency", "8"]),
+        &[("PQM_S3_ENDPOINT", proxy.as_str())],
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let lost = counts.lost.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(lost >= 20, "{lost} answers lost");
+    let summary = json(&out);
+    assert_eq!(summary["by_status"]["migrated"].as_u64(), Some(200), "{summary}");
+    assert_eq!(rt.block_on(check_all(&store, &known)), (200, 0));
+    // Exactly one write each: the original and the migration, nothing twice.
+    let versions = rt.block_on(store.list_versions("l/")).unwrap();
+    assert_eq!(versions.len(), 400, "two versions per object");
+    let run_id = summary["run_id"].as_str().unwrap();
+    let status = json(&cli(&["status", &format!("s3://{bucket}"), run_id, "--json"], &[]));
+    assert!(
+        status["changes"]["unrecorded"].as_array().unwrap().is_empty(),
+        "{status}"
+    );
+    assert_eq!(keys_written_by(&bucket, run_id).len(), 200);
+    rollback_restores_every_original(&rt, &store, &bucket, run_id, &known);
+}

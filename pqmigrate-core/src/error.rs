@@ -39,6 +39,13 @@ pub enum Error {
         /// The ETag the write was conditioned on.
         expected: String,
     },
+    /// The object's tags changed between read and write (a tag edit does not change the ETag);
+    /// nothing was overwritten.
+    #[error("{key}: its tags were changed by another writer during the rewrite; not overwritten")]
+    TagsChanged {
+        /// Object key.
+        key: String,
+    },
     /// A raw S3 API call (tagging, versioning, bucket) answered with an error.
     #[error("{key}: S3 {op} answered HTTP {status}: {message}")]
     S3Api {
@@ -207,7 +214,7 @@ impl Error {
     /// conflicts with another writer. Bad data, missing steps and step failures are permanent.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Conflict { .. } | Error::Timeout { .. } => true,
+            Error::Conflict { .. } | Error::TagsChanged { .. } | Error::Timeout { .. } => true,
             Error::Store { source, .. } => is_transient_store_error(source),
             Error::S3Api { status, .. } => *status == 0 || *status == 429 || *status >= 500,
             _ => false,
@@ -220,7 +227,7 @@ impl Error {
         match self {
             Error::Store { .. } => ErrorKind::Store,
             Error::InvalidKey { .. } => ErrorKind::InvalidKey,
-            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::Conflict { .. } | Error::TagsChanged { .. } => ErrorKind::Conflict,
             Error::S3Api { .. } => ErrorKind::S3Api,
             Error::NotParquet { .. } => ErrorKind::NotParquet,
             Error::BadVersion { .. } => ErrorKind::BadVersion,
@@ -265,7 +272,10 @@ impl Error {
     /// Whether repeating the same request may help: throttling, timeouts and dropped
     /// connections, but not a failed precondition (only a fresh read helps there).
     pub fn is_transient(&self) -> bool {
-        !matches!(self, Error::Conflict { .. } | Error::Timeout { .. }) && self.is_retryable()
+        !matches!(
+            self,
+            Error::Conflict { .. } | Error::TagsChanged { .. } | Error::Timeout { .. }
+        ) && self.is_retryable()
     }
 
     /// The error and its causes on one line, each cause said once: a cause whose text the

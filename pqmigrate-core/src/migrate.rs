@@ -136,6 +136,12 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         }
     };
     let bytes_out = upload.bytes();
+    // A tag edit does not change the ETag, so the write's condition cannot see one: the tags
+    // are read again, and a change sends the object back to be read afresh.
+    if let Err(e) = tags_unchanged(store, &info).await {
+        upload.abort().await;
+        return Err(e);
+    }
     let written = match (upload.finish().await, &attempt_id) {
         (Ok(written), _) => written,
         // The write may have landed with its answer lost (a retry then fails its own
@@ -146,6 +152,7 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         },
         (Err(e), None) => return Err(e),
     };
+    carry_over_late_tag_edit(store, &info, &options.version_key, new_version, &written).await?;
     Ok(done(Outcome::Migrated(Box::new(Migrated {
         to: new_version,
         steps: chain.iter().map(|s| s.id()).collect(),
@@ -189,6 +196,56 @@ fn named_by(info: &ObjectInfo, run: Option<&RunContext>, attempt_id: Option<&str
             .insert(Attribute::Metadata(ATTEMPT_METADATA.into()), attempt.to_string().into());
     }
     named
+}
+
+/// Tags compared as sets: a store need not return them in the order they were written.
+fn same_tags(a: &[(String, String)], b: &[(String, String)]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+/// Fails with [`Error::TagsChanged`] when the tags of the version read are no longer the ones
+/// read (where the store has tags).
+async fn tags_unchanged(store: &Store, info: &ObjectInfo) -> Result<()> {
+    let Some(read) = &info.tags else {
+        return Ok(());
+    };
+    match store.tags_at(&info.key, info.version_id.as_deref()).await? {
+        Some(now) if !same_tags(&now, read) => Err(Error::TagsChanged { key: info.key.clone() }),
+        _ => Ok(()),
+    }
+}
+
+/// On a versioned bucket, a tag edit that reached the version read after the last check (and
+/// before the write replaced it) is still on that version: carried over to the written one,
+/// with the new version, so no edit is silently reverted. Returns whether one was carried.
+async fn carry_over_late_tag_edit(
+    store: &Store,
+    info: &ObjectInfo,
+    version_key: &str,
+    version: u32,
+    written: &Written,
+) -> Result<bool> {
+    let (Some(read), Some(old), Some(new)) = (&info.tags, &info.version_id, &written.version_id) else {
+        return Ok(false);
+    };
+    let Some(now) = store.tags_at(&info.key, Some(old)).await? else {
+        return Ok(false);
+    };
+    if same_tags(&now, read) {
+        return Ok(false);
+    }
+    let mut tags: Vec<(String, String)> = now.into_iter().filter(|(k, _)| k != version_key).collect();
+    tags.push((version_key.to_string(), version.to_string()));
+    tracing::info!(
+        "{}: tags edited during the rewrite carried over to the new version",
+        info.key
+    );
+    store.put_tags_at(&info.key, Some(new), &tags).await?;
+    Ok(true)
 }
 
 /// The current version of `key`, when attempt `attempt` wrote it.

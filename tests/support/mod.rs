@@ -304,3 +304,191 @@ pub async fn check_object(store: &Store, key: &str, known: &[Bytes], target: u32
     assert_features_match(&source, &migrated);
     Found::Migrated { version: target }
 }
+
+/// What [`OtherWriter`] does to an object, through the store beneath the hook.
+pub type OtherWrite = Arc<
+    dyn Fn(pqmigrate::store::SharedIo, String) -> futures::future::BoxFuture<'static, pqmigrate::Result<()>>
+        + Send
+        + Sync,
+>;
+
+/// Another writer that acts once per key, when a request of kind `at` about it passes (only a
+/// conditional one when `conditional_only`): at a `Get` its change lands while the object is
+/// being rewritten, at a conditional `Put` just before the write.
+pub struct OtherWriter {
+    at: pqmigrate::store::Request,
+    conditional_only: bool,
+    write: OtherWrite,
+    done: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for OtherWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtherWriter").field("at", &self.at).finish()
+    }
+}
+
+/// The tag [`OtherWriter::tag_editor`] adds.
+pub const EDITED_TAG: (&str, &str) = ("edited", "by-other");
+
+impl OtherWriter {
+    pub fn new(at: pqmigrate::store::Request, conditional_only: bool, write: OtherWrite) -> Self {
+        Self {
+            at,
+            conditional_only,
+            write,
+            done: Default::default(),
+        }
+    }
+
+    /// Adds [`EDITED_TAG`] to the object's current tags, keeping the rest.
+    pub fn tag_editor(at: pqmigrate::store::Request, conditional_only: bool) -> Self {
+        Self::new(
+            at,
+            conditional_only,
+            Arc::new(|io, key| {
+                Box::pin(async move {
+                    let mut tags = io.get_tags(&key, None).await?;
+                    tags.push((EDITED_TAG.0.to_string(), EDITED_TAG.1.to_string()));
+                    io.put_tags(&key, None, &tags).await
+                })
+            }),
+        )
+    }
+
+    /// Keys it acted on.
+    pub fn acted_on(&self) -> Vec<String> {
+        self.done.lock().unwrap().iter().cloned().collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl pqmigrate::store::Hook for OtherWriter {
+    async fn before(
+        &self,
+        request: pqmigrate::store::Request,
+        key: &str,
+        conditional: bool,
+        inner: &pqmigrate::store::SharedIo,
+    ) -> pqmigrate::Result<()> {
+        if request != self.at || (self.conditional_only && !conditional) || key.starts_with("_pqmigrate/") {
+            return Ok(());
+        }
+        if !self.done.lock().unwrap().insert(key.to_string()) {
+            return Ok(());
+        }
+        (self.write)(inner.clone(), key.to_string()).await
+    }
+}
+
+/// What [`http_proxy`] does to the requests it passes on.
+#[derive(Debug, Clone, Copy)]
+pub enum ProxyMode {
+    /// Removes `If-Match` and `If-None-Match`: a server (or a proxy in front of one) that
+    /// ignores conditions.
+    StripConditions,
+    /// Passes every `n`-th write (object PUT, CompleteMultipartUpload) on, waits until the server
+    /// has answered it, and then drops the connection instead of the answer.
+    LoseEveryNthWrite(u64),
+}
+
+/// What [`http_proxy`] has done so far.
+#[derive(Debug, Default)]
+pub struct ProxyCounts {
+    /// Requests passed on.
+    pub requests: std::sync::atomic::AtomicU64,
+    /// Conditions removed.
+    pub stripped: std::sync::atomic::AtomicU64,
+    /// Writes applied whose answer was dropped.
+    pub lost: std::sync::atomic::AtomicU64,
+}
+
+/// A loopback HTTP/1.1 proxy to the S3 server that alters requests as `mode` says. Each
+/// connection carries one request (the proxy asks for `Connection: close`), so the answer is
+/// simply what the server sends until it closes. Returns the proxy's endpoint.
+pub async fn http_proxy(upstream: &str, mode: ProxyMode) -> (String, Arc<ProxyCounts>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counts = Arc::new(ProxyCounts::default());
+    let writes = Arc::new(AtomicU32::new(0));
+    let shared = counts.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let (upstream, counts, writes) = (upstream.clone(), shared.clone(), writes.clone());
+            tokio::spawn(async move {
+                // The request head, and whatever of the body came with it.
+                let mut buf = Vec::new();
+                let mut chunk = vec![0u8; 64 * 1024];
+                let head_end = loop {
+                    match client.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
+                let request_line = lines.next().unwrap_or_default().to_string();
+                let mut headers = Vec::new();
+                for line in lines {
+                    let name = line.split(':').next().unwrap_or_default().trim().to_ascii_lowercase();
+                    let strip =
+                        matches!(mode, ProxyMode::StripConditions) && (name == "if-match" || name == "if-none-match");
+                    if strip {
+                        counts.stripped.fetch_add(1, Relaxed);
+                    } else if name != "connection" {
+                        headers.push(line.to_string());
+                    }
+                }
+                headers.push("Connection: close".to_string());
+                let mut parts = request_line.split(' ');
+                let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+                let query = target.split_once('?').map(|(_, q)| q).unwrap_or_default();
+                let is_write = (method == "PUT" && !query.contains("tagging") && !query.contains("partNumber"))
+                    || (method == "POST" && query.contains("uploadId"));
+                let lose = match mode {
+                    ProxyMode::LoseEveryNthWrite(n) if is_write => u64::from(writes.fetch_add(1, Relaxed) + 1) % n == 0,
+                    _ => false,
+                };
+                let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let new_head = format!("{request_line}\r\n{}\r\n\r\n", headers.join("\r\n"));
+                counts.requests.fetch_add(1, Relaxed);
+                if server.write_all(new_head.as_bytes()).await.is_err()
+                    || server.write_all(&buf[head_end..]).await.is_err()
+                {
+                    return;
+                }
+                let (mut client_read, mut client_write) = client.split();
+                let (mut server_read, mut server_write) = server.split();
+                let upload = async {
+                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                    // The client keeps its side open for the answer: only the server ends this.
+                    std::future::pending::<()>().await
+                };
+                let download = async {
+                    if lose {
+                        // Let the server finish the request, then hang up on the client.
+                        let mut answer = Vec::new();
+                        let _ = server_read.read_to_end(&mut answer).await;
+                        counts.lost.fetch_add(1, Relaxed);
+                    } else {
+                        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                    }
+                };
+                // The request is over when the server has answered and closed.
+                tokio::select! {
+                    _ = upload => {},
+                    _ = download => {},
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), counts)
+}
