@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
-# The full test suite: installs and starts SeaweedFS on loopback (unless PQM_S3_ENDPOINT already
-# points at an S3 server), then checks formatting, lints, tests and docs.
+# The full test suite: installs and starts SeaweedFS and moto server on loopback (unless
+# PQM_S3_ENDPOINT / PQM_MOTO_ENDPOINT already point at such servers), then checks formatting,
+# lints, tests and docs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+started=()
+stop_servers() {
+  for server in "${started[@]}"; do "scripts/$server.sh" stop; done
+}
+trap stop_servers EXIT
 if [ -z "${PQM_S3_ENDPOINT:-}" ]; then
   eval "$(scripts/seaweedfs.sh start)"
-  trap 'scripts/seaweedfs.sh stop' EXIT
+  started+=(seaweedfs)
   echo "SeaweedFS S3 at $PQM_S3_ENDPOINT"
+fi
+# moto server: the second S3 implementation, which ignores one condition the probe must find.
+if [ -z "${PQM_MOTO_ENDPOINT:-}" ]; then
+  eval "$(scripts/moto.sh start)"
+  started+=(moto)
+  echo "moto S3 at $PQM_MOTO_ENDPOINT"
 fi
 
 # pyarrow and DuckDB read the rewritten files back in the interop test; cfn-lint (PyPI) and

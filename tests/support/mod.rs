@@ -37,6 +37,19 @@ pub fn s3_options() -> StoreOptions {
 
 /// A new, empty bucket with versioning on, private to the calling test.
 pub async fn new_bucket(test: &str) -> (Store, String) {
+    new_bucket_on(&s3_options(), test).await
+}
+
+/// The second S3 implementation of the test matrix, moto server: the test command starts it
+/// and sets `PQM_MOTO_ENDPOINT`.
+pub fn moto_endpoint() -> String {
+    std::env::var("PQM_MOTO_ENDPOINT").unwrap_or_else(|_| {
+        panic!("PQM_MOTO_ENDPOINT is not set: run the tests with scripts/test.sh, which starts moto server")
+    })
+}
+
+/// A new, empty, versioned bucket on the S3 server `options` name.
+pub async fn new_bucket_on(options: &StoreOptions, test: &str) -> (Store, String) {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let prefix = std::env::var("PQM_S3_BUCKET_PREFIX").unwrap_or_else(|_| "pqm".into());
     let name: String = format!(
@@ -49,7 +62,7 @@ pub async fn new_bucket(test: &str) -> (Store, String) {
     .chars()
     .take(63)
     .collect();
-    let store = Store::s3(&name, &s3_options()).expect("S3 store");
+    let store = Store::s3(&name, options).expect("S3 store");
     let api = store.s3_api().expect("S3 API");
     api.create_bucket().await.expect("create bucket");
     api.set_versioning(true).await.expect("enable versioning");

@@ -135,6 +135,20 @@ impl Store {
             Err(e) if e.is_already_exists() && self.get_if_exists(key).await?.is_some_and(|(_, b)| b == probe) => {}
             Err(e) => return Err(e),
         }
+        // Read back before the checks below, which may replace the object on a store that
+        // ignores a condition.
+        let head = self.head(key).await?;
+        let metadata_round_trips = capabilities
+            .user_metadata
+            .then(|| metadata(&head.attributes, TAG.0) == Some(TAG.1));
+        let tags_round_trip = match capabilities.tags {
+            false => None,
+            true => Some(
+                self.tags_at(key, head.version_id.as_deref())
+                    .await?
+                    .is_some_and(|found| found.contains(&tags[0])),
+            ),
+        };
         let conditional_create = match self.write(key, Bytes::from_static(b"again"), create).await {
             Err(e) if e.is_already_exists() => true,
             Ok(_) => false,
@@ -152,18 +166,6 @@ impl Store {
         let conditional_complete = match capabilities.multipart {
             false => None,
             true => Some(self.stale_complete_refused(key, &stale).await?),
-        };
-        let head = self.head(key).await?;
-        let metadata_round_trips = capabilities
-            .user_metadata
-            .then(|| metadata(&head.attributes, TAG.0) == Some(TAG.1));
-        let tags_round_trip = match capabilities.tags {
-            false => None,
-            true => Some(
-                self.tags_at(key, head.version_id.as_deref())
-                    .await?
-                    .is_some_and(|found| found.contains(&tags[0])),
-            ),
         };
         Ok(Guarantees {
             conditional_create,
