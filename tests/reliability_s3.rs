@@ -633,3 +633,52 @@ fn writes_whose_answers_are_lost_are_migrated_once_recorded_and_rolled_back() {
     assert_eq!(keys_written_by(&bucket, run_id).len(), 200);
     rollback_restores_every_original(&rt, &store, &bucket, run_id, &known);
 }
+
+/// Keys no object_store path can name (control characters; SeaweedFS itself folds `a//b` and
+/// `./`) beside good ones: the listing goes on, each bad key is a per-object failure naming it,
+/// the good objects migrate, the journal is finished, and the exit code is 1.
+#[test]
+fn hostile_keys_fail_alone_and_the_rest_migrates() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (store, bucket) = rt.block_on(new_bucket("hostile-keys"));
+    let known = rt.block_on(put_dataset(&store, "h", 10));
+    let hostile = [
+        "h/tab\there/sensorData_0001.parq.snappy",
+        "h/sensorData_new\nline.parq.snappy",
+        "h/sensorData_\u{1}ctrl.parq.snappy",
+        "h/sensorData_sp ace+plus%25.parq.snappy",
+    ];
+    rt.block_on(async {
+        for key in hostile {
+            let data = generate_file(&tiny(2), 0);
+            store.s3_api().unwrap().put_object(key, data).await.unwrap();
+        }
+    });
+    let url = format!("s3://{bucket}/h/");
+    let out = cli(&run_args(&url, &[]), &[]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let summary = json(&out);
+    assert_eq!(summary["by_status"]["migrated"].as_u64(), Some(11), "{summary}");
+    assert_eq!(summary["by_status"]["failed"].as_u64(), Some(3), "{summary}");
+    let failures = summary["failures"].as_array().unwrap();
+    for key in &hostile[..3] {
+        let failure = failures
+            .iter()
+            .find(|f| f[0] == *key)
+            .unwrap_or_else(|| panic!("{key:?} not reported: {summary}"));
+        let message = failure[1].as_str().unwrap();
+        assert!(message.contains("not a valid object key: "), "{message}");
+    }
+    assert_eq!(rt.block_on(check_all(&store, &known)), (10, 0));
+    // The key with a space, a plus and a percent sign is an ordinary key and migrated.
+    let plain = hostile[3];
+    let migrated = rt.block_on(check_object(&store, plain, &[generate_file(&tiny(2), 0)], 3));
+    assert_eq!(migrated, Found::Migrated { version: 3 });
+    let run_id = summary["run_id"].as_str().unwrap();
+    let status = json(&cli(&["status", &format!("s3://{bucket}"), run_id, "--json"], &[]));
+    assert_eq!(
+        status["summary"]["by_status"]["failed"].as_u64(),
+        Some(3),
+        "journal finished: {status}"
+    );
+}

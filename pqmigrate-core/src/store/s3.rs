@@ -6,14 +6,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::aws::AmazonS3;
-use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::multipart::MultipartStore;
 use object_store::{ObjectStore, PutMultipartOptions, PutOptions, PutPayload};
 
 use super::convert::{self, conflict_or, put_mode, tag_set};
-use super::io::{
-    Capabilities, Condition, Head, ListPage, Listed, ObjectVersion, ReadOptions, StoreIo, WriteOptions, Written,
-};
+use super::io::{Capabilities, Condition, Head, ListPage, ObjectVersion, ReadOptions, StoreIo, WriteOptions, Written};
 use super::{S3Api, object_path};
 use crate::error::{Error, Result};
 
@@ -41,30 +38,12 @@ impl StoreIo for S3Io {
         }
     }
 
+    /// ListObjectsV2 through the signed client rather than object_store's listing, which fails
+    /// a whole page on one key it cannot represent (`a//b`, `./x`, a control character): here
+    /// every key is listed as the store names it, and such a key fails on its own later.
     async fn list(&self, prefix: &str, page: Option<String>, max_keys: Option<usize>) -> Result<ListPage> {
-        let options = PaginatedListOptions {
-            page_token: page,
-            max_keys,
-            ..PaginatedListOptions::default()
-        };
-        let page = self
-            .s3
-            .list_paginated(Some(prefix).filter(|p| !p.is_empty()), options)
-            .await
-            .map_err(|e| Error::store(prefix, "list", e))?;
-        Ok(ListPage {
-            objects: page
-                .result
-                .objects
-                .into_iter()
-                .map(|m| Listed {
-                    key: m.location.to_string(),
-                    size: m.size,
-                    e_tag: m.e_tag,
-                })
-                .collect(),
-            next: page.page_token,
-        })
+        let (objects, next) = self.api.list_objects(prefix, page.as_deref(), max_keys).await?;
+        Ok(ListPage { objects, next })
     }
 
     async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {

@@ -8,7 +8,7 @@ use object_store::client::{HttpClient, HttpRequest, HttpRequestBody};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
-use super::io::ObjectVersion;
+use super::io::{Listed, ObjectVersion};
 use crate::error::{Error, Result};
 
 /// Characters S3 wants percent-encoded in an object key path (everything but unreserved and `/`).
@@ -263,6 +263,46 @@ impl S3Api {
         Ok((e_tag, header("x-amz-version-id")))
     }
 
+    /// PutObject of `body` at `key`, exactly as given: no condition, tags or metadata (test
+    /// set-up of keys other clients cannot name, such as `a//b` or a control character).
+    ///
+    /// # Errors
+    /// [`Error::S3Api`].
+    pub async fn put_object(&self, key: &str, body: Bytes) -> Result<()> {
+        self.send("PutObject", key, Method::PUT, self.object_url(key, ""), body, &[])
+            .await
+            .map(|_| ())
+    }
+
+    /// One page of ListObjectsV2 under `prefix`, with keys URL-encoded on the wire
+    /// (`encoding-type=url`) and decoded here, so a key with a control character lists like any
+    /// other. Returns the objects and the continuation token of the next page.
+    ///
+    /// # Errors
+    /// [`Error::S3Api`].
+    pub async fn list_objects(
+        &self,
+        prefix: &str,
+        continuation: Option<&str>,
+        max_keys: Option<usize>,
+    ) -> Result<(Vec<Listed>, Option<String>)> {
+        // Query parameters in the order SigV4 sorts them.
+        let mut query = String::new();
+        if let Some(token) = continuation {
+            query.push_str(&format!(
+                "continuation-token={}&",
+                utf8_percent_encode(token, QUERY_ENCODE_SET)
+            ));
+        }
+        query.push_str("encoding-type=url&list-type=2");
+        if let Some(max) = max_keys {
+            query.push_str(&format!("&max-keys={max}"));
+        }
+        query.push_str(&format!("&prefix={}", utf8_percent_encode(prefix, QUERY_ENCODE_SET)));
+        let body = self.get_bucket("ListObjectsV2", prefix, &query).await?;
+        parse_list_objects(prefix, &body)
+    }
+
     /// ListMultipartUploads under `prefix` (first page): the keys of uploads still open. A
     /// migration leaves none behind.
     ///
@@ -400,6 +440,45 @@ impl S3Api {
     }
 }
 
+/// A ListObjectsV2 answer: its objects (keys decoded where the server URL-encoded them) and
+/// the continuation token of the next page.
+fn parse_list_objects(prefix: &str, body: &[u8]) -> Result<(Vec<Listed>, Option<String>)> {
+    let unreadable = |message: String| Error::S3Api {
+        key: prefix.to_string(),
+        op: "ListObjectsV2",
+        status: 200,
+        message,
+    };
+    let page: ListObjectsResult =
+        quick_xml::de::from_reader(body).map_err(|e| unreadable(format!("unreadable answer: {e}")))?;
+    let url_encoded = page.encoding_type.as_deref() == Some("url");
+    let decode = |key: String| -> Result<String> {
+        if !url_encoded {
+            return Ok(key);
+        }
+        // Form encoding, as S3 writes it: `+` is a space, a plus is `%2B`.
+        percent_encoding::percent_decode_str(&key.replace('+', " "))
+            .decode_utf8()
+            .map(|k| k.into_owned())
+            .map_err(|e| unreadable(format!("key {key:?} is not UTF-8: {e}")))
+    };
+    let objects = page
+        .contents
+        .into_iter()
+        .map(|o| {
+            Ok(Listed {
+                key: decode(o.key)?,
+                size: o.size,
+                e_tag: o.e_tag,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let next = page
+        .next_continuation_token
+        .filter(|token| page.is_truncated && !token.is_empty());
+    Ok((objects, next))
+}
+
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -448,6 +527,27 @@ struct TagXml {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
+struct ListObjectsResult {
+    #[serde(default)]
+    is_truncated: bool,
+    next_continuation_token: Option<String>,
+    encoding_type: Option<String>,
+    #[serde(default)]
+    contents: Vec<ObjectXml>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ObjectXml {
+    key: String,
+    #[serde(default)]
+    size: u64,
+    #[serde(rename = "ETag")]
+    e_tag: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
 struct ListVersionsResult {
     #[serde(default)]
     is_truncated: bool,
@@ -489,6 +589,21 @@ mod tests {
         );
         let empty: Tagging = quick_xml::de::from_reader(&b"<Tagging><TagSet></TagSet></Tagging>"[..]).unwrap();
         assert!(empty.tag_set.tags.is_empty());
+    }
+
+    #[test]
+    fn url_encoded_listings_decode_every_key() {
+        let xml = br#"<ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>t2</NextContinuationToken><EncodingType>url</EncodingType>
+<Contents><Key>h/tab%09here/a+b%2Bc%25.parquet</Key><Size>12</Size><ETag>"e"</ETag></Contents>
+<Contents><Key>h/%01.parquet</Key><Size>1</Size></Contents></ListBucketResult>"#;
+        let (objects, next) = parse_list_objects("h/", xml).unwrap();
+        let keys: Vec<_> = objects.iter().map(|o| (o.key.as_str(), o.size)).collect();
+        assert_eq!(keys, vec![("h/tab\there/a b+c%.parquet", 12), ("h/\u{1}.parquet", 1)]);
+        assert_eq!(objects[0].e_tag.as_deref(), Some("\"e\""));
+        assert_eq!(next.as_deref(), Some("t2"));
+        let last = br#"<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>a+b</Key></Contents></ListBucketResult>"#;
+        let (objects, next) = parse_list_objects("", last).unwrap();
+        assert_eq!((objects[0].key.as_str(), next), ("a+b", None));
     }
 
     #[test]
