@@ -350,7 +350,7 @@ fn a_throttling_store_still_completes_and_the_summary_counts_retries() {
     );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let summary = json(&out);
-    assert_eq!(summary["by_status"]["migrated"], 40);
+    assert_eq!(summary["by_status"]["migrated"], 40, "{summary}");
     let retried = summary["retries"].as_u64().unwrap() + summary["request_retries"].as_u64().unwrap();
     assert!(
         retried > 20,

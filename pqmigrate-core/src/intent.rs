@@ -9,7 +9,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
 
 /// User metadata key naming the run that wrote an object (`x-amz-meta-pqm-run` on S3).
 pub const RUN_METADATA: &str = "pqm-run";
@@ -53,6 +55,24 @@ pub struct RunContext {
     pub run_id: String,
     /// The run's intent log.
     pub intents: Arc<dyn IntentLog>,
+    /// Cancelled once the run's lease is no longer certainly its own (another run took it, or
+    /// it could not be renewed in time): no write may start or complete after that.
+    pub fence: CancellationToken,
+}
+
+impl RunContext {
+    /// Fails when the fence is down, naming `key`: the write must not happen.
+    ///
+    /// # Errors
+    /// [`Error::Cancelled`].
+    pub fn check_fence(&self, key: &str) -> Result<()> {
+        if self.fence.is_cancelled() {
+            return Err(Error::Cancelled {
+                reason: format!("{key}: not written: the run's lease is no longer certainly its own"),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// A new attempt id: 64 random bits.

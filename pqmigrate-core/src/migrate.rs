@@ -117,7 +117,10 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         tags
     });
     let attempt_id = match &options.run {
-        Some(run) => Some(record_intent(run, &info, version, new_version).await?),
+        Some(run) => {
+            run.check_fence(key)?;
+            Some(record_intent(run, &info, version, new_version).await?)
+        }
         None => None,
     };
     let named = named_by(&info, options.run.as_ref(), attempt_id.as_deref());
@@ -136,9 +139,14 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         }
     };
     let bytes_out = upload.bytes();
-    // A tag edit does not change the ETag, so the write's condition cannot see one: the tags
-    // are read again, and a change sends the object back to be read afresh.
-    if let Err(e) = tags_unchanged(store, &info).await {
+    // Nothing completes once the run's lease is no longer certainly its own. And a tag edit
+    // does not change the ETag, so the write's condition cannot see one: the tags are read
+    // again, and a change sends the object back to be read afresh.
+    let checked = match options.run.as_ref().map_or(Ok(()), |run| run.check_fence(key)) {
+        Ok(()) => tags_unchanged(store, &info).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = checked {
         upload.abort().await;
         return Err(e);
     }
@@ -152,7 +160,13 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         },
         (Err(e), None) => return Err(e),
     };
-    carry_over_late_tag_edit(store, &info, &options.version_key, new_version, &written).await?;
+    // The object is written: whatever happens now, it is recorded as migrated.
+    if let Err(e) = carry_over_late_tag_edit(store, &info, &options.version_key, new_version, &written).await {
+        tracing::warn!(
+            "{key}: written, but checking for a tag edit made during the write failed: {}",
+            e.report()
+        );
+    }
     Ok(done(Outcome::Migrated(Box::new(Migrated {
         to: new_version,
         steps: chain.iter().map(|s| s.id()).collect(),

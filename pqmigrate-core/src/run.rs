@@ -249,6 +249,7 @@ impl Migrator {
         migrate.run = Some(RunContext {
             run_id: info.run_id.clone(),
             intents: journal.intent_log(),
+            fence: lost.clone(),
         });
         let job = Job {
             store: self.store.clone(),
@@ -286,7 +287,7 @@ impl Migrator {
         summary.cancelled = cancel.is_cancelled() || failure.is_some();
         summary.stopped_by = match (&failure, lost.is_cancelled(), cancel.is_cancelled()) {
             (Some(e), _, _) => Some(e.report()),
-            (None, true, _) => Some("the lease was taken by another run".into()),
+            (None, true, _) => Some("the lease was lost (taken by another run, or not renewed in time)".into()),
             (None, false, true) => Some("cancelled".into()),
             (None, false, false) => None,
         };
@@ -372,6 +373,100 @@ mod tests {
         let head = store.head(key).await.unwrap();
         let value = |name| crate::store::metadata(&head.attributes, name).map(str::to_string);
         (value(RUN_METADATA), value(ATTEMPT_METADATA))
+    }
+
+    /// Slows every read and, once `cut` is set, fails every write of the lease.
+    #[derive(Debug, Default)]
+    struct SlowAndCut {
+        cut: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::store::Hook for SlowAndCut {
+        async fn before(
+            &self,
+            request: crate::store::Request,
+            key: &str,
+            _conditional: bool,
+            _inner: &crate::store::SharedIo,
+        ) -> Result<()> {
+            use crate::store::Request;
+            let lease = key.contains("leases/");
+            if request == Request::Put && lease && self.cut.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(Error::Timeout {
+                    key: key.into(),
+                    seconds: 0.0,
+                });
+            }
+            if matches!(request, Request::Get | Request::Head) && !lease {
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_that_cannot_renew_its_lease_stops_writing_before_it_lapses() {
+        let plain = Store::memory();
+        let files = put_files(&plain, 30).await;
+        let hook = Arc::new(SlowAndCut::default());
+        let store = plain.clone().with_hook(hook.clone());
+        let cut = {
+            let hook = hook.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                hook.cut.store(true, std::sync::atomic::Ordering::Relaxed);
+                Instant::now()
+            })
+        };
+        let ttl = Duration::from_millis(800);
+        let report = Migrator::new(store.clone(), registry_1_to_2(), MigrateOptions::new("s", 2))
+            .lease_ttl(ttl)
+            .run_options(RunOptions {
+                concurrency: 2,
+                ..RunOptions::default()
+            })
+            .run()
+            .await
+            .unwrap();
+        let cut_at = cut.await.unwrap();
+        let migrated = report.summary.count(Status::Migrated) as usize;
+        assert!(migrated > 0 && migrated < files.len(), "{:?}", report.summary);
+        assert!(
+            report
+                .summary
+                .stopped_by
+                .as_deref()
+                .unwrap_or_default()
+                .contains("lease was lost"),
+            "{:?}",
+            report.summary
+        );
+        // No object was written once the lease might have lapsed: every write is one the
+        // journal records, and the last landed before the TTL ran out after the cut.
+        let journal = read_run(&plain, DEFAULT_JOURNAL_PREFIX, &report.info.run_id)
+            .await
+            .unwrap();
+        let recorded: std::collections::BTreeSet<_> = journal
+            .records
+            .iter()
+            .filter(|r| r.migrated().is_some())
+            .map(|r| r.key.clone())
+            .collect();
+        assert_eq!(recorded.len(), migrated);
+        for (key, original) in &files {
+            let head = plain.head(key).await.unwrap();
+            let now = plain.get(key, Default::default()).await.unwrap().1;
+            if recorded.contains(key) {
+                assert_ne!(&now, original, "{key}");
+                let written = head.last_modified.unwrap();
+                let lapse = chrono::Utc::now() - chrono::Duration::from_std(cut_at.elapsed()).unwrap()
+                    + chrono::Duration::from_std(ttl).unwrap();
+                assert!(written < lapse, "{key} written after the lease could have lapsed");
+            } else {
+                assert_eq!(&now, original, "{key} untouched");
+            }
+        }
     }
 
     #[tokio::test]

@@ -1,13 +1,18 @@
 //! Local disk and memory behind the seam, through `object_store`. Neither has tags or versions;
 //! local disk has no conditional write either, so a conditional write there is staged under
-//! `_pqmigrate/staging/`, checked and renamed over the object.
+//! `_pqmigrate/staging/`, made durable (fsync), and checked and renamed over the object under an
+//! exclusive lock of the root (`_pqmigrate/local.lock`), so no two pqmigrate processes can
+//! interleave a check and a rename. A key whose path leads outside the root through a symbolic
+//! link is refused.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
+use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{Attributes, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
 
@@ -41,6 +46,8 @@ pub(crate) struct ObjectStoreIo {
     inner: Arc<dyn ObjectStore>,
     flavor: Flavor,
     uploads: Mutex<HashMap<String, Staged>>,
+    /// Local disk: the file system beneath, and its root (resolved).
+    local: Option<(Arc<LocalFileSystem>, PathBuf)>,
 }
 
 impl std::fmt::Debug for ObjectStoreIo {
@@ -58,6 +65,49 @@ impl ObjectStoreIo {
             inner,
             flavor,
             uploads: Mutex::default(),
+            local: None,
+        }
+    }
+
+    /// Local disk under `root`.
+    pub(crate) fn local(root: &std::path::Path) -> Result<Self> {
+        let root =
+            std::fs::canonicalize(root).map_err(|e| Error::Config(format!("cannot open {}: {e}", root.display())))?;
+        let fs = Arc::new(
+            LocalFileSystem::new_with_prefix(&root)
+                .map_err(|e| Error::Config(format!("cannot open {}: {e}", root.display())))?,
+        );
+        Ok(Self {
+            local: Some((fs.clone(), root)),
+            ..Self::new(fs, Flavor::Local)
+        })
+    }
+
+    /// Refuses a key whose path on local disk leads outside the root through a symbolic link
+    /// (of the object itself or of a folder on the way).
+    fn inside_root(&self, key: &str) -> Result<()> {
+        let Some((fs, root)) = &self.local else {
+            return Ok(());
+        };
+        let path = fs
+            .path_to_filesystem(&object_path(key)?)
+            .map_err(|e| Error::store(key, "resolve path", e))?;
+        let Some(existing) = path.ancestors().find(|p| p.symlink_metadata().is_ok()) else {
+            return Ok(());
+        };
+        match std::fs::canonicalize(existing) {
+            Ok(resolved) if resolved.starts_with(root) => Ok(()),
+            Ok(resolved) => Err(Error::InvalidKey {
+                key: key.to_string(),
+                message: format!(
+                    "its path leads outside the store's root through a symbolic link (to {})",
+                    resolved.display()
+                ),
+            }),
+            Err(e) => Err(Error::InvalidKey {
+                key: key.to_string(),
+                message: format!("its path cannot be resolved: {e}"),
+            }),
         }
     }
 
@@ -97,7 +147,25 @@ impl ObjectStoreIo {
         result
     }
 
+    /// Renames the staged file over `key` if `condition` holds: the staged file is made durable
+    /// first, and the check and the rename happen under the root's exclusive lock, then the
+    /// folder is made durable.
     async fn rename_if(&self, staged: &Path, key: &str, path: &Path, condition: &Condition) -> Result<Written> {
+        self.inside_root(key)?;
+        let files = match &self.local {
+            Some((fs, root)) => Some((
+                fs.path_to_filesystem(staged)
+                    .map_err(|e| Error::store(key, "resolve path", e))?,
+                fs.path_to_filesystem(path)
+                    .map_err(|e| Error::store(key, "resolve path", e))?,
+                root.join(LOCK_FILE),
+            )),
+            None => None,
+        };
+        let lock = match &files {
+            Some((staged_file, _, lock_file)) => Some(durable_and_locked(key, staged_file, lock_file).await?),
+            None => None,
+        };
         let found = match self.inner.head(path).await {
             Ok(meta) => Some(meta),
             Err(object_store::Error::NotFound { .. }) => None,
@@ -127,7 +195,13 @@ impl ObjectStoreIo {
             .rename(staged, path)
             .await
             .map_err(|e| Error::store(key, "rename", e))?;
+        if let Some((_, target, _)) = &files
+            && let Some(folder) = target.parent()
+        {
+            sync_folder(key, folder).await?;
+        }
         let meta = self.inner.head(path).await.map_err(|e| Error::store(key, "head", e))?;
+        drop(lock);
         Ok(Written {
             e_tag: meta.e_tag,
             version_id: meta.version,
@@ -209,6 +283,7 @@ impl StoreIo for ObjectStoreIo {
         if version_id.is_some() {
             return Err(Self::no_versions(key));
         }
+        self.inside_root(key)?;
         convert::head(self.inner.as_ref(), key, None).await
     }
 
@@ -216,10 +291,12 @@ impl StoreIo for ObjectStoreIo {
         if options.version_id.is_some() {
             return Err(Self::no_versions(key));
         }
+        self.inside_root(key)?;
         convert::get(self.inner.as_ref(), key, options).await
     }
 
     async fn put(&self, key: &str, data: PutPayload, options: WriteOptions) -> Result<Written> {
+        self.inside_root(key)?;
         if self.flavor == Flavor::Memory || matches!(options.condition, Condition::None | Condition::Create) {
             return self.put_native(key, data, options).await;
         }
@@ -232,6 +309,7 @@ impl StoreIo for ObjectStoreIo {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
+        self.inside_root(key)?;
         convert::delete(self.inner.as_ref(), key).await
     }
 
@@ -244,6 +322,7 @@ impl StoreIo for ObjectStoreIo {
     }
 
     async fn create_multipart(&self, key: &str, options: &WriteOptions) -> Result<String> {
+        self.inside_root(key)?;
         let staged = staging_path(key)?;
         let upload = self
             .inner
@@ -316,6 +395,68 @@ impl StoreIo for ObjectStoreIo {
     }
 }
 
+/// The lock file of a local root, under the internal prefix.
+const LOCK_FILE: &str = "_pqmigrate/local.lock";
+
+/// Syncs the staged file to disk and takes the root's exclusive lock (released when the file
+/// handle returned is dropped).
+async fn durable_and_locked(key: &str, staged: &std::path::Path, lock: &std::path::Path) -> Result<std::fs::File> {
+    let (staged, lock) = (staged.to_path_buf(), lock.to_path_buf());
+    let io_error = |op: &'static str, e: std::io::Error| {
+        Error::store(
+            key,
+            op,
+            object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            },
+        )
+    };
+    let result = tokio::task::spawn_blocking(move || {
+        std::fs::File::open(&staged)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| ("fsync (staging)", e))?;
+        if let Some(folder) = lock.parent() {
+            std::fs::create_dir_all(folder).map_err(|e| ("lock", e))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(|e| ("lock", e))?;
+        file.lock().map_err(|e| ("lock", e))?;
+        Ok::<_, (&'static str, std::io::Error)>(file)
+    })
+    .await
+    .map_err(|e| Error::Task {
+        key: key.to_string(),
+        message: e.to_string(),
+    })?;
+    result.map_err(|(op, e)| io_error(op, e))
+}
+
+/// Syncs a folder, so a rename in it is durable.
+async fn sync_folder(key: &str, folder: &std::path::Path) -> Result<()> {
+    let folder = folder.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(&folder).and_then(|f| f.sync_all()))
+        .await
+        .map_err(|e| Error::Task {
+            key: key.to_string(),
+            message: e.to_string(),
+        })?
+        .map_err(|e| {
+            Error::store(
+                key,
+                "fsync (folder)",
+                object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: Box::new(e),
+                },
+            )
+        })
+}
+
 fn staging_path(key: &str) -> Result<Path> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -329,4 +470,82 @@ fn staging_path(key: &str) -> Result<Path> {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
     object_path(&format!("{INTERNAL_PREFIX}staging/{key}.{unique}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn payload(text: &str) -> PutPayload {
+        Bytes::from(text.to_string()).into()
+    }
+
+    /// Two stores on one root stand for two processes: of two conditional writes on the same
+    /// ETag, exactly one lands, every time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_writers_on_one_root_never_both_win_a_conditional_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (
+            Arc::new(ObjectStoreIo::local(dir.path()).unwrap()),
+            Arc::new(ObjectStoreIo::local(dir.path()).unwrap()),
+        );
+        for round in 0..100 {
+            let key = format!("k/{round}.parquet");
+            let first = a.put(&key, payload("v0"), WriteOptions::default()).await.unwrap();
+            let condition = Condition::IfMatch(first.e_tag.unwrap());
+            let write = |io: Arc<ObjectStoreIo>, text: &'static str| {
+                let (key, condition) = (key.clone(), condition.clone());
+                tokio::spawn(async move {
+                    let options = WriteOptions {
+                        condition,
+                        ..WriteOptions::default()
+                    };
+                    io.put(&key, payload(text), options).await
+                })
+            };
+            let (x, y) = (write(a.clone(), "from-a"), write(b.clone(), "from-b"));
+            let (x, y) = (x.await.unwrap(), y.await.unwrap());
+            assert!(x.is_ok() != y.is_ok(), "round {round}: exactly one wins: {x:?} {y:?}");
+            let (winner, loser) = if x.is_ok() { ("from-a", y) } else { ("from-b", x) };
+            assert!(matches!(loser, Err(Error::Conflict { .. })), "{loser:?}");
+            let (_, data) = a.get(&key, ReadOptions::default()).await.unwrap();
+            assert_eq!(data, Bytes::from(winner), "round {round}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn paths_that_leave_the_root_through_a_symlink_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, outside) = (dir.path().join("root"), dir.path().join("outside"));
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("f.parquet"), b"theirs").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("d/linked")).unwrap();
+        std::os::unix::fs::symlink(outside.join("f.parquet"), root.join("d/file.parquet")).unwrap();
+        std::fs::create_dir_all(root.join("d/inner")).unwrap();
+        std::os::unix::fs::symlink(root.join("d/inner"), root.join("d/within")).unwrap();
+        let store = Store::local(&root).unwrap();
+        for key in ["d/linked/f.parquet", "d/file.parquet", "d/linked/new.parquet"] {
+            let err = store.head(key).await.unwrap_err();
+            assert!(
+                err.to_string().contains("leads outside the store's root"),
+                "{key}: {err}"
+            );
+            let err = store
+                .write(key, Bytes::from_static(b"ours"), WriteOptions::default())
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::InvalidKey { .. }), "{key}: {err}");
+        }
+        assert_eq!(std::fs::read(outside.join("f.parquet")).unwrap(), b"theirs");
+        assert!(!outside.join("new.parquet").exists());
+        // A link that stays inside the root is followed.
+        store
+            .put("d/within/a.parquet", Bytes::from_static(b"x"), &[], Default::default())
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(root.join("d/inner/a.parquet")).unwrap(), b"x");
+    }
 }

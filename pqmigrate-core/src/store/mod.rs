@@ -25,7 +25,6 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::client::{HttpConnector, ReqwestConnector};
-use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{Attribute, Attributes, ClientOptions, RetryConfig};
@@ -140,10 +139,8 @@ impl Store {
     pub fn local(root: impl AsRef<std::path::Path>) -> Result<Self> {
         let root = root.as_ref();
         std::fs::create_dir_all(root).map_err(|e| Error::Config(format!("cannot create {}: {e}", root.display())))?;
-        let fs = LocalFileSystem::new_with_prefix(root)
-            .map_err(|e| Error::Config(format!("cannot open {}: {e}", root.display())))?;
         Ok(Self::from_io(
-            Arc::new(ObjectStoreIo::new(Arc::new(fs), Flavor::Local)),
+            Arc::new(ObjectStoreIo::local(root)?),
             format!("file://{}", root.display()),
         ))
     }
@@ -321,6 +318,18 @@ impl Store {
         Fut: std::future::Future<Output = Result<T>>,
     {
         backoff::retry_transient(&self.request_retries, Error::is_transient, call).await
+    }
+
+    /// The store's clock: an S3 server's `Date`; this machine's clock for local disk and memory,
+    /// which are on it.
+    ///
+    /// # Errors
+    /// Store errors of the request that reads it.
+    pub async fn server_time(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        match &self.s3 {
+            Some(api) => self.retry(|| api.server_time()).await,
+            None => Ok(chrono::Utc::now()),
+        }
     }
 
     /// Lists the objects whose keys start with `prefix` (a raw string, not a directory), every

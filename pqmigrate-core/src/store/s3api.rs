@@ -123,6 +123,33 @@ impl S3Api {
         self.send(op, what, Method::GET, url, Bytes::new(), &[]).await
     }
 
+    /// The server's clock: the `Date` of an answer to a HEAD of the bucket (one-second
+    /// resolution). Lease expiry is judged by it, never by the local clock.
+    ///
+    /// # Errors
+    /// [`Error::S3Api`], also when the answer has no readable `Date`.
+    pub async fn server_time(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        let (headers, _) = self
+            .send_with_headers(
+                "HeadBucket",
+                &self.bucket,
+                Method::HEAD,
+                self.bucket_url.clone(),
+                Bytes::new(),
+                &[],
+            )
+            .await?;
+        let date = headers.get(http::header::DATE).and_then(|d| d.to_str().ok());
+        date.and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+            .map(|d| d.with_timezone(&chrono::Utc))
+            .ok_or_else(|| Error::S3Api {
+                key: self.bucket.clone(),
+                op: "HeadBucket",
+                status: 200,
+                message: format!("no readable Date header: {date:?}"),
+            })
+    }
+
     /// GetObjectTagging: the object's tags, in the order the server gives them.
     ///
     /// # Errors
