@@ -95,9 +95,27 @@ pub(crate) fn plan_totals(totals: &PlanTotals, entries: &[PlanEntry], target: u3
     Ok(())
 }
 
+/// This process's peak resident memory (`VmHWM` of `/proc/self/status`), where the system
+/// says; unlike `getrusage`, it does not count what the parent held before `exec`.
+pub(crate) fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 pub(crate) fn run_summary(info: &RunInfo, summary: &RunSummary, json: bool) -> Result<()> {
+    let peak = peak_rss_bytes();
     if json {
-        println!("{}", serde_json::to_string_pretty(summary)?);
+        let mut value = serde_json::to_value(summary)?;
+        value["peak_rss_bytes"] = serde_json::json!(peak);
+        println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
     let seconds = (summary.elapsed_ms as f64 / 1000.0).max(1e-3);
@@ -113,6 +131,9 @@ pub(crate) fn run_summary(info: &RunInfo, summary: &RunSummary, json: bool) -> R
     println!("  {:<16} {:>10}", "objects", summary.objects());
     println!("  {:<16} {:>10}", "retries", summary.retries);
     println!("  {:<16} {:>10}", "request retries", summary.request_retries);
+    if let Some(peak) = peak {
+        println!("  {:<16} {:>10}", "peak memory", human_bytes(peak as f64));
+    }
     println!(
         "  {:<16} {:>10}  ({}/s)",
         "bytes read",

@@ -24,6 +24,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{SchemaDescriptor, Type};
 
 mod layout;
+pub mod limits;
 mod verify;
 
 use layout::decoded_schema;
@@ -70,6 +71,20 @@ impl Footer {
             }
         })?;
         Ok(Self { meta })
+    }
+
+    /// Wraps metadata read from a file of `file_len` bytes, after checking it against
+    /// [`limits`] (before anything, the Arrow schema included, is built from it).
+    ///
+    /// # Errors
+    /// [`Error::Limit`] naming `key` and the limit, [`Error::NotParquet`] as
+    /// [`Footer::from_metadata`].
+    pub fn checked(key: &str, metadata: parquet::file::metadata::ParquetMetaData, file_len: u64) -> Result<Self> {
+        let ranges: Vec<Range<u64>> = (0..metadata.num_row_groups())
+            .flat_map(|index| read_ranges(&metadata, index))
+            .collect();
+        limits::check_footer(key, &metadata, file_len, &ranges)?;
+        Self::from_metadata(key, metadata)
     }
 
     /// The footer's key-value metadata keys.
@@ -139,27 +154,33 @@ impl Footer {
 
     /// The byte ranges a row group's rewrite reads: its column chunks, and any bloom filters.
     pub fn row_group_ranges(&self, index: usize) -> Vec<Range<u64>> {
-        let row_group = self.meta.metadata().row_group(index);
-        let mut chunks = row_group.columns().iter().map(|c| {
-            let (start, len) = c.byte_range();
-            start..start + len
-        });
-        let mut ranges = Vec::new();
-        if let Some(first) = chunks.next() {
-            ranges.push(chunks.fold(first, |all, r| all.start.min(r.start)..all.end.max(r.end)));
-        }
-        for column in row_group.columns() {
-            if let (Some(offset), Some(length)) = (column.bloom_filter_offset(), column.bloom_filter_length()) {
-                ranges.push(offset as u64..offset as u64 + length as u64);
-            }
-        }
-        ranges
+        read_ranges(self.meta.metadata(), index)
     }
 
     /// Total rows in the file.
     pub fn num_rows(&self) -> i64 {
         self.meta.metadata().file_metadata().num_rows()
     }
+}
+
+/// The byte ranges the rewrite of row group `index` reads: its column chunks, and any bloom
+/// filters.
+fn read_ranges(metadata: &parquet::file::metadata::ParquetMetaData, index: usize) -> Vec<Range<u64>> {
+    let row_group = metadata.row_group(index);
+    let mut chunks = row_group.columns().iter().map(|c| {
+        let (start, len) = c.byte_range();
+        start..start + len
+    });
+    let mut ranges = Vec::new();
+    if let Some(first) = chunks.next() {
+        ranges.push(chunks.fold(first, |all, r| all.start.min(r.start)..all.end.max(r.end)));
+    }
+    for column in row_group.columns() {
+        if let (Some(offset), Some(length)) = (column.bloom_filter_offset(), column.bloom_filter_length()) {
+            ranges.push(offset as u64..offset as u64 + length as u64);
+        }
+    }
+    ranges
 }
 
 /// What [`rewrite`] produced.

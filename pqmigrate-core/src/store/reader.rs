@@ -12,6 +12,7 @@ use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
 
 use super::{ReadOptions, Store};
 use crate::error::{Error, Result};
+use crate::rewrite::limits::check_metadata_fetch;
 use crate::rewrite::{FileRanges, Footer};
 
 /// Bytes fetched with the footer in one request; most footers fit.
@@ -96,7 +97,7 @@ impl ObjectReader {
             .load_and_finish(&mut fetch, self.size)
             .await;
         match (loaded, fetch.error) {
-            (Ok(metadata), _) => Footer::from_metadata(&self.key, metadata),
+            (Ok(metadata), _) => Footer::checked(&self.key, metadata, self.size),
             (Err(_), Some(error)) => Err(error),
             (Err(e), None) => Err(Error::NotParquet {
                 key: self.key.clone(),
@@ -135,7 +136,14 @@ struct Fetch<'a> {
 impl MetadataFetch for &mut Fetch<'_> {
     fn fetch(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
         async move {
-            match self.reader.range(range).await {
+            let len = range.end.saturating_sub(range.start);
+            let checked = check_metadata_fetch(&self.reader.key, "footer or page index", len);
+            match async {
+                checked?;
+                self.reader.range(range).await
+            }
+            .await
+            {
                 Ok(bytes) => Ok(bytes),
                 Err(e) => {
                     let message = e.to_string();
