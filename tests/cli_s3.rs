@@ -281,14 +281,30 @@ fn plan_run_rerun_status_and_rollback_of_a_thousand_objects() {
     // Rollback of the first run: every object it migrated has its original bytes back.
     let rollback = cli(&["rollback", &format!("s3://{}", ds.bucket), &first_run, "--json"], &[]);
     assert_eq!(rollback.code, 0, "{}\n{}", rollback.stdout, rollback.stderr);
-    let restored = json(&rollback);
-    let restored: Vec<&str> = restored
+    let summary = json(&rollback);
+    assert_eq!(summary["rolls_back"], first_run.as_str());
+    assert_eq!(summary["by_status"]["migrated"], 750, "{summary}");
+    // The rollback is a run of its own: status lists it, with a record per object restored.
+    let rollback_run = summary["run_id"].as_str().unwrap();
+    let journal = json(&cli(
+        &["status", &format!("s3://{}", ds.bucket), rollback_run, "--json"],
+        &[],
+    ));
+    assert_eq!(journal["info"]["rolls_back"], first_run.as_str());
+    let restored: Vec<&str> = journal["records"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|r| r["status"] == "migrated")
         .map(|r| r["key"].as_str().unwrap())
         .collect();
     assert_eq!(restored.len(), 750);
+    // Rolling back again changes nothing: every object is already restored.
+    let again = cli(&["rollback", &format!("s3://{}", ds.bucket), &first_run, "--json"], &[]);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    let again = json(&again);
+    assert_eq!(again["by_status"]["at_target"], 750, "{again}");
+    assert_eq!(again["by_status"]["migrated"], serde_json::Value::Null, "{again}");
     rt.block_on(async {
         let checks = stream::iter(restored.iter().map(|k| k.to_string()))
             .map(|key| {

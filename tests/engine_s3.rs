@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use object_store::Attribute;
 use pqmigrate::store::user_metadata;
-use pqmigrate::{Error, MigrateOptions, Migration, Outcome, Registry, StepError, Store, migrate_object};
+use pqmigrate::{Error, MigrateOptions, Migration, Outcome, Registry, StepError, Store, StoreOptions, migrate_object};
 use pqmigrate_sensor_steps::{SCHEMA, STEP_COUNT, generate_file};
 use support::*;
 
@@ -114,6 +114,43 @@ async fn v1_object_migrates_to_v3_in_one_write_keeping_tags_and_metadata() {
     assert_eq!(versions.len(), 2, "{versions:?}");
     let old_id = done.old_version_id.unwrap();
     assert_eq!(version_bytes(&other, key, &old_id).await, original);
+}
+
+/// The storage class, content headers and user metadata of an object survive its rewrite
+/// (a class other than STANDARD would otherwise silently become STANDARD).
+#[tokio::test]
+async fn storage_class_and_content_headers_are_kept() {
+    let (store, _) = new_bucket("storage-class").await;
+    let key = "sensorData_010.parquet";
+    let mut attributes = user_metadata(&[("source", "fleet-b")]);
+    attributes.insert(Attribute::StorageClass, "STANDARD_IA".into());
+    attributes.insert(Attribute::ContentType, "application/vnd.apache.parquet".into());
+    attributes.insert(Attribute::CacheControl, "max-age=60".into());
+    store
+        .put(key, generate_file(&small_spec(), 10), &[], attributes.clone())
+        .await
+        .unwrap();
+    let before = store.head(key).await.unwrap();
+    assert_eq!(
+        before.attributes.get(&Attribute::StorageClass).map(|v| v.as_ref()),
+        Some("STANDARD_IA"),
+        "the server keeps the class"
+    );
+    migrate_done(&store, key, SCHEMA, 3).await;
+    let after = store.head(key).await.unwrap();
+    assert_ne!(after.e_tag, before.e_tag);
+    for attribute in [
+        Attribute::StorageClass,
+        Attribute::ContentType,
+        Attribute::CacheControl,
+        Attribute::Metadata("source".into()),
+    ] {
+        assert_eq!(
+            after.attributes.get(&attribute),
+            before.attributes.get(&attribute),
+            "{attribute:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -523,4 +560,117 @@ async fn bad_input_fails_per_object_with_a_clear_cause_and_leaves_it_unchanged()
         "bad version value \"abc\" in tag",
     )
     .await;
+}
+
+/// A rollback streams each object back through the same conditional upload as a migration
+/// (multipart for large ones), keeps the storage class and tags, refuses an object changed since
+/// the run naming it, and is a run of its own that can be repeated.
+#[tokio::test]
+async fn rollback_streams_keeps_the_class_and_refuses_changed_objects() {
+    use pqmigrate::rollback::{RollbackOptions, rollback_run};
+    use pqmigrate::{Migrator, Status};
+    let options = StoreOptions {
+        multipart_threshold: Some(5 * 1024 * 1024),
+        part_size: Some(5 * 1024 * 1024),
+        ..s3_options()
+    };
+    let (store, _) = new_bucket_on(&options, "rollback-stream").await;
+    let large = pqmigrate_sensor_steps::DataSpec {
+        rows: 60_000,
+        row_group_rows: 20_000,
+        seed: 3,
+    };
+    let owner = vec![("owner".to_string(), "fleet".to_string())];
+    let mut originals = Vec::new();
+    for i in 0..3u64 {
+        let key = format!("r/sensorData_{i:03}.parquet");
+        let data = generate_file(&large, i);
+        let mut attributes = user_metadata(&[("source", "fleet-c")]);
+        attributes.insert(Attribute::StorageClass, "STANDARD_IA".into());
+        store.put(&key, data.clone(), &owner, attributes).await.unwrap();
+        originals.push((key, data));
+    }
+    assert!(originals[0].1.len() > 6 * 1024 * 1024, "large enough for parts");
+    let registry = Arc::new(Registry::from_inventory().unwrap());
+    let report = Migrator::new(store.clone(), registry, MigrateOptions::new(SCHEMA, 3))
+        .scan(pqmigrate::scan::ScanSpec {
+            prefixes: vec!["r/".into()],
+            suffix: ".parquet".into(),
+            ..Default::default()
+        })
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.summary.count(Status::Migrated), 3, "{:?}", report.summary);
+    // Another writer changes one object after the run.
+    let changed = &originals[2].0;
+    let theirs = generate_file(&small_spec(), 77);
+    store
+        .put(changed, theirs.clone(), &[], Default::default())
+        .await
+        .unwrap();
+
+    let rollback = rollback_run(
+        &store,
+        "_pqmigrate/runs/",
+        &report.info.run_id,
+        &RollbackOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(rollback.failure.is_none(), "{:?}", rollback.failure);
+    assert_eq!(rollback.info.rolls_back.as_deref(), Some(report.info.run_id.as_str()));
+    assert_eq!(rollback.summary.count(Status::Migrated), 2, "{:?}", rollback.summary);
+    assert_eq!(rollback.summary.failures.len(), 1);
+    let (key, why) = &rollback.summary.failures[0];
+    assert_eq!(key, changed);
+    assert!(why.contains("not restored") && why.contains(changed.as_str()), "{why}");
+    assert_eq!(
+        raw_bytes(&store, changed).await,
+        theirs,
+        "the other writer's change stands"
+    );
+    for (key, data) in &originals[..2] {
+        assert_eq!(&raw_bytes(&store, key).await, data, "{key} byte for byte");
+        assert_eq!(store.tags(key).await.unwrap().unwrap(), owner);
+        let head = store.head(key).await.unwrap();
+        assert_eq!(
+            head.attributes.get(&Attribute::StorageClass).map(|v| v.as_ref()),
+            Some("STANDARD_IA"),
+            "{key}"
+        );
+        assert_eq!(
+            head.attributes
+                .get(&Attribute::Metadata("source".into()))
+                .map(|v| v.as_ref()),
+            Some("fleet-c")
+        );
+        assert_eq!(
+            head.attributes
+                .get(&Attribute::Metadata("pqm-run".into()))
+                .map(|v| v.as_ref()),
+            Some(rollback.info.run_id.as_str()),
+            "the restore names the rollback"
+        );
+    }
+    let open = store.s3_api().unwrap().open_multipart_uploads("r/").await.unwrap();
+    assert!(open.is_empty(), "{open:?}");
+    // The rollback's journal: listed, finished, a record per object.
+    let journal = pqmigrate::journal::read_run(&store, "_pqmigrate/runs/", &rollback.info.run_id)
+        .await
+        .unwrap();
+    assert_eq!(journal.records.len(), 3);
+    assert_eq!(journal.intents.len(), 2, "an intent before each restore");
+    assert_eq!(journal.summary.unwrap(), rollback.summary);
+    // Again: the two restored are already restored, the changed one still refused.
+    let again = rollback_run(
+        &store,
+        "_pqmigrate/runs/",
+        &report.info.run_id,
+        &RollbackOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.summary.count(Status::AtTarget), 2, "{:?}", again.summary);
+    assert_eq!(again.summary.count(Status::Failed), 1);
 }

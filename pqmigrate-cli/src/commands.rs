@@ -11,7 +11,7 @@ use pqmigrate_core::plan::{PlanTotals, plan};
 use pqmigrate_core::rollback::{RollbackOptions, rollback_run};
 use pqmigrate_core::scan::{Candidates, candidates, manifest_candidates, scan};
 use pqmigrate_core::stamp::{StampOptions, stamp_dataset};
-use pqmigrate_core::{Migrator, Registry, Status, Store, StoreOptions};
+use pqmigrate_core::{Migrator, Registry, Store, StoreOptions};
 
 use crate::args::{Cli, Command, DatasetArgs, PlanArgs, RollbackArgs, RunArgs, StampArgs, StatusArgs};
 use crate::progress::Progress;
@@ -244,11 +244,23 @@ async fn rollback(cli: &Cli, options: &StoreOptions, args: &RollbackArgs) -> Res
     let options = RollbackOptions {
         concurrency: args.concurrency,
         break_lease: args.break_lease,
+        ..RollbackOptions::default()
     };
-    let records = rollback_run(&store, &cli.journal_prefix, &args.run_id, &options).await?;
-    let failed = records.iter().filter(|r| r.status() == Status::Failed).count();
-    report::rollback(&args.run_id, &records, cli.json)?;
-    Ok(if failed > 0 { EXIT_FAILURES } else { EXIT_OK })
+    let report = rollback_run(&store, &cli.journal_prefix, &args.run_id, &options).await?;
+    report::rollback(&args.run_id, &report.summary, cli.json)?;
+    if let Some(failure) = &report.failure {
+        eprintln!(
+            "pqmigrate: rollback {} stopped: {}",
+            report.info.run_id,
+            failure.report()
+        );
+        return Ok(EXIT_RUN_FAILED);
+    }
+    Ok(if report.summary.has_failures() {
+        EXIT_FAILURES
+    } else {
+        EXIT_OK
+    })
 }
 
 async fn stamp_command(cli: &Cli, options: &StoreOptions, args: &StampArgs) -> Result<u8> {

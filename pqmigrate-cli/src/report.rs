@@ -184,6 +184,16 @@ pub(crate) fn runs(runs: &[RunJournal], unrecorded: &[usize], json: bool) -> Res
             (None, 0) => "unfinished".to_string(),
             (None, n) => format!("unfinished; {n} more objects found written by it in the store"),
         };
+        if let Some(undone) = &run.info.rolls_back {
+            println!(
+                "{}  rollback of {undone}  restored {}  already restored {}  failed {}  {state}",
+                run.info.run_id,
+                counts(Status::Migrated) + unrecorded,
+                counts(Status::AtTarget),
+                counts(Status::Failed),
+            );
+            continue;
+        }
         println!(
             "{}  {} -> v{}  migrated {}  failed {}  missing step {}  {state}",
             run.info.run_id,
@@ -250,20 +260,22 @@ pub(crate) fn fingerprint_warnings(registry: &Registry, runs: &[RunJournal]) -> 
         .collect()
 }
 
-pub(crate) fn rollback(run_id: &str, records: &[Record], json: bool) -> Result<()> {
+pub(crate) fn rollback(run_id: &str, summary: &RunSummary, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(records)?);
+        let mut value = serde_json::to_value(summary)?;
+        value["rolls_back"] = serde_json::json!(run_id);
+        println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
-    let restored = records.iter().filter(|r| r.status() == Status::Migrated).count();
     println!(
-        "rollback of run {run_id}: {restored} objects restored, {} failed",
-        records.len() - restored
+        "rollback {} of run {run_id}: {} objects restored, {} already restored, {} failed",
+        summary.run_id,
+        summary.count(Status::Migrated),
+        summary.count(Status::AtTarget),
+        summary.count(Status::Failed)
     );
-    for r in records {
-        if let Some((_, error)) = r.outcome.problem(&r.key) {
-            println!("  {error}");
-        }
+    for (_, error) in &summary.failures {
+        println!("  {error}");
     }
     Ok(())
 }

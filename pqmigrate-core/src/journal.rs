@@ -61,6 +61,9 @@ pub struct RunInfo {
     pub shard: Option<String>,
     /// pqmigrate version.
     pub tool_version: String,
+    /// For a rollback: the run it undoes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolls_back: Option<String>,
 }
 
 /// Writes a run's journal into the store as the run goes.
@@ -353,6 +356,7 @@ pub(crate) fn test_info(run_id: &str) -> RunInfo {
         filter: String::new(),
         shard: None,
         tool_version: "0".into(),
+        rolls_back: None,
     }
 }
 

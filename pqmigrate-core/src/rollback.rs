@@ -1,17 +1,29 @@
-//! Undoing a run: every object the run migrated gets its previous content, tags and metadata
-//! back, exactly, from the bucket's version history.
+//! Undoing a run: every object the run migrated gets its previous content, tags, metadata and
+//! storage class back from the bucket's version history. A rollback is itself a run: it holds
+//! the data set's lease, journals each restore's intent before the write and its outcome after
+//! (so `status` lists it), names itself in every object it writes, streams each object through
+//! the same conditional upload as a migration (multipart above the threshold, so objects over
+//! 5 GiB too), refuses objects changed since the run, and can be repeated: an object an earlier
+//! rollback of the same run restored is reported as already restored.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
+use object_store::Attribute;
 
 use crate::changes::run_changes;
 use crate::error::{Error, Result};
-use crate::identity::{new_run_id, now_rfc3339};
-use crate::journal::read_run;
+use crate::identity::{host_name, new_run_id, now_rfc3339};
+use crate::intent::{ATTEMPT_METADATA, Intent, RUN_METADATA, RunContext, new_attempt_id};
+use crate::journal::{JournalWriter, RunInfo, list_runs, read_run};
 use crate::lease::{DEFAULT_LEASE_TTL, Lease, break_lease, lease_key};
-use crate::outcome::{Migrated, Outcome, Record};
-use crate::store::{ObjectInfo, ReadOptions, Store};
+use crate::outcome::{Migrated, Outcome, Record, RunSummary};
+use crate::store::{ConditionalUpload, ObjectInfo, ReadOptions, Store, metadata};
+
+/// Bytes of the previous version read at a time while it is copied back.
+const RESTORE_CHUNK: u64 = 8 * 1024 * 1024;
 
 /// How a rollback runs.
 #[derive(Debug, Clone)]
@@ -20,6 +32,8 @@ pub struct RollbackOptions {
     pub concurrency: usize,
     /// Delete whatever lease holds the data set first (an operator's override).
     pub break_lease: bool,
+    /// How long the rollback's lease lives without renewal.
+    pub lease_ttl: Duration,
 }
 
 impl Default for RollbackOptions {
@@ -27,26 +41,39 @@ impl Default for RollbackOptions {
         Self {
             concurrency: 8,
             break_lease: false,
+            lease_ttl: DEFAULT_LEASE_TTL,
         }
     }
 }
 
+/// What a rollback did: its own run (journaled, listed by `status`), and how it ended.
+#[derive(Debug)]
+pub struct RollbackReport {
+    /// The rollback's run; `rolls_back` names the run undone.
+    pub info: RunInfo,
+    /// Restored objects are [`crate::Status::Migrated`], objects an earlier rollback already
+    /// restored [`crate::Status::AtTarget`], the rest [`crate::Status::Failed`] with the cause.
+    pub summary: RunSummary,
+    /// Why the rollback stopped early (its journal, its lease), if it did.
+    pub failure: Option<Error>,
+}
+
 /// Restores every object `run_id` migrated to the version it had before, under the data set's
-/// lease (so no run migrates it meanwhile), with at most `options.concurrency` objects at once. An object changed since the run is left alone and reported.
-/// Each restore is one conditional write, so a concurrent writer is never overwritten.
-///
-/// Returns one record per object: [`Outcome::Migrated`] (restored; `from` is the run's version,
-/// `to` the restored one) or [`Outcome::Failed`].
+/// lease (so no run migrates it meanwhile), with at most `options.concurrency` objects at once.
+/// An object changed since the run is left alone and reported, naming what was found. Each
+/// restore is one conditional write, so a concurrent writer is never overwritten.
 ///
 /// # Errors
 /// [`Error::Config`] when the store keeps no versions (S3 with bucket versioning on is needed),
-/// [`Error::Journal`] when the run cannot be read.
+/// [`Error::Journal`] when the run cannot be read, [`Error::LeaseHeld`] when a run holds the
+/// data set.
 pub async fn rollback_run(
     store: &Store,
     journal_prefix: &str,
     run_id: &str,
     options: &RollbackOptions,
-) -> Result<Vec<Record>> {
+) -> Result<RollbackReport> {
+    let started = Instant::now();
     if !store.capabilities().versions {
         return Err(Error::Config(format!(
             "rollback needs an S3 bucket with versioning on; {} keeps no previous versions",
@@ -59,44 +86,132 @@ pub async fn rollback_run(
             store.url()
         )));
     }
-    let journal = read_run(store, journal_prefix, run_id).await?;
+    let store = store.clone().checked().await?;
+    let journal = read_run(&store, journal_prefix, run_id).await?;
     let key = lease_key(&journal.info.schema, journal.info.shard.as_deref());
     if options.break_lease {
-        break_lease(store, &key).await?;
+        break_lease(&store, &key).await?;
     }
-    let rollback_id = format!("rollback-{}", new_run_id());
-    let lease = Lease::acquire(store, &key, &rollback_id, &now_rfc3339(), DEFAULT_LEASE_TTL).await?;
-    // Every object the run wrote: the recorded ones and those only its intents and the
-    // objects' own metadata tell of.
-    let migrated: Vec<Record> = match run_changes(store, &journal, options.concurrency).await {
-        Ok(changes) => changes.all().cloned().collect(),
+    let info = RunInfo {
+        run_id: new_run_id(),
+        started_at: now_rfc3339(),
+        host: host_name(),
+        rolls_back: Some(run_id.to_string()),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        ..journal.info.clone()
+    };
+    let lease = Lease::acquire(&store, &key, &info.run_id, &info.started_at, options.lease_ttl).await?;
+    let writer = match JournalWriter::start(&store, journal_prefix, &info).await {
+        Ok(writer) => writer,
         Err(e) => {
             let _ = lease.release().await;
             return Err(e);
         }
     };
-    let store = Arc::new(store.clone());
-    let records = stream::iter(migrated)
-        .map(|record| {
-            let store = store.clone();
-            async move {
-                match restore(&store, &record).await {
-                    Ok(restored) => restored,
-                    Err(e) => Record {
-                        from: record.migrated().map(|m| m.to),
-                        ..Record::failed(&record.key, &e)
-                    },
-                }
-            }
-        })
-        .buffer_unordered(options.concurrency.max(1))
-        .collect()
-        .await;
-    lease.release().await?;
-    Ok(records)
+    let (summary, failure) = restore_all(
+        &store,
+        journal_prefix,
+        &journal,
+        &info,
+        writer,
+        &lease,
+        options,
+        started,
+    )
+    .await;
+    let released = lease.release().await;
+    Ok(RollbackReport {
+        info,
+        summary,
+        failure: failure.or(released.err()),
+    })
 }
 
-async fn restore(store: &Store, record: &Record) -> Result<Record> {
+#[allow(clippy::too_many_arguments)]
+async fn restore_all(
+    store: &Store,
+    journal_prefix: &str,
+    journal: &crate::journal::RunJournal,
+    info: &RunInfo,
+    mut writer: JournalWriter,
+    lease: &Lease,
+    options: &RollbackOptions,
+    started: Instant,
+) -> (RunSummary, Option<Error>) {
+    let mut summary = RunSummary {
+        run_id: info.run_id.clone(),
+        ..RunSummary::default()
+    };
+    let mut failure = None;
+    let retries_before = store.request_retries();
+    // Objects an earlier rollback of the same run wrote carry its run id.
+    let restorers: Result<BTreeSet<String>> = list_runs(store, journal_prefix).await.map(|runs| {
+        runs.into_iter()
+            .filter(|r| r.rolls_back.as_deref() == Some(journal.info.run_id.as_str()))
+            .map(|r| r.run_id)
+            .collect()
+    });
+    // Every object the run wrote: the recorded ones and those only its intents and the
+    // objects' own metadata tell of.
+    let found = match restorers {
+        Ok(restorers) => run_changes(store, journal, options.concurrency)
+            .await
+            .map(|changes| (restorers, changes)),
+        Err(e) => Err(e),
+    };
+    match found {
+        Ok((restorers, changes)) => {
+            let context = RunContext {
+                run_id: info.run_id.clone(),
+                intents: writer.intent_log(),
+                fence: lease.lost(),
+            };
+            let restorers = Arc::new(restorers);
+            let mut records = stream::iter(changes.all().cloned().collect::<Vec<_>>())
+                .map(|record| {
+                    let (context, restorers) = (context.clone(), restorers.clone());
+                    async move {
+                        let started = Instant::now();
+                        let mut done = match restore(store, &record, &context, &restorers).await {
+                            Ok(done) => done,
+                            Err(e) => Record {
+                                from: record.migrated().map(|m| m.to),
+                                ..Record::failed(&record.key, &e)
+                            },
+                        };
+                        done.attempts = 1;
+                        done.millis = started.elapsed().as_millis() as u64;
+                        done
+                    }
+                })
+                .buffer_unordered(options.concurrency.max(1));
+            while let Some(record) = records.next().await {
+                summary.add(&record);
+                if let Err(e) = writer.record(&record).await {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        Err(e) => {
+            failure = Some(e);
+        }
+    }
+    summary.request_retries = store.request_retries() - retries_before;
+    summary.cancelled = failure.is_some() || lease.lost().is_cancelled();
+    summary.stopped_by = match (&failure, lease.lost().is_cancelled()) {
+        (Some(e), _) => Some(e.report()),
+        (None, true) => Some("the lease was lost (taken by another run, or not renewed in time)".into()),
+        (None, false) => None,
+    };
+    summary.elapsed_ms = started.elapsed().as_millis() as u64;
+    if let Err(e) = writer.finish(&summary).await {
+        failure.get_or_insert(e);
+    }
+    (summary, failure)
+}
+
+/// Restores one object the run wrote, or says why not.
+async fn restore(store: &Store, record: &Record, context: &RunContext, restorers: &BTreeSet<String>) -> Result<Record> {
     let key = record.key.as_str();
     let run = record.migrated().expect("only migrated records are restored");
     let (Some(old_version), Some(new_version)) = (&run.old_version_id, &run.new_version_id) else {
@@ -104,46 +219,99 @@ async fn restore(store: &Store, record: &Record) -> Result<Record> {
             "{key}: the journal has no version ids for it (bucket versioning was off during the run)"
         )));
     };
+    let restored_version = record.from.unwrap_or(1);
     let current = store.head(key).await?;
     if current.version_id.as_deref() != Some(new_version.as_str()) {
+        let writer = metadata(&current.attributes, RUN_METADATA);
+        if writer.is_some_and(|w| restorers.contains(w) || w == context.run_id) {
+            return Ok(Record::new(key, Some(restored_version), Outcome::AtTarget));
+        }
         return Err(Error::Conflict {
             key: key.to_string(),
             expected: format!(
-                "version {new_version} written by the run, found {:?}",
-                current.version_id
+                "version {new_version} written by the run, found version {} (written by {}); not restored",
+                current.version_id.as_deref().unwrap_or("?"),
+                writer.unwrap_or("another writer")
             ),
         });
     }
-    let previous = ReadOptions {
-        version_id: Some(old_version.clone()),
-        ..ReadOptions::default()
-    };
-    let (old, data) = store.get(key, previous).await?;
+    let old = store.head_version(key, old_version).await?;
     let tags = store.tags_at(key, Some(old_version)).await?.unwrap_or_default();
-    let info = ObjectInfo {
+    context.check_fence(key)?;
+    let attempt_id = new_attempt_id();
+    context
+        .intents
+        .record(Intent {
+            key: key.to_string(),
+            attempt_id: attempt_id.clone(),
+            e_tag: current.e_tag.clone(),
+            version_id: current.version_id.clone(),
+            from: run.to,
+            to: restored_version,
+        })
+        .await?;
+    let mut attributes = old.attributes.clone();
+    attributes.insert(Attribute::Metadata(RUN_METADATA.into()), context.run_id.clone().into());
+    attributes.insert(Attribute::Metadata(ATTEMPT_METADATA.into()), attempt_id.clone().into());
+    let target = ObjectInfo {
         key: key.to_string(),
         e_tag: current.e_tag.clone(),
         version_id: current.version_id.clone(),
-        size: current.size,
-        attributes: old.attributes,
+        size: old.size,
+        attributes,
         tags: Some(tags.clone()),
     };
-    let bytes = data.len() as u64;
-    let written = store.write_if_unchanged(&info, data, &tags).await?;
-    Ok(Record {
-        attempts: 1,
-        ..Record::new(
-            key,
-            Some(run.to),
-            Outcome::Migrated(Box::new(Migrated {
-                to: record.from.unwrap_or(1),
-                old_e_tag: current.e_tag,
-                new_e_tag: written.e_tag,
-                old_version_id: current.version_id,
-                new_version_id: written.version_id,
-                bytes_out: bytes,
-                ..Migrated::default()
-            })),
-        )
-    })
+    let mut upload = ConditionalUpload::new(store, &target, &tags)?;
+    let copied = copy_version(store, key, old_version, old.size, &mut upload).await;
+    let checked = copied.and_then(|()| context.check_fence(key));
+    if let Err(e) = checked {
+        upload.abort().await;
+        return Err(e);
+    }
+    let bytes_out = upload.bytes();
+    let written = upload.finish().await?;
+    Ok(Record::new(
+        key,
+        Some(run.to),
+        Outcome::Migrated(Box::new(Migrated {
+            to: restored_version,
+            old_e_tag: current.e_tag,
+            new_e_tag: written.e_tag,
+            old_version_id: current.version_id,
+            new_version_id: written.version_id,
+            bytes_in: old.size,
+            bytes_out,
+            attempt_id: Some(attempt_id),
+            ..Migrated::default()
+        })),
+    ))
+}
+
+/// Streams version `version_id` of `key` (`size` bytes) into `upload`, a chunk at a time.
+async fn copy_version(
+    store: &Store,
+    key: &str,
+    version_id: &str,
+    size: u64,
+    upload: &mut ConditionalUpload,
+) -> Result<()> {
+    let mut offset = 0;
+    while offset < size {
+        let end = (offset + RESTORE_CHUNK).min(size);
+        let options = ReadOptions {
+            range: Some(offset..end),
+            version_id: Some(version_id.to_string()),
+            ..ReadOptions::default()
+        };
+        let (_, chunk) = store.get(key, options).await?;
+        if chunk.len() as u64 != end - offset {
+            return Err(Error::Config(format!(
+                "{key}: version {version_id} gave {} bytes for range {offset}..{end}",
+                chunk.len()
+            )));
+        }
+        upload.push(chunk).await?;
+        offset = end;
+    }
+    Ok(())
 }

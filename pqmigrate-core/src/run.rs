@@ -191,6 +191,7 @@ impl Migrator {
             filter: self.spec.filter.clone(),
             shard: self.spec.shard.map(|s| format!("{}/{}", s.index, s.count)),
             tool_version: self.tool_version.clone(),
+            rolls_back: None,
         };
         let key = lease_key(&info.schema, info.shard.as_deref());
         if self.break_lease {

@@ -50,8 +50,10 @@ impl StoreIo for S3Io {
         convert::list_dirs(self.s3.as_ref(), prefix).await
     }
 
+    /// A raw HeadObject, so the storage class comes with the other attributes.
     async fn head(&self, key: &str, version_id: Option<&str>) -> Result<Head> {
-        convert::head(self.s3.as_ref(), key, version_id).await
+        object_path(key)?;
+        self.api.head_object(key, version_id).await
     }
 
     async fn get(&self, key: &str, options: ReadOptions) -> Result<(Head, Bytes)> {

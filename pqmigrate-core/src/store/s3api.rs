@@ -123,6 +123,68 @@ impl S3Api {
         self.send(op, what, Method::GET, url, Bytes::new(), &[]).await
     }
 
+    /// HeadObject (of a version, when given): ETag, version id, size, last modified, and as
+    /// attributes the content headers, the user metadata and the storage class (which
+    /// `object_store`'s own head does not read), so a rewrite can keep them all.
+    ///
+    /// # Errors
+    /// [`Error::S3Api`] with the HTTP status (404 for a missing object).
+    pub async fn head_object(&self, key: &str, version_id: Option<&str>) -> Result<super::io::Head> {
+        use object_store::Attribute;
+        let query = version_id
+            .map(|v| format!("versionId={}", utf8_percent_encode(v, QUERY_ENCODE_SET)))
+            .unwrap_or_default();
+        let (headers, _) = self
+            .send_with_headers(
+                "HeadObject",
+                key,
+                Method::HEAD,
+                self.object_url(key, &query),
+                Bytes::new(),
+                &[],
+            )
+            .await?;
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let size = text("content-length")
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| Error::S3Api {
+                key: key.to_string(),
+                op: "HeadObject",
+                status: 200,
+                message: "no Content-Length in the answer".into(),
+            })?;
+        let mut attributes = object_store::Attributes::new();
+        for (name, attribute) in [
+            ("content-type", Attribute::ContentType),
+            ("content-encoding", Attribute::ContentEncoding),
+            ("content-disposition", Attribute::ContentDisposition),
+            ("content-language", Attribute::ContentLanguage),
+            ("cache-control", Attribute::CacheControl),
+        ] {
+            if let Some(value) = text(name) {
+                attributes.insert(attribute, value.into());
+            }
+        }
+        // STANDARD is what a write without the header gets anyway.
+        if let Some(class) = text("x-amz-storage-class").filter(|c| c != "STANDARD") {
+            attributes.insert(Attribute::StorageClass, class.into());
+        }
+        for (name, value) in &headers {
+            if let (Some(suffix), Ok(value)) = (name.as_str().strip_prefix("x-amz-meta-"), value.to_str()) {
+                attributes.insert(Attribute::Metadata(suffix.to_string().into()), value.to_string().into());
+            }
+        }
+        Ok(super::io::Head {
+            e_tag: text("etag"),
+            version_id: text("x-amz-version-id"),
+            size,
+            last_modified: text("last-modified")
+                .and_then(|d| chrono::DateTime::parse_from_rfc2822(&d).ok())
+                .map(|d| d.with_timezone(&chrono::Utc)),
+            attributes,
+        })
+    }
+
     /// The server's clock: the `Date` of an answer to a HEAD of the bucket (one-second
     /// resolution). Lease expiry is judged by it, never by the local clock.
     ///
