@@ -27,6 +27,9 @@ pub struct Cli {
     /// Where run journals live in the store.
     #[arg(long, global = true, default_value = pqmigrate_core::journal::DEFAULT_JOURNAL_PREFIX)]
     pub journal_prefix: String,
+    /// Print the process's peak memory (resident set) to stderr at the end.
+    #[arg(long, global = true)]
+    pub peak_memory: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,

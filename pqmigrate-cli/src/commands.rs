@@ -4,19 +4,16 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use futures::stream::StreamExt;
-use pqmigrate_core::changes::run_changes;
-use pqmigrate_core::journal::{list_runs, read_run};
-use pqmigrate_core::lease::{current_lease, lease_key};
 use pqmigrate_core::plan::{PlanTotals, plan};
 use pqmigrate_core::rollback::{RollbackOptions, rollback_run};
-use pqmigrate_core::scan::{Candidates, candidates, manifest_candidates, scan};
+use pqmigrate_core::scan::{Candidates, candidates, scan};
 use pqmigrate_core::stamp::{StampOptions, stamp_dataset};
 use pqmigrate_core::{Migrator, Registry, Store, StoreOptions};
 
 use crate::args::{Cli, Command, DatasetArgs, PlanArgs, RollbackArgs, RunArgs, StampArgs, StatusArgs};
 use crate::progress::Progress;
-use crate::report;
 use crate::{EXIT_FAILURES, EXIT_OK, EXIT_RUN_FAILED};
+use crate::{report, status};
 
 pub(crate) async fn dispatch(cli: Cli) -> Result<u8> {
     let options = StoreOptions {
@@ -95,20 +92,22 @@ fn steps(cli: &Cli) -> Result<u8> {
 }
 
 /// Where the data set's keys come from: the manifest's keys, or a listing.
-fn source(store: &Store, spec: &pqmigrate_core::scan::ScanSpec, args: &DatasetArgs) -> Result<Candidates> {
+fn source(store: &Store, args: &DatasetArgs) -> Result<Candidates> {
     let Some(path) = &args.manifest else {
         return Ok(Candidates::Listing);
     };
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read manifest {}", path.display()))?;
-    let bucket = store.s3_api().map(|a| a.bucket().to_string());
-    let keys = manifest_candidates(&text, bucket.as_deref(), spec)?;
-    Ok(Candidates::Keys(Arc::new(keys)))
+    // Opened once here, so a missing manifest is a usage error; it is read as the run goes.
+    std::fs::File::open(path).with_context(|| format!("cannot read manifest {}", path.display()))?;
+    Ok(Candidates::ManifestFile {
+        path: path.clone(),
+        bucket: store.s3_api().map(|a| a.bucket().to_string()),
+    })
 }
 
 async fn scan_command(cli: &Cli, options: &StoreOptions, args: &DatasetArgs) -> Result<u8> {
     let (store, prefix) = open(&args.store, options)?;
     let spec = args.scan_spec(&prefix);
-    let source = source(&store, &spec, args)?;
+    let source = source(&store, args)?;
     let mut objects = scan(
         &store,
         candidates(&store, &spec, &source),
@@ -129,7 +128,7 @@ async fn scan_command(cli: &Cli, options: &StoreOptions, args: &DatasetArgs) -> 
 async fn plan_command(cli: &Cli, options: &StoreOptions, args: &PlanArgs) -> Result<u8> {
     let (store, prefix) = open(&args.dataset.store, options)?;
     let spec = args.dataset.scan_spec(&prefix);
-    let source = source(&store, &spec, &args.dataset)?;
+    let source = source(&store, &args.dataset)?;
     let migrate = args.dataset.migrate_options(args.to);
     let mut entries = plan(&store, Arc::new(registry()?), &migrate, &spec, &source);
     let mut totals = PlanTotals::default();
@@ -160,7 +159,7 @@ async fn run(cli: &Cli, options: &StoreOptions, args: &RunArgs) -> Result<u8> {
         None => store,
     };
     let spec = args.dataset.scan_spec(&prefix);
-    let source = source(&store, &spec, &args.dataset)?;
+    let source = source(&store, &args.dataset)?;
     let mut migrate = args.dataset.migrate_options(args.to);
     migrate.max_steps = args.max_steps;
     migrate.verify_copied = !args.trust_copied_columns;
@@ -193,49 +192,14 @@ async fn run(cli: &Cli, options: &StoreOptions, args: &RunArgs) -> Result<u8> {
 
 async fn status(cli: &Cli, options: &StoreOptions, args: &StatusArgs) -> Result<u8> {
     let (store, _) = open(&args.store, options)?;
+    let registry = registry()?;
     // A run's changes are what its journal records plus what its intents and the objects' own
     // metadata show it wrote; only an unfinished run can have writes it did not record.
     let runs = match &args.run_id {
-        None => {
-            let mut runs = Vec::new();
-            let mut unrecorded = Vec::new();
-            for info in list_runs(&store, &cli.journal_prefix).await? {
-                let journal = read_run(&store, &cli.journal_prefix, &info.run_id).await?;
-                let found = match journal.summary {
-                    Some(_) => 0,
-                    None => run_changes(&store, &journal, 32).await?.unrecorded.len(),
-                };
-                unrecorded.push(found);
-                runs.push(journal);
-            }
-            report::runs(&runs, &unrecorded, cli.json)?;
-            runs
-        }
-        Some(run_id) => {
-            let journal = read_run(&store, &cli.journal_prefix, run_id).await?;
-            let changes = run_changes(&store, &journal, 32).await?;
-            report::run_detail(&journal, &changes, cli.json)?;
-            vec![journal]
-        }
+        None => status::list(&store, &cli.journal_prefix, &registry, cli.json).await?,
+        Some(run_id) => vec![status::detail(&store, &cli.journal_prefix, run_id, &registry, cli.json).await?],
     };
-    // Leases of the data sets these runs touched: a live one is a run in progress, an expired
-    // one a run that died.
-    let mut seen = std::collections::BTreeSet::new();
-    for run in &runs {
-        let key = lease_key(&run.info.schema, run.info.shard.as_deref());
-        if seen.insert(key.clone())
-            && let Some((lease, expired)) = current_lease(&store, &key).await?
-        {
-            let state = if expired { "expired" } else { "held" };
-            eprintln!(
-                "lease {key}: {state} by run {} on {} (expires {})",
-                lease.run_id, lease.host, lease.expires_at
-            );
-        }
-    }
-    for warning in report::fingerprint_warnings(&registry()?, &runs) {
-        eprintln!("warning: {warning}");
-    }
+    status::leases(&store, &runs).await?;
     Ok(EXIT_OK)
 }
 
@@ -266,7 +230,7 @@ async fn rollback(cli: &Cli, options: &StoreOptions, args: &RollbackArgs) -> Res
 async fn stamp_command(cli: &Cli, options: &StoreOptions, args: &StampArgs) -> Result<u8> {
     let (store, prefix) = open(&args.dataset.store, options)?;
     let spec = args.dataset.scan_spec(&prefix);
-    let source = source(&store, &spec, &args.dataset)?;
+    let source = source(&store, &args.dataset)?;
     let migrate = args.dataset.migrate_options(args.version);
     let options = StampOptions {
         schema: migrate.schema,

@@ -16,6 +16,7 @@ mod commands;
 mod progress;
 mod report;
 mod signals;
+mod status;
 
 use std::process::ExitCode;
 
@@ -71,14 +72,19 @@ pub fn run_cli(cli: Cli) -> u8 {
             return EXIT_USAGE;
         }
     };
-    match runtime.block_on(commands::dispatch(cli)) {
+    let peak_memory = cli.peak_memory;
+    let code = match runtime.block_on(commands::dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
             let core = e.downcast_ref::<pqmigrate_core::Error>();
             eprintln!("pqmigrate: {}", core.map_or_else(|| format!("{e:#}"), |c| c.report()));
             exit_code(core)
         }
+    };
+    if peak_memory && let Some(peak) = report::peak_rss_bytes() {
+        eprintln!("pqmigrate: peak memory {peak} bytes");
     }
+    code
 }
 
 /// The exit code of a failed command: a core error by its kind, anything else (arguments,

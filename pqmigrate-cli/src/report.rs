@@ -1,13 +1,13 @@
 //! Tables and JSON printed by the commands.
 
 use anyhow::Result;
-use std::collections::BTreeMap;
 
-use pqmigrate_core::changes::Changes;
-use pqmigrate_core::journal::{RunInfo, RunJournal};
+use pqmigrate_core::journal::RunInfo;
 use pqmigrate_core::plan::{PlanEntry, PlanTotals};
 use pqmigrate_core::scan::ScannedObject;
-use pqmigrate_core::{Outcome, Record, Registry, RunSummary, Status};
+use pqmigrate_core::{Outcome, RunSummary, Status};
+
+use crate::status::RunLine;
 
 /// Bytes as a short human figure (`1.5 GB`).
 pub(crate) fn human_bytes(bytes: f64) -> String {
@@ -164,12 +164,11 @@ pub(crate) fn run_summary(info: &RunInfo, summary: &RunSummary, json: bool) -> R
     Ok(())
 }
 
-pub(crate) fn runs(runs: &[RunJournal], unrecorded: &[usize], json: bool) -> Result<()> {
+pub(crate) fn runs(runs: &[RunLine], json: bool) -> Result<()> {
     if json {
         let listed: Vec<_> = runs
             .iter()
-            .zip(unrecorded)
-            .map(|(r, n)| serde_json::json!({"info": r.info, "summary": r.summary, "unrecorded_writes": n}))
+            .map(|r| serde_json::json!({"info": r.info, "summary": r.summary, "counts": r.counts, "unrecorded_writes": r.unrecorded}))
             .collect();
         println!("{}", serde_json::to_string_pretty(&listed)?);
         return Ok(());
@@ -177,9 +176,9 @@ pub(crate) fn runs(runs: &[RunJournal], unrecorded: &[usize], json: bool) -> Res
     if runs.is_empty() {
         println!("no runs recorded");
     }
-    for (run, unrecorded) in runs.iter().zip(unrecorded) {
-        let counts = |s: Status| run.records.iter().filter(|r| r.status() == s).count();
-        let state = match (&run.summary, unrecorded) {
+    for run in runs {
+        let count = |s: Status| run.counts.get(s);
+        let state = match (&run.summary, run.unrecorded) {
             (Some(_), _) => "finished".to_string(),
             (None, 0) => "unfinished".to_string(),
             (None, n) => format!("unfinished; {n} more objects found written by it in the store"),
@@ -188,9 +187,9 @@ pub(crate) fn runs(runs: &[RunJournal], unrecorded: &[usize], json: bool) -> Res
             println!(
                 "{}  rollback of {undone}  restored {}  already restored {}  failed {}  {state}",
                 run.info.run_id,
-                counts(Status::Migrated) + unrecorded,
-                counts(Status::AtTarget),
-                counts(Status::Failed),
+                count(Status::Migrated) + run.unrecorded,
+                count(Status::AtTarget),
+                count(Status::Failed),
             );
             continue;
         }
@@ -199,65 +198,12 @@ pub(crate) fn runs(runs: &[RunJournal], unrecorded: &[usize], json: bool) -> Res
             run.info.run_id,
             run.info.schema,
             run.info.target,
-            counts(Status::Migrated) + unrecorded,
-            counts(Status::Failed),
-            counts(Status::MissingStep),
+            count(Status::Migrated) + run.unrecorded,
+            count(Status::Failed),
+            count(Status::MissingStep),
         );
     }
     Ok(())
-}
-
-pub(crate) fn run_detail(run: &RunJournal, changes: &Changes, json: bool) -> Result<()> {
-    if json {
-        let mut value = serde_json::to_value(run)?;
-        value["changes"] = serde_json::json!({
-            "objects": changes.len(),
-            "recorded": changes.recorded.len(),
-            "unrecorded": changes.unrecorded,
-        });
-        println!("{}", serde_json::to_string_pretty(&value)?);
-        return Ok(());
-    }
-    match &run.summary {
-        Some(summary) => run_summary(&run.info, summary, false)?,
-        None => println!(
-            "run {} did not finish; {} objects recorded",
-            run.info.run_id,
-            run.records.len()
-        ),
-    }
-    println!(
-        "objects written by the run: {} ({} recorded, {} found in the store from its intents)",
-        changes.len(),
-        changes.recorded.len(),
-        changes.unrecorded.len()
-    );
-    Ok(())
-}
-
-/// Objects of `runs` migrated by a step whose fingerprint differs from this binary's step of the
-/// same `from->to`: the step changed since (warn, don't block).
-pub(crate) fn fingerprint_warnings(registry: &Registry, runs: &[RunJournal]) -> Vec<String> {
-    let mut differing: BTreeMap<(String, String, String), u64> = BTreeMap::new();
-    for migrated in runs.iter().flat_map(|r| &r.records).filter_map(Record::migrated) {
-        for (step, fingerprint) in migrated.steps.iter().zip(&migrated.fingerprints) {
-            let Some(current) = registry.step(&step.schema, step.from).filter(|s| s.to == step.to) else {
-                continue;
-            };
-            let now = current.fingerprint();
-            if &now != fingerprint {
-                *differing
-                    .entry((step.to_string(), fingerprint.clone(), now))
-                    .or_default() += 1;
-            }
-        }
-    }
-    differing
-        .into_iter()
-        .map(|((step, then, now), count)| {
-            format!("{count} objects were migrated by step {step} with fingerprint {then}; this binary's is {now}")
-        })
-        .collect()
 }
 
 pub(crate) fn rollback(run_id: &str, summary: &RunSummary, json: bool) -> Result<()> {

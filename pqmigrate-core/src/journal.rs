@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -292,11 +292,36 @@ async fn read_json<T: serde::de::DeserializeOwned>(store: &Store, key: &str) -> 
     }
 }
 
-/// Reads one run's journal.
+/// A run's journal, read a part at a time: what was asked, the summary if the run finished,
+/// and its intents and records as streams, so memory stays flat whatever the run's size.
+#[derive(Debug, Clone)]
+pub struct JournalReader {
+    store: Store,
+    /// What was asked.
+    pub info: RunInfo,
+    /// The summary, if the run finished.
+    pub summary: Option<RunSummary>,
+    intent_parts: Arc<Vec<String>>,
+    record_parts: Arc<Vec<String>>,
+}
+
+impl JournalReader {
+    /// Every intent journaled, in order.
+    pub fn intents(&self) -> BoxStream<'static, Result<Intent>> {
+        json_lines(self.store.clone(), self.intent_parts.clone())
+    }
+
+    /// Every record written, in order.
+    pub fn records(&self) -> BoxStream<'static, Result<Record>> {
+        json_lines(self.store.clone(), self.record_parts.clone())
+    }
+}
+
+/// Opens one run's journal for reading.
 ///
 /// # Errors
-/// [`Error::Journal`] when the run does not exist or a part cannot be read.
-pub async fn read_run(store: &Store, prefix: &str, run_id: &str) -> Result<RunJournal> {
+/// [`Error::Journal`] when the run does not exist or its parts cannot be listed.
+pub async fn open_run(store: &Store, prefix: &str, run_id: &str) -> Result<JournalReader> {
     let dir = run_dir(prefix, run_id);
     let info = read_json::<RunInfo>(store, &format!("{dir}/run.json"))
         .await?
@@ -312,33 +337,58 @@ pub async fn read_run(store: &Store, prefix: &str, run_id: &str) -> Result<RunJo
     let (intent_parts, record_parts): (Vec<String>, Vec<String>) = parts
         .into_iter()
         .partition(|k| k.rsplit('/').next().is_some_and(|n| n.starts_with("intents-")));
-    let intents = read_lines(store, &intent_parts).await?;
-    let records = read_lines(store, &record_parts).await?;
     let summary = read_json::<RunSummary>(store, &format!("{dir}/summary.json")).await?;
-    Ok(RunJournal {
+    Ok(JournalReader {
+        store: store.clone(),
         info,
-        intents,
-        records,
         summary,
+        intent_parts: Arc::new(intent_parts),
+        record_parts: Arc::new(record_parts),
     })
 }
 
-/// The JSON lines of journal objects, in order.
-async fn read_lines<T: serde::de::DeserializeOwned>(store: &Store, parts: &[String]) -> Result<Vec<T>> {
-    let mut out = Vec::new();
-    for part in parts {
-        let (_, bytes) = store
-            .get(part, Default::default())
-            .await
-            .map_err(|e| Error::journal_store(part.clone(), e))?;
-        for (n, line) in bytes.split(|b| *b == b'\n').enumerate().filter(|(_, l)| !l.is_empty()) {
-            out.push(
-                serde_json::from_slice(line)
-                    .map_err(|e| Error::journal(part.clone(), format!("line {}: {e}", n + 1)))?,
-            );
-        }
-    }
-    Ok(out)
+/// Reads one run's journal whole (see [`open_run`] to stream a large one).
+///
+/// # Errors
+/// [`Error::Journal`] when the run does not exist or a part cannot be read.
+pub async fn read_run(store: &Store, prefix: &str, run_id: &str) -> Result<RunJournal> {
+    let reader = open_run(store, prefix, run_id).await?;
+    let intents = reader.intents().try_collect().await?;
+    let records = reader.records().try_collect().await?;
+    Ok(RunJournal {
+        info: reader.info,
+        intents,
+        records,
+        summary: reader.summary,
+    })
+}
+
+/// The JSON lines of journal objects, in order, one object in memory at a time.
+fn json_lines<T: serde::de::DeserializeOwned + Send + 'static>(
+    store: Store,
+    parts: Arc<Vec<String>>,
+) -> BoxStream<'static, Result<T>> {
+    stream::iter(0..parts.len())
+        .then(move |i| {
+            let (store, part) = (store.clone(), parts[i].clone());
+            async move {
+                let lines: Vec<Result<T>> = match store.get(&part, Default::default()).await {
+                    Ok((_, bytes)) => bytes
+                        .split(|b| *b == b'\n')
+                        .enumerate()
+                        .filter(|(_, l)| !l.is_empty())
+                        .map(|(n, line)| {
+                            serde_json::from_slice(line)
+                                .map_err(|e| Error::journal(part.clone(), format!("line {}: {e}", n + 1)))
+                        })
+                        .collect(),
+                    Err(e) => vec![Err(Error::journal_store(part.clone(), e))],
+                };
+                stream::iter(lines)
+            }
+        })
+        .flatten()
+        .boxed()
 }
 
 /// A run's description for the core's own tests.

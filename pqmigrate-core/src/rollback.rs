@@ -10,14 +10,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::stream::{self, StreamExt};
+use futures::stream::StreamExt;
 use object_store::Attribute;
 
-use crate::changes::run_changes;
+use crate::changes::stream_changes;
 use crate::error::{Error, Result};
 use crate::identity::{host_name, new_run_id, now_rfc3339};
 use crate::intent::{ATTEMPT_METADATA, Intent, RUN_METADATA, RunContext, new_attempt_id};
-use crate::journal::{JournalWriter, RunInfo, list_runs, read_run};
+use crate::journal::{JournalReader, JournalWriter, RunInfo, list_runs, open_run};
 use crate::lease::{DEFAULT_LEASE_TTL, Lease, break_lease, lease_key};
 use crate::outcome::{Migrated, Outcome, Record, RunSummary};
 use crate::store::{ConditionalUpload, ObjectInfo, ReadOptions, Store, metadata};
@@ -87,7 +87,7 @@ pub async fn rollback_run(
         )));
     }
     let store = store.clone().checked().await?;
-    let journal = read_run(&store, journal_prefix, run_id).await?;
+    let journal = open_run(&store, journal_prefix, run_id).await?;
     let key = lease_key(&journal.info.schema, journal.info.shard.as_deref());
     if options.break_lease {
         break_lease(&store, &key).await?;
@@ -131,7 +131,7 @@ pub async fn rollback_run(
 async fn restore_all(
     store: &Store,
     journal_prefix: &str,
-    journal: &crate::journal::RunJournal,
+    journal: &JournalReader,
     info: &RunInfo,
     mut writer: JournalWriter,
     lease: &Lease,
@@ -151,26 +151,24 @@ async fn restore_all(
             .map(|r| r.run_id)
             .collect()
     });
-    // Every object the run wrote: the recorded ones and those only its intents and the
-    // objects' own metadata tell of.
-    let found = match restorers {
-        Ok(restorers) => run_changes(store, journal, options.concurrency)
-            .await
-            .map(|changes| (restorers, changes)),
-        Err(e) => Err(e),
-    };
-    match found {
-        Ok((restorers, changes)) => {
+    match restorers {
+        Ok(restorers) => {
             let context = RunContext {
                 run_id: info.run_id.clone(),
                 intents: writer.intent_log(),
                 fence: lease.lost(),
             };
             let restorers = Arc::new(restorers);
-            let mut records = stream::iter(changes.all().cloned().collect::<Vec<_>>())
-                .map(|record| {
+            // Every object the run wrote, streamed: the recorded ones and those only its
+            // intents and the objects' own metadata tell of.
+            let mut records = stream_changes(store, journal, options.concurrency)
+                .map(|change| {
                     let (context, restorers) = (context.clone(), restorers.clone());
                     async move {
+                        let record = match change {
+                            Ok(change) => change.into_record(),
+                            Err(e) => return Err(e),
+                        };
                         let started = Instant::now();
                         let mut done = match restore(store, &record, &context, &restorers).await {
                             Ok(done) => done,
@@ -181,14 +179,23 @@ async fn restore_all(
                         };
                         done.attempts = 1;
                         done.millis = started.elapsed().as_millis() as u64;
-                        done
+                        Ok(done)
                     }
                 })
                 .buffer_unordered(options.concurrency.max(1));
             while let Some(record) = records.next().await {
-                summary.add(&record);
-                if let Err(e) = writer.record(&record).await {
-                    failure.get_or_insert(e);
+                match record {
+                    Ok(record) => {
+                        summary.add(&record);
+                        if let Err(e) = writer.record(&record).await {
+                            failure.get_or_insert(e);
+                        }
+                    }
+                    // The journal or the store could not tell what the run wrote: stop there.
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                        break;
+                    }
                 }
             }
         }

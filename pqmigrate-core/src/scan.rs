@@ -162,6 +162,14 @@ pub enum Candidates {
     Listing,
     /// Keys read from a manifest (see [`manifest_candidates`]).
     Keys(Arc<Vec<Candidate>>),
+    /// A manifest file on this machine, read a line at a time as the run goes (so a manifest
+    /// of millions of keys takes no memory); rows for another bucket than `bucket` are skipped.
+    ManifestFile {
+        /// The manifest's path.
+        path: std::path::PathBuf,
+        /// The data set's bucket, when it has one.
+        bucket: Option<String>,
+    },
 }
 
 /// The candidates of a data set: the listing of `spec`'s prefixes, or the given keys.
@@ -172,7 +180,55 @@ pub fn candidates(store: &Store, spec: &ScanSpec, source: &Candidates) -> BoxStr
             let keys = keys.clone();
             stream::iter((0..keys.len()).map(move |i| Ok(keys[i].clone()))).boxed()
         }
+        Candidates::ManifestFile { path, bucket } => manifest_file(path.clone(), bucket.clone(), spec.clone()),
     }
+}
+
+/// The candidates of a manifest file, a line at a time.
+fn manifest_file(
+    path: std::path::PathBuf,
+    bucket: Option<String>,
+    spec: ScanSpec,
+) -> BoxStream<'static, Result<Candidate>> {
+    use tokio::io::AsyncBufReadExt;
+    let cannot = |path: &std::path::Path, e: std::io::Error| Error::Config(format!("manifest {}: {e}", path.display()));
+    let opened = {
+        let path = path.clone();
+        async move {
+            tokio::fs::File::open(&path)
+                .await
+                .map(|file| tokio::io::BufReader::new(file).lines())
+                .map_err(|e| cannot(&path, e))
+        }
+    };
+    stream::once(opened)
+        .map(move |lines| {
+            let (path, bucket, spec) = (path.clone(), bucket.clone(), spec.clone());
+            match lines {
+                Err(e) => stream::iter(vec![Err(e)]).boxed(),
+                Ok(lines) => stream::unfold((lines, 0usize), move |(mut lines, n)| {
+                    let (path, bucket, spec) = (path.clone(), bucket.clone(), spec.clone());
+                    async move {
+                        let mut n = n;
+                        loop {
+                            n += 1;
+                            match lines.next_line().await {
+                                Ok(None) => return None,
+                                Err(e) => return Some((Err(cannot(&path, e)), (lines, usize::MAX))),
+                                Ok(Some(line)) => match manifest_line(n, &line, bucket.as_deref(), &spec) {
+                                    Ok(None) => continue,
+                                    Ok(Some(candidate)) => return Some((Ok(candidate), (lines, n))),
+                                    Err(e) => return Some((Err(e), (lines, n))),
+                                },
+                            }
+                        }
+                    }
+                })
+                .boxed(),
+            }
+        })
+        .flatten()
+        .boxed()
 }
 
 /// Reads candidates from a manifest: CSV lines `bucket,key[,version_id,...]` as S3 Inventory and
@@ -184,34 +240,36 @@ pub fn candidates(store: &Store, spec: &ScanSpec, source: &Candidates) -> BoxStr
 pub fn manifest_candidates(text: &str, bucket: Option<&str>, spec: &ScanSpec) -> Result<Vec<Candidate>> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let fields = split_csv(line);
-        let key = match fields.as_slice() {
-            [key] => key.clone(),
-            [b, key, ..] => {
-                if bucket.is_some_and(|bucket| bucket != b) {
-                    continue;
-                }
-                decode_manifest_key(key)
-                    .ok_or_else(|| Error::Config(format!("manifest line {}: bad key {key:?}", n + 1)))?
-            }
-            [] => continue,
-        };
-        if spec.prefixes.iter().all(|p| !key.starts_with(p.as_str())) && !spec.prefixes.is_empty() {
-            continue;
-        }
-        if spec.accepts(&key) {
-            out.push(Candidate {
-                key,
-                size: None,
-                e_tag: None,
-            });
-        }
+        out.extend(manifest_line(n + 1, line, bucket, spec)?);
     }
     Ok(out)
+}
+
+/// The candidate of manifest line `n`, if it names one the spec accepts.
+fn manifest_line(n: usize, line: &str, bucket: Option<&str>, spec: &ScanSpec) -> Result<Option<Candidate>> {
+    let line = line.trim();
+    if line.is_empty() {
+        return Ok(None);
+    }
+    let fields = split_csv(line);
+    let key = match fields.as_slice() {
+        [key] => key.clone(),
+        [b, key, ..] => {
+            if bucket.is_some_and(|bucket| bucket != b) {
+                return Ok(None);
+            }
+            decode_manifest_key(key).ok_or_else(|| Error::Config(format!("manifest line {n}: bad key {key:?}")))?
+        }
+        [] => return Ok(None),
+    };
+    if spec.prefixes.iter().all(|p| !key.starts_with(p.as_str())) && !spec.prefixes.is_empty() {
+        return Ok(None);
+    }
+    Ok(spec.accepts(&key).then_some(Candidate {
+        key,
+        size: None,
+        e_tag: None,
+    }))
 }
 
 fn split_csv(line: &str) -> Vec<String> {

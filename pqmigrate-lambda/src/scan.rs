@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use pqmigrate_core::plan::plan;
 use pqmigrate_core::scan::{Candidates, ScanSpec};
+use pqmigrate_core::store::ConditionalUpload;
 use pqmigrate_core::{MigrateOptions, Outcome, Registry, new_run_id};
 
 use crate::config::Config;
@@ -15,6 +16,9 @@ use crate::events::{HandlerError, MigrateEvent, ScanEvent, ScanResult, schema_an
 
 /// Default prefix of the manifests.
 pub const DEFAULT_MANIFEST_PREFIX: &str = "_pqmigrate/manifests/";
+
+/// Bytes of manifest lines gathered before they are handed to the upload.
+const MANIFEST_CHUNK: usize = 1024 * 1024;
 
 /// Scans the event's data set and writes the manifest.
 ///
@@ -43,6 +47,15 @@ pub async fn handle(config: &Config, registry: &Registry, event: ScanEvent) -> R
         &spec,
         &Candidates::Listing,
     );
+    let prefix = event.manifest_prefix.as_deref().unwrap_or(DEFAULT_MANIFEST_PREFIX);
+    let manifest_key = format!(
+        "{}/{}-{schema}-v{target}.jsonl",
+        prefix.trim_end_matches('/'),
+        new_run_id()
+    );
+    // The manifest streams out as it is made (multipart above the threshold), so a data set of
+    // millions of objects takes no more memory than a few parts.
+    let mut manifest = ConditionalUpload::new_object(&store, &manifest_key);
     let mut lines = String::new();
     let mut counts = BTreeMap::new();
     let mut listed = 0u64;
@@ -63,18 +76,17 @@ pub async fn handle(config: &Config, registry: &Registry, event: ScanEvent) -> R
             lines.push_str(&serde_json::to_string(&item).expect("serializable"));
             lines.push('\n');
             listed += 1;
+            if lines.len() >= MANIFEST_CHUNK {
+                let chunk = Bytes::from(std::mem::take(&mut lines));
+                manifest.push(chunk).await.map_err(|e| HandlerError::retryable(&e))?;
+            }
         }
     }
-    let prefix = event.manifest_prefix.as_deref().unwrap_or(DEFAULT_MANIFEST_PREFIX);
-    let manifest_key = format!(
-        "{}/{}-{schema}-v{target}.jsonl",
-        prefix.trim_end_matches('/'),
-        new_run_id()
-    );
-    store
-        .put(&manifest_key, Bytes::from(lines), &[], Default::default())
+    manifest
+        .push(Bytes::from(lines))
         .await
         .map_err(|e| HandlerError::retryable(&e))?;
+    manifest.finish().await.map_err(|e| HandlerError::retryable(&e))?;
     Ok(ScanResult {
         manifest_bucket: event.bucket,
         manifest_key,

@@ -80,6 +80,20 @@ impl ConditionalUpload {
         })
     }
 
+    /// Starts a write of a new object at `key`, without a condition: for a key the writer owns,
+    /// such as a uniquely named manifest, streamed however large it grows.
+    pub fn new_object(store: &Store, key: &str) -> Self {
+        Self {
+            store: store.clone(),
+            key: key.to_string(),
+            options: WriteOptions::default(),
+            pending: Vec::new(),
+            pending_len: 0,
+            multipart: None,
+            bytes: 0,
+        }
+    }
+
     /// Adds bytes of the new object; parts go out as soon as there are enough.
     ///
     /// # Errors
