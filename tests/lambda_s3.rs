@@ -282,3 +282,41 @@ fn shipped_definitions_are_generated_and_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The handlers run the capability probe too (once per store and process): a store that ignores
+/// conditions is refused with a type the state machines do not retry, naming the guarantee, and
+/// nothing is written.
+#[tokio::test]
+async fn handlers_refuse_a_store_that_ignores_conditions() {
+    let (store, bucket) = new_bucket("lambda-strip").await;
+    let original = generate_file(&small_spec(), 5);
+    store
+        .put("s.parquet", original.clone(), &[], Default::default())
+        .await
+        .unwrap();
+    let (proxy, _) = http_proxy(&s3_endpoint(), ProxyMode::StripConditions).await;
+    let stripped = Config {
+        store: pqmigrate::StoreOptions {
+            endpoint: Some(proxy),
+            ..s3_options()
+        },
+        faults: None,
+    };
+    let registry = Registry::from_inventory().unwrap();
+    let err = migrate::handle(&stripped, &registry, seed_event(&bucket, "s.parquet", "3"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, pqmigrate_lambda::STORE_REFUSED_ERROR, "{err}");
+    assert!(
+        err.message.contains("If-None-Match: * of an existing key was accepted"),
+        "{err}"
+    );
+    let scan_event: ScanEvent = serde_json::from_str(&format!(
+        r#"{{"bucket": "{bucket}", "schema": "schema:sensorData:version", "desiredVersion": "3", "prefixes": [""], "type": ".parquet", "filter": ""}}"#
+    ))
+    .unwrap();
+    let err = scan::handle(&stripped, &registry, scan_event).await.unwrap_err();
+    assert_eq!(err.error_type, pqmigrate_lambda::STORE_REFUSED_ERROR, "{err}");
+    assert_eq!(raw_bytes(&store, "s.parquet").await, original);
+    assert_eq!(store.tags("s.parquet").await.unwrap(), Some(vec![]));
+}

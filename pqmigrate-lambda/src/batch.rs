@@ -96,7 +96,8 @@ pub async fn handle(config: &Config, registry: &Registry, event: BatchEvent) -> 
     options.version_key = version_key;
     let mut results = Vec::with_capacity(event.tasks.len());
     for task in &event.tasks {
-        let (code, text) = match config.store(&task.s3_bucket) {
+        let (code, text) = match config.checked_store(&task.s3_bucket).await {
+            Err(e) if e.is_retryable() => ("TemporaryFailure", e.report()),
             Err(e) => ("PermanentFailure", e.report()),
             Ok(store) => match migrate_object(&store, registry, &task.s3_key, &options).await {
                 Ok(record) => {

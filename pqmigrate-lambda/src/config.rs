@@ -45,6 +45,17 @@ impl Config {
         })
     }
 
+    /// The store for `bucket`, after the capability probe (run once per store and process
+    /// every 15 minutes, so a warm sandbox does not probe per object): a store that lacks a
+    /// guarantee is refused, naming it; one that ignores `If-Match` on multipart completions
+    /// writes single conditional PUTs.
+    ///
+    /// # Errors
+    /// [`pqmigrate_core::Error::Config`] naming the missing guarantee, store errors of the probe.
+    pub async fn checked_store(&self, bucket: &str) -> pqmigrate_core::Result<Store> {
+        self.store(bucket)?.checked().await
+    }
+
     /// The store for `bucket`.
     ///
     /// # Errors

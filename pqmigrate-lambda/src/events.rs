@@ -12,6 +12,10 @@ pub const RETRYABLE_ERROR: &str = "PqmRetryable";
 /// Lambda error type of a handler that cannot run at all (bad event, bad configuration).
 pub const INVALID_EVENT_ERROR: &str = "PqmInvalidEvent";
 
+/// Error type of a handler that refused the store: it lacks a guarantee the write protocol
+/// needs (the capability probe names which). Not retried.
+pub const STORE_REFUSED_ERROR: &str = "PqmStoreRefused";
+
 /// A version given as a string (`"3"`, as the seed wrote it) or a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(into = "String")]
@@ -133,6 +137,18 @@ impl HandlerError {
         Self {
             error_type: RETRYABLE_ERROR,
             message: format!("{}: {}", e.kind(), e.report()),
+        }
+    }
+
+    /// The error of a store that could not be opened or checked: refused when it lacks a
+    /// guarantee (or is misconfigured), retryable when the probe's own requests failed.
+    pub(crate) fn store(e: &pqmigrate_core::Error) -> Self {
+        if e.is_retryable() {
+            return Self::retryable(e);
+        }
+        Self {
+            error_type: STORE_REFUSED_ERROR,
+            message: e.report(),
         }
     }
 

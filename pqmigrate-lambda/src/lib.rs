@@ -26,7 +26,10 @@ pub mod migrate;
 pub mod scan;
 
 pub use config::Config;
-pub use events::{HandlerError, INVALID_EVENT_ERROR, MigrateEvent, RETRYABLE_ERROR, ScanEvent, ScanResult, Version};
+pub use events::{
+    HandlerError, INVALID_EVENT_ERROR, MigrateEvent, RETRYABLE_ERROR, STORE_REFUSED_ERROR, ScanEvent, ScanResult,
+    Version,
+};
 
 use std::sync::Arc;
 

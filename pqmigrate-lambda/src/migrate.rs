@@ -25,10 +25,10 @@ pub async fn handle(
     options.version_key = version_key;
     options.max_steps = event.max_steps_per_invocation;
     event.error_cause = None;
-    let store = match config.store(&event.s3_bucket) {
-        Ok(store) => store,
-        Err(e) => return Err(HandlerError::invalid(e.to_string())),
-    };
+    let store = config
+        .checked_store(&event.s3_bucket)
+        .await
+        .map_err(|e| HandlerError::store(&e))?;
     match migrate_object(&store, registry, &event.s3_key, &options).await {
         Ok(record) => match &record.outcome {
             Outcome::Migrated(done) => {

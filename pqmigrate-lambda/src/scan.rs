@@ -31,8 +31,9 @@ pub async fn handle(config: &Config, registry: &Registry, event: ScanEvent) -> R
     let mut options = MigrateOptions::new(&schema, target);
     options.version_key = version_key;
     let store = config
-        .store(&event.bucket)
-        .map_err(|e| HandlerError::invalid(e.to_string()))?;
+        .checked_store(&event.bucket)
+        .await
+        .map_err(|e| HandlerError::store(&e))?;
     let spec = ScanSpec {
         prefixes: event.prefixes.clone(),
         suffix: event.suffix.clone(),
