@@ -72,7 +72,8 @@ pub struct DatasetArgs {
     /// Substring the key's base name must contain, e.g. `sensorData_`.
     #[arg(long, default_value = "")]
     pub filter: String,
-    /// Only shard i of n (`--shard 0/4`), by a hash of the key.
+    /// Only shard i of n (`--shard 0/4`), by a hash of the key; `--shard auto` takes it from the
+    /// batch engine (Kubernetes Indexed Jobs, AWS Batch array jobs, Cloud Run Jobs).
     #[arg(long)]
     pub shard: Option<Shard>,
     /// Read keys from a manifest (CSV `bucket,key[,version]` as S3 Inventory writes, or a key a
@@ -117,6 +118,13 @@ pub struct PlanArgs {
     /// Also list every object with its class.
     #[arg(long)]
     pub list: bool,
+    /// Write the objects that need migration as N manifests balanced by bytes to rewrite, each
+    /// for one worker's `run --manifest` (with --out).
+    #[arg(long, requires = "out")]
+    pub split: Option<usize>,
+    /// Folder the --split manifests go to (`manifest-000-of-004.csv`...).
+    #[arg(long, requires = "split")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 /// `run` arguments.
@@ -176,6 +184,10 @@ pub struct StatusArgs {
     pub store: String,
     /// A run id: its summary and failures; all runs when omitted.
     pub run_id: Option<String>,
+    /// With all runs: also one view of each data set run as shards (`--shard i/n` or
+    /// `--shard auto`), from the latest run of every shard.
+    #[arg(long, conflicts_with = "run_id")]
+    pub merge: bool,
 }
 
 /// `rollback` arguments.

@@ -133,9 +133,22 @@ async fn plan_command(cli: &Cli, options: &StoreOptions, args: &PlanArgs) -> Res
     let mut entries = plan(&store, Arc::new(registry()?), &migrate, &spec, &source);
     let mut totals = PlanTotals::default();
     let mut listed = Vec::new();
+    let mut split = match (args.split, &args.out) {
+        (Some(n), Some(dir)) => Some(SplitManifests::create(
+            dir,
+            n,
+            store.s3_api().map(|a| a.bucket().to_string()),
+        )?),
+        _ => None,
+    };
     while let Some(entry) = entries.next().await {
         let entry = entry?;
         totals.add(&entry);
+        if let Some(split) = &mut split
+            && matches!(entry.outcome, pqmigrate_core::Outcome::NeedsMigration { .. })
+        {
+            split.add(&entry.key, entry.size)?;
+        }
         if args.list {
             if cli.json {
                 listed.push(entry);
@@ -145,6 +158,9 @@ async fn plan_command(cli: &Cli, options: &StoreOptions, args: &PlanArgs) -> Res
         }
     }
     report::plan_totals(&totals, &listed, args.to, cli.json)?;
+    if let Some(split) = split {
+        split.finish()?;
+    }
     Ok(if totals.by_status.needing_attention() > 0 {
         EXIT_FAILURES
     } else {
@@ -196,7 +212,7 @@ async fn status(cli: &Cli, options: &StoreOptions, args: &StatusArgs) -> Result<
     // A run's changes are what its journal records plus what its intents and the objects' own
     // metadata show it wrote; only an unfinished run can have writes it did not record.
     let runs = match &args.run_id {
-        None => status::list(&store, &cli.journal_prefix, &registry, cli.json).await?,
+        None => status::list(&store, &cli.journal_prefix, &registry, cli.json, args.merge).await?,
         Some(run_id) => vec![status::detail(&store, &cli.journal_prefix, run_id, &registry, cli.json).await?],
     };
     status::leases(&store, &runs).await?;
@@ -256,4 +272,57 @@ async fn stamp_command(cli: &Cli, options: &StoreOptions, args: &StampArgs) -> R
         );
     }
     Ok(if failed > 0 { EXIT_FAILURES } else { EXIT_OK })
+}
+
+/// The manifests of `plan --split`: one file a worker, objects assigned as they are planned to
+/// the manifest with the fewest bytes so far.
+struct SplitManifests {
+    files: Vec<(std::path::PathBuf, std::io::BufWriter<std::fs::File>)>,
+    split: pqmigrate_core::plan::Split,
+    objects: Vec<u64>,
+    bucket: Option<String>,
+}
+
+impl SplitManifests {
+    fn create(dir: &std::path::Path, n: usize, bucket: Option<String>) -> Result<Self> {
+        anyhow::ensure!(n > 0, "--split needs at least 1 manifest");
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let files = (0..n)
+            .map(|i| {
+                let path = dir.join(format!("manifest-{i:03}-of-{n:03}.csv"));
+                let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+                Ok((path, std::io::BufWriter::new(file)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            files,
+            split: pqmigrate_core::plan::Split::new(n),
+            objects: vec![0; n],
+            bucket,
+        })
+    }
+
+    fn add(&mut self, key: &str, size: u64) -> Result<()> {
+        use std::io::Write;
+        let part = self.split.assign(size);
+        self.objects[part] += 1;
+        let line = pqmigrate_core::scan::manifest_line_of(self.bucket.as_deref(), key);
+        writeln!(self.files[part].1, "{line}")?;
+        Ok(())
+    }
+
+    /// Flushes the manifests and says what each holds (on stderr, so `--json` stays clean).
+    fn finish(self) -> Result<()> {
+        use std::io::Write;
+        for (i, (path, mut file)) in self.files.into_iter().enumerate() {
+            file.flush()?;
+            eprintln!(
+                "{}: {} objects, {}",
+                path.display(),
+                self.objects[i],
+                report::human_bytes(self.split.loads()[i] as f64)
+            );
+        }
+        Ok(())
+    }
 }

@@ -206,6 +206,36 @@ pub(crate) fn runs(runs: &[RunLine], json: bool) -> Result<()> {
     Ok(())
 }
 
+pub(crate) fn sharded(groups: &[crate::status::Sharded], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(groups)?);
+        return Ok(());
+    }
+    if groups.is_empty() {
+        println!("no sharded runs recorded");
+    }
+    for g in groups {
+        println!(
+            "{} -> v{} over {} shards: {} finished{}  migrated {}  at target {}  failed {}  missing step {}",
+            g.schema,
+            g.target,
+            g.shards,
+            g.finished,
+            if g.missing.is_empty() {
+                String::new()
+            } else {
+                format!(", no run yet for shards {:?}", g.missing)
+            },
+            g.counts.get(Status::Migrated) + g.unrecorded_writes,
+            g.counts.get(Status::AtTarget),
+            g.counts.get(Status::Failed),
+            g.counts.get(Status::MissingStep),
+        );
+        println!("  runs: {}", g.runs.join(" "));
+    }
+    Ok(())
+}
+
 pub(crate) fn rollback(run_id: &str, summary: &RunSummary, json: bool) -> Result<()> {
     if json {
         let mut value = serde_json::to_value(summary)?;

@@ -70,7 +70,13 @@ pub(crate) struct RunLine {
 }
 
 /// Lists every run; returns what was listed.
-pub(crate) async fn list(store: &Store, prefix: &str, registry: &Registry, json: bool) -> Result<Vec<RunInfo>> {
+pub(crate) async fn list(
+    store: &Store,
+    prefix: &str,
+    registry: &Registry,
+    json: bool,
+    merge: bool,
+) -> Result<Vec<RunInfo>> {
     let mut lines = Vec::new();
     let mut check = FingerprintCheck::new(registry);
     for info in list_runs(store, prefix).await? {
@@ -96,9 +102,76 @@ pub(crate) async fn list(store: &Store, prefix: &str, registry: &Registry, json:
             unrecorded,
         });
     }
-    report::runs(&lines, json)?;
+    if merge {
+        report::sharded(&merged(&lines), json)?;
+    } else {
+        report::runs(&lines, json)?;
+    }
     warn(check);
     Ok(lines.into_iter().map(|l| l.info).collect())
+}
+
+/// A data set run as shards: the latest run of each shard, merged.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct Sharded {
+    pub(crate) schema: String,
+    pub(crate) target: u32,
+    /// Shards the data set was split into.
+    pub(crate) shards: u32,
+    /// Shards whose latest run finished.
+    pub(crate) finished: u32,
+    /// Shards with no run yet.
+    pub(crate) missing: Vec<u32>,
+    /// Objects per status, over the shards' latest runs.
+    pub(crate) counts: Counts,
+    /// Writes the unfinished runs did not record.
+    pub(crate) unrecorded_writes: u64,
+    /// The latest run of each shard, by shard index.
+    pub(crate) runs: Vec<String>,
+}
+
+/// Merges sharded runs of the same schema, target and shard count: for each shard, its latest
+/// run (run ids sort by start time).
+fn merged(lines: &[RunLine]) -> Vec<Sharded> {
+    let mut latest: BTreeMap<(String, u32, u32), BTreeMap<u32, &RunLine>> = BTreeMap::new();
+    for line in lines.iter().filter(|l| l.info.rolls_back.is_none()) {
+        let Some(shard) = line
+            .info
+            .shard
+            .as_deref()
+            .and_then(|s| s.parse::<pqmigrate_core::scan::Shard>().ok())
+        else {
+            continue;
+        };
+        let group = latest
+            .entry((line.info.schema.clone(), line.info.target, shard.count))
+            .or_default();
+        if group
+            .get(&shard.index)
+            .is_none_or(|seen| seen.info.run_id < line.info.run_id)
+        {
+            group.insert(shard.index, line);
+        }
+    }
+    latest
+        .into_iter()
+        .map(|((schema, target, shards), runs)| {
+            let mut counts = Counts::default();
+            for run in runs.values() {
+                counts.merge(&run.counts);
+            }
+            Sharded {
+                schema,
+                target,
+                shards,
+                finished: runs.values().filter(|r| r.summary.is_some()).count() as u32,
+                missing: (0..shards).filter(|i| !runs.contains_key(i)).collect(),
+                counts,
+                unrecorded_writes: runs.values().map(|r| r.unrecorded).sum(),
+                runs: runs.values().map(|r| r.info.run_id.clone()).collect(),
+            }
+        })
+        .collect()
 }
 
 /// Shows one run: its description, summary, every record, and its changes (recorded, and

@@ -85,6 +85,13 @@ impl Counts {
         *self.0.entry(status).or_default() += 1;
     }
 
+    /// Adds every count of `other` (the shards of one data set, for example).
+    pub fn merge(&mut self, other: &Counts) {
+        for (status, n) in &other.0 {
+            *self.0.entry(*status).or_default() += n;
+        }
+    }
+
     /// Objects with `status`.
     pub fn get(&self, status: Status) -> u64 {
         self.0.get(&status).copied().unwrap_or(0)

@@ -156,3 +156,44 @@ mod tests {
         assert_eq!(totals.count(Status::MissingStep), 1);
     }
 }
+
+/// Splits work into `n` parts balanced by bytes as it comes, without holding it: each item goes
+/// to the part with the fewest bytes so far (for many items of mixed sizes, parts end within
+/// one item's size of each other).
+///
+/// ```
+/// let mut split = pqmigrate_core::plan::Split::new(2);
+/// let parts: Vec<usize> = [100, 10, 10, 10, 50].iter().map(|&b| split.assign(b)).collect();
+/// assert_eq!(parts, vec![0, 1, 1, 1, 1]);
+/// assert_eq!(split.loads(), &[100, 80]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Split {
+    loads: Vec<u64>,
+}
+
+impl Split {
+    /// `n` empty parts (at least one).
+    pub fn new(n: usize) -> Self {
+        Self {
+            loads: vec![0; n.max(1)],
+        }
+    }
+
+    /// The part an item of `bytes` goes to: the lightest so far (the first of equals).
+    pub fn assign(&mut self, bytes: u64) -> usize {
+        let (part, _) = self
+            .loads
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, load)| (**load, *i))
+            .expect("at least one part");
+        self.loads[part] += bytes;
+        part
+    }
+
+    /// Bytes per part so far.
+    pub fn loads(&self) -> &[u64] {
+        &self.loads
+    }
+}

@@ -43,7 +43,8 @@ pub struct Shard {
 impl std::str::FromStr for Shard {
     type Err = Error;
 
-    /// Parses `i/n`.
+    /// Parses `i/n`, or `auto` for the shard the batch engine running the process assigned
+    /// (see [`Shard::from_env`]).
     ///
     /// ```
     /// let s: pqmigrate_core::scan::Shard = "2/8".parse().unwrap();
@@ -51,6 +52,9 @@ impl std::str::FromStr for Shard {
     /// assert!("8/8".parse::<pqmigrate_core::scan::Shard>().is_err());
     /// ```
     fn from_str(s: &str) -> Result<Self> {
+        if s.trim() == "auto" {
+            return Self::from_env(|name| std::env::var(name).ok());
+        }
         let bad = || Error::Config(format!("shard {s:?}: expected i/n with 0 <= i < n"));
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
         let index: u32 = i.trim().parse().map_err(|_| bad())?;
@@ -62,7 +66,55 @@ impl std::str::FromStr for Shard {
     }
 }
 
+/// Where batch engines put a task's index, and (where they do) the number of tasks.
+const SHARD_INDEX_VARIABLES: [&str; 4] = [
+    "JOB_COMPLETION_INDEX",
+    "AWS_BATCH_JOB_ARRAY_INDEX",
+    "CLOUD_RUN_TASK_INDEX",
+    "PQM_SHARD_INDEX",
+];
+const SHARD_COUNT_VARIABLES: [&str; 2] = ["CLOUD_RUN_TASK_COUNT", "PQM_SHARD_COUNT"];
+
 impl Shard {
+    /// The shard a batch engine assigned this process, from `variable` (the environment): the
+    /// index from Kubernetes Indexed Jobs (`JOB_COMPLETION_INDEX`), AWS Batch array jobs
+    /// (`AWS_BATCH_JOB_ARRAY_INDEX`), Cloud Run Jobs (`CLOUD_RUN_TASK_INDEX`) or
+    /// `PQM_SHARD_INDEX`; the count from `CLOUD_RUN_TASK_COUNT` or, for the engines that do not
+    /// expose one, `PQM_SHARD_COUNT` (set it to the job's completions or array size).
+    ///
+    /// ```
+    /// use pqmigrate_core::scan::Shard;
+    /// let env = |name: &str| match name {
+    ///     "AWS_BATCH_JOB_ARRAY_INDEX" => Some("3".to_string()),
+    ///     "PQM_SHARD_COUNT" => Some("4".to_string()),
+    ///     _ => None,
+    /// };
+    /// assert_eq!(Shard::from_env(env).unwrap(), Shard { index: 3, count: 4 });
+    /// assert!(Shard::from_env(|_| None).unwrap_err().to_string().contains("JOB_COMPLETION_INDEX"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variables looked for when no index or count is set, or when
+    /// they do not make a shard.
+    pub fn from_env(variable: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let first = |names: &[&'static str]| names.iter().find_map(|&n| variable(n).map(|v| (n, v)));
+        let (index_name, index) = first(&SHARD_INDEX_VARIABLES).ok_or_else(|| {
+            Error::Config(format!(
+                "--shard auto: no shard index in the environment (looked for {})",
+                SHARD_INDEX_VARIABLES.join(", ")
+            ))
+        })?;
+        let (count_name, count) = first(&SHARD_COUNT_VARIABLES).ok_or_else(|| {
+            Error::Config(format!(
+                "--shard auto: {index_name} is set but no shard count is (set {}; Kubernetes and AWS Batch do not expose one, so set PQM_SHARD_COUNT to the job's completions or array size)",
+                SHARD_COUNT_VARIABLES.join(" or ")
+            ))
+        })?;
+        format!("{}/{}", index.trim(), count.trim())
+            .parse()
+            .map_err(|e| Error::Config(format!("--shard auto: {index_name}={index}, {count_name}={count}: {e}")))
+    }
+
     /// Whether `key` belongs to this shard (SHA-256 of the key, first 8 bytes, modulo `count`).
     pub fn contains(&self, key: &str) -> bool {
         let digest = Sha256::digest(key.as_bytes());
@@ -290,6 +342,31 @@ fn split_csv(line: &str) -> Vec<String> {
     }
     fields.push(field);
     fields
+}
+
+/// The manifest line of `key`: `bucket,key` with the key form-URL-encoded as S3 Inventory
+/// writes it, so any key survives (commas, quotes, spaces, newlines); [`manifest_candidates`]
+/// reads it back.
+///
+/// ```
+/// use pqmigrate_core::scan::{ScanSpec, manifest_candidates, manifest_line_of};
+/// let line = manifest_line_of(Some("b"), "d/a b,c+\n.parquet");
+/// assert_eq!(line, "b,d/a+b%2Cc%2B%0A.parquet");
+/// let read = manifest_candidates(&line, Some("b"), &ScanSpec::default()).unwrap();
+/// assert_eq!(read[0].key, "d/a b,c+\n.parquet");
+/// ```
+pub fn manifest_line_of(bucket: Option<&str>, key: &str) -> String {
+    const FORM: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'/')
+        .remove(b' ');
+    let encoded = percent_encoding::utf8_percent_encode(key, FORM)
+        .to_string()
+        .replace(' ', "+");
+    format!("{},{encoded}", bucket.unwrap_or_default())
 }
 
 /// S3 Inventory writes keys form-URL-encoded (`+` for space).
