@@ -508,7 +508,7 @@ mod tests {
         let cut = std::sync::Arc::new(CutOff::default());
         let store = Store::memory().with_hook(cut.clone());
         let key = lease_key("s", None);
-        let ttl = Duration::from_millis(400);
+        let ttl = Duration::from_secs(2);
         let lease = Lease::acquire(&store, &key, "run-1", "t", ttl).await.unwrap();
         let cut_at = Instant::now();
         cut.failing.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -519,7 +519,8 @@ mod tests {
         // Not ours any more: release leaves it alone, and it lapses for the next run.
         lease.release().await.unwrap();
         cut.failing.store(false, std::sync::atomic::Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // It lapses a TTL after its last write, and a second of slack for HTTP dates.
+        tokio::time::sleep((ttl + Duration::from_millis(1200)).saturating_sub(cut_at.elapsed())).await;
         let next = Lease::acquire(&store, &key, "run-2", "t", ttl).await.unwrap();
         assert_eq!(next.took_over.as_ref().map(|l| l.run_id.as_str()), Some("run-1"));
         next.release().await.unwrap();
