@@ -31,8 +31,9 @@ npm install --silent --no-save --no-audit --no-fund --prefix target/tools asl-va
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The CLI tests run the sensor_data example binary (the CLI with the sensorData steps).
-cargo build --workspace --examples --locked
+# The CLI tests run the sensor_data example binary (the CLI with the sensorData steps), the Lambda
+# tests the bootstraps of examples/sensor-steps.
+cargo build --workspace --bins --examples --locked
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked

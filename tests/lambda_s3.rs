@@ -255,6 +255,41 @@ fn shipped_definitions_are_generated_and_valid() {
             .unwrap_or_else(|e| panic!("{name}: {e}; regenerate with `cargo run -p pqmigrate-lambda --bin pqmigrate-lambda-definitions -- write pqmigrate-lambda/deploy`"));
         assert_eq!(shipped, content, "{name} drifted; regenerate it");
     }
+    // SAM resolves CodeUri against the template's folder: each must name the folder the
+    // README's build lines fill, target/lambda/<handler>/ of the workspace.
+    let template: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{deploy}/template.json")).unwrap()).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(readme.contains("cp target/release/bootstrap-$h target/lambda/$h/bootstrap"));
+    let lexical = |path: std::path::PathBuf| {
+        let mut out = std::path::PathBuf::new();
+        for part in path.components() {
+            match part {
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => out.push(other),
+            }
+        }
+        out
+    };
+    let mut functions = 0;
+    for (name, resource) in template["Resources"].as_object().unwrap() {
+        let Some(uri) = resource["Properties"]["CodeUri"].as_str() else {
+            continue;
+        };
+        functions += 1;
+        let handler = uri.trim_end_matches('/').rsplit('/').next().unwrap();
+        assert_eq!(
+            lexical(std::path::Path::new(deploy).join(uri)),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target/lambda")
+                .join(handler),
+            "{name}: CodeUri {uri}"
+        );
+    }
+    assert_eq!(functions, 2);
     let tools = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/target/tools/node_modules/.bin/asl-validator"

@@ -160,7 +160,10 @@ pub fn sam_template(options: &Options) -> Value {
             "Type": "AWS::Serverless::Function",
             "Properties": {
                 "Description": description,
-                "CodeUri": format!("target/lambda/{handler}/"),
+                // SAM resolves CodeUri against the template's own folder
+                // (pqmigrate-lambda/deploy/), so this is the workspace's target/lambda/<handler>/,
+                // where the README's build lines put each bootstrap.
+                "CodeUri": format!("../../target/lambda/{handler}/"),
                 "Handler": "bootstrap",
                 "Runtime": "provided.al2023",
                 "Architectures": [{ "Ref": "Architecture" }],

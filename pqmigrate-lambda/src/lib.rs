@@ -47,11 +47,33 @@ pub enum Handler {
     Batch,
 }
 
+/// Why a bootstrap without steps refuses to start: it would answer every object with
+/// `MissingMigrationStep` and let the execution succeed having migrated nothing.
+pub const NO_STEPS: &str = "this bootstrap has no migration steps registered, so it would migrate nothing: build it in a binary that names your step crate (`use my_steps as _;`), as examples/sensor-steps does";
+
+/// Refuses a registry without steps ([`NO_STEPS`]).
+///
+/// ```
+/// let empty = pqmigrate_core::Registry::default();
+/// let err = pqmigrate_lambda::require_steps(&empty).unwrap_err();
+/// assert!(err.to_string().contains("no migration steps registered"));
+/// ```
+///
+/// # Errors
+/// [`NO_STEPS`] when `registry` is empty.
+pub fn require_steps(registry: &Registry) -> Result<(), lambda_runtime::Error> {
+    if registry.is_empty() {
+        return Err(NO_STEPS.into());
+    }
+    Ok(())
+}
+
 /// Runs `handler` under the Lambda runtime, with configuration from the environment and the
 /// steps linked into this binary. Clients and the registry are built once, not per invocation.
 ///
 /// # Errors
-/// When the runtime cannot start or the registered steps are inconsistent.
+/// When the runtime cannot start, no steps are linked in ([`NO_STEPS`]), or the registered
+/// steps are inconsistent.
 pub fn run(handler: Handler) -> Result<(), lambda_runtime::Error> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PQM_LOG").unwrap_or_else(|_| "info".into()))
@@ -61,6 +83,7 @@ pub fn run(handler: Handler) -> Result<(), lambda_runtime::Error> {
     runtime.block_on(async move {
         let config = Arc::new(Config::from_env()?);
         let registry = Arc::new(Registry::from_inventory()?);
+        require_steps(&registry)?;
         match handler {
             Handler::Migrate => {
                 lambda_runtime::run(service_fn(move |event: LambdaEvent<MigrateEvent>| {

@@ -2,6 +2,8 @@
 //! environment, sample data, independent read-back.
 #![allow(dead_code)]
 
+pub mod runtime_api;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;

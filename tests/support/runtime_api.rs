@@ -1,0 +1,210 @@
+//! The Lambda Runtime API on loopback, as the Lambda service serves it to a bootstrap: `GET
+//! /2018-06-01/runtime/invocation/next` hands out the next event (with its request id and
+//! deadline), `POST .../invocation/<id>/response` and `.../error` take the answer. A test starts
+//! a real bootstrap binary with `AWS_LAMBDA_RUNTIME_API` pointing here and invokes it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+/// What a bootstrap answered to one invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// `/response`: the handler's result.
+    Response(Value),
+    /// `/error`: the error type (`Lambda-Runtime-Function-Error-Type`, else the body's
+    /// `errorType`) and the body.
+    Error { error_type: String, body: Value },
+}
+
+type Pending = (Value, Duration, oneshot::Sender<Answer>);
+
+/// A Runtime API endpoint; invocations queue until a bootstrap asks for them.
+pub struct RuntimeApi {
+    /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API`.
+    pub address: String,
+    queue: mpsc::UnboundedSender<Pending>,
+    /// Init errors a bootstrap reported (`/runtime/init/error`).
+    pub init_errors: Arc<Mutex<Vec<String>>>,
+}
+
+struct State {
+    queue: Mutex<mpsc::UnboundedReceiver<Pending>>,
+    in_flight: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
+    init_errors: Arc<Mutex<Vec<String>>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl RuntimeApi {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (queue, receiver) = mpsc::unbounded_channel();
+        let init_errors = Arc::new(Mutex::new(Vec::new()));
+        let state = Arc::new(State {
+            queue: Mutex::new(receiver),
+            in_flight: Mutex::new(HashMap::new()),
+            init_errors: init_errors.clone(),
+            next_id: Default::default(),
+        });
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(serve(socket, state.clone()));
+            }
+        });
+        Self {
+            address,
+            queue,
+            init_errors,
+        }
+    }
+
+    /// Invokes the function with `event`, `deadline` from the moment it is handed out, and
+    /// waits for its answer.
+    pub async fn invoke(&self, event: Value, deadline: Duration) -> Answer {
+        let (tx, rx) = oneshot::channel();
+        self.queue.send((event, deadline, tx)).unwrap();
+        tokio::time::timeout(Duration::from_secs(120), rx)
+            .await
+            .expect("the bootstrap answered within 2 minutes")
+            .expect("an answer")
+    }
+
+    /// The environment Lambda gives a bootstrap, pointing at this endpoint.
+    pub fn environment(&self, function: &str) -> Vec<(String, String)> {
+        [
+            ("AWS_LAMBDA_RUNTIME_API", self.address.as_str()),
+            ("AWS_LAMBDA_FUNCTION_NAME", function),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "test"),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/test"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+}
+
+/// One HTTP/1.1 request: method, path, lower-cased headers, body.
+async fn read_request(
+    socket: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+) -> Option<(String, String, HashMap<String, String>, Vec<u8>)> {
+    let head_end = loop {
+        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 8192];
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
+    let headers: HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    while buffer.len() < head_end + length {
+        let mut chunk = [0u8; 8192];
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+    let body = buffer[head_end..head_end + length].to_vec();
+    buffer.drain(..head_end + length);
+    Some((method, path, headers, body))
+}
+
+async fn respond(socket: &mut TcpStream, status: &str, headers: &[(String, String)], body: &[u8]) -> bool {
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    socket.write_all(head.as_bytes()).await.is_ok() && socket.write_all(body).await.is_ok()
+}
+
+async fn serve(mut socket: TcpStream, state: Arc<State>) {
+    let mut buffer = Vec::new();
+    while let Some((method, path, headers, body)) = read_request(&mut socket, &mut buffer).await {
+        let accepted = br#"{"status":"OK"}"#;
+        let ok = match (method.as_str(), path.as_str()) {
+            ("GET", "/2018-06-01/runtime/invocation/next") => {
+                let Some((event, deadline, answer)) = state.queue.lock().await.recv().await else {
+                    return;
+                };
+                let id = format!(
+                    "req-{}",
+                    state.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                );
+                state.in_flight.lock().await.insert(id.clone(), answer);
+                let deadline_ms = (SystemTime::now() + deadline)
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis();
+                let headers = vec![
+                    ("Lambda-Runtime-Aws-Request-Id".to_string(), id),
+                    ("Lambda-Runtime-Deadline-Ms".to_string(), deadline_ms.to_string()),
+                    (
+                        "Lambda-Runtime-Invoked-Function-Arn".to_string(),
+                        "arn:aws:lambda:us-east-1:123456789012:function:pqmigrate".to_string(),
+                    ),
+                    (
+                        "Lambda-Runtime-Trace-Id".to_string(),
+                        "Root=1-00000000-000000000000000000000000".to_string(),
+                    ),
+                ];
+                respond(&mut socket, "200 OK", &headers, &serde_json::to_vec(&event).unwrap()).await
+            }
+            ("POST", "/2018-06-01/runtime/init/error") => {
+                state
+                    .init_errors
+                    .lock()
+                    .await
+                    .push(String::from_utf8_lossy(&body).into_owned());
+                respond(&mut socket, "202 Accepted", &[], accepted).await
+            }
+            ("POST", path) if path.starts_with("/2018-06-01/runtime/invocation/") => {
+                let rest = path.trim_start_matches("/2018-06-01/runtime/invocation/");
+                let (id, kind) = rest.split_once('/').unwrap_or((rest, ""));
+                let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let answer = match kind {
+                    "response" => Answer::Response(value),
+                    _ => Answer::Error {
+                        error_type: headers
+                            .get("lambda-runtime-function-error-type")
+                            .cloned()
+                            .or_else(|| value["errorType"].as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                        body: value,
+                    },
+                };
+                if let Some(waiting) = state.in_flight.lock().await.remove(id) {
+                    let _ = waiting.send(answer);
+                }
+                respond(&mut socket, "202 Accepted", &[], accepted).await
+            }
+            _ => respond(&mut socket, "404 Not Found", &[], b"{}").await,
+        };
+        if !ok {
+            return;
+        }
+    }
+}
