@@ -674,3 +674,69 @@ async fn rollback_streams_keeps_the_class_and_refuses_changed_objects() {
     assert_eq!(again.summary.count(Status::AtTarget), 2, "{:?}", again.summary);
     assert_eq!(again.summary.count(Status::Failed), 1);
 }
+
+/// Sleeps once, at the first part upload: an upload that cannot finish before a deadline.
+#[derive(Debug, Default)]
+struct SlowPart {
+    slept: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl pqmigrate::store::Hook for SlowPart {
+    async fn before(
+        &self,
+        request: pqmigrate::store::Request,
+        _key: &str,
+        _conditional: bool,
+        _inner: &pqmigrate::store::SharedIo,
+    ) -> pqmigrate::Result<()> {
+        if request == pqmigrate::store::Request::UploadPart
+            && !self.slept.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+        }
+        Ok(())
+    }
+}
+
+/// A rewrite that cannot finish before its deadline (a Lambda invocation's) is abandoned in
+/// time: the multipart upload it started is aborted before it returns a retryable timeout, the
+/// object is unchanged, and the next attempt completes.
+#[tokio::test]
+async fn a_rewrite_past_its_deadline_aborts_its_upload_and_returns_retryable() {
+    let options = StoreOptions {
+        multipart_threshold: Some(5 * 1024 * 1024),
+        part_size: Some(5 * 1024 * 1024),
+        ..s3_options()
+    };
+    let (store, _) = new_bucket_on(&options, "deadline").await;
+    let key = "big/sensorData_000.parquet";
+    let spec = pqmigrate_sensor_steps::DataSpec {
+        rows: 60_000,
+        row_group_rows: 20_000,
+        seed: 5,
+    };
+    let original = generate_file(&spec, 5);
+    store.put(key, original.clone(), &[], Default::default()).await.unwrap();
+    let slow = Arc::new(SlowPart::default());
+    let slowed = store.clone().with_hook(slow.clone());
+    let mut migrate = MigrateOptions::new(SCHEMA, 3);
+    let started = std::time::Instant::now();
+    migrate.deadline = Some(tokio::time::Instant::now() + std::time::Duration::from_secs(2));
+    let err = migrate_object(&slowed, &registry(), key, &migrate).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }) && err.is_retryable(), "{err}");
+    assert!(
+        slow.slept.load(std::sync::atomic::Ordering::Relaxed),
+        "a part upload had started"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let open = store.s3_api().unwrap().open_multipart_uploads("big/").await.unwrap();
+    assert!(open.is_empty(), "aborted before returning: {open:?}");
+    assert_eq!(raw_bytes(&store, key).await, original);
+    let (from, done) = migrate_done(&store, key, SCHEMA, 3).await;
+    assert_eq!((from, done.to), (1, 3));
+}

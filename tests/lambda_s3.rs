@@ -290,6 +290,31 @@ fn shipped_definitions_are_generated_and_valid() {
         );
     }
     assert_eq!(functions, 2);
+    // The invocation's deadline comes before the Task's timeout, and a Task timeout is not
+    // retried blindly.
+    let object: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{deploy}/object.asl.json")).unwrap()).unwrap();
+    let task = object["States"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|s| s["Type"] == "Task")
+        .unwrap();
+    for (name, resource) in template["Resources"].as_object().unwrap() {
+        if let Some(timeout) = resource["Properties"]["Timeout"].as_u64() {
+            assert!(timeout < task["TimeoutSeconds"].as_u64().unwrap(), "{name}: {timeout}");
+        }
+    }
+    let retried: Vec<&str> = task["Retry"][0]["ErrorEquals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        !retried.contains(&"States.Timeout") && retried.contains(&"PqmRetryable"),
+        "{retried:?}"
+    );
     let tools = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/target/tools/node_modules/.bin/asl-validator"
@@ -354,4 +379,34 @@ async fn handlers_refuse_a_store_that_ignores_conditions() {
     assert_eq!(err.error_type, pqmigrate_lambda::STORE_REFUSED_ERROR, "{err}");
     assert_eq!(raw_bytes(&store, "s.parquet").await, original);
     assert_eq!(store.tags("s.parquet").await.unwrap(), Some(vec![]));
+}
+
+/// An invocation whose deadline leaves no time answers the retryable type before it, and the
+/// retry (the state machine's) completes.
+#[tokio::test]
+async fn an_invocation_out_of_time_answers_retryable_and_the_retry_completes() {
+    let (store, bucket) = new_bucket("lambda-deadline").await;
+    store
+        .put("d.parquet", generate_file(&small_spec(), 6), &[], Default::default())
+        .await
+        .unwrap();
+    let registry = Registry::from_inventory().unwrap();
+    let started = std::time::Instant::now();
+    let deadline = std::time::SystemTime::now() + std::time::Duration::from_millis(500);
+    let err = migrate::handle_until(
+        &config(),
+        &registry,
+        seed_event(&bucket, "d.parquet", "3"),
+        Some(deadline),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.error_type, RETRYABLE_ERROR, "{err}");
+    assert!(err.message.contains("timed out"), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(500),
+        "answered before the deadline"
+    );
+    let (states, _) = drive(&config(), seed_event(&bucket, "d.parquet", "3")).await;
+    assert_eq!(states, vec!["Done"]);
 }

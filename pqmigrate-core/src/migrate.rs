@@ -37,6 +37,11 @@ pub struct MigrateOptions {
     /// The run the object is migrated in: its intent is journaled before the write, and the
     /// object names the run and the attempt in its user metadata. `None` for a lone migration.
     pub run: Option<RunContext>,
+    /// Give up by this instant (a Lambda invocation's deadline, less a margin): a rewrite not
+    /// finished by then is abandoned and its upload aborted before returning
+    /// [`Error::Timeout`] (retryable); nothing is written. A completion already under way is
+    /// let finish.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl MigrateOptions {
@@ -55,6 +60,7 @@ impl MigrateOptions {
             max_steps: None,
             verify_copied: true,
             run: None,
+            deadline: None,
         }
     }
 }
@@ -130,7 +136,17 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         version: new_version,
         verify_copied: options.verify_copied,
     };
-    let streamed = stream_rewrite(&reader, &footer, &chain, &target, &mut upload).await;
+    let rewrite = stream_rewrite(&reader, &footer, &chain, &target, &mut upload);
+    let streamed = match options.deadline {
+        None => rewrite.await,
+        Some(deadline) => match tokio::time::timeout_at(deadline, rewrite).await {
+            Ok(streamed) => streamed,
+            Err(_) => Err(Error::Timeout {
+                key: key.to_string(),
+                seconds: started.elapsed().as_secs_f64(),
+            }),
+        },
+    };
     let rows = match streamed {
         Ok(rows) => rows,
         Err(e) => {

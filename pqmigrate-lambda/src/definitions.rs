@@ -44,11 +44,17 @@ impl Default for Options {
     }
 }
 
+/// How much shorter the function's timeout is than the Task's.
+pub const FUNCTION_TIMEOUT_MARGIN_SECONDS: u32 = 60;
+
 fn retry(options: &Options) -> Value {
     json!([
         {
+            // Not States.Timeout: the handler answers PqmRetryable before its own deadline, so a
+            // Task that still times out is stuck, and running it again would not help.
             "ErrorEquals": [RETRYABLE_ERROR, "Lambda.TooManyRequestsException", "Lambda.ServiceException",
-                            "Lambda.AWSLambdaException", "Lambda.SdkClientException", "States.Timeout"],
+                            "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                            "Lambda.ClientExecutionTimeoutException"],
             "IntervalSeconds": options.retry_interval_seconds,
             "MaxAttempts": options.retry_max_attempts,
             "BackoffRate": options.retry_backoff_rate,
@@ -168,7 +174,9 @@ pub fn sam_template(options: &Options) -> Value {
                 "Runtime": "provided.al2023",
                 "Architectures": [{ "Ref": "Architecture" }],
                 "MemorySize": { "Ref": "MemorySize" },
-                "Timeout": 900,
+                // Below the Task's TimeoutSeconds: the invocation's deadline comes first, and
+                // the handler gives up cleanly before it.
+                "Timeout": options.task_timeout_seconds.saturating_sub(FUNCTION_TIMEOUT_MARGIN_SECONDS),
                 "Environment": { "Variables": { "PQM_LOG": "info" } },
                 "Policies": policies
             }

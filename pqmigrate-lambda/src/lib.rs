@@ -88,7 +88,8 @@ pub fn run(handler: Handler) -> Result<(), lambda_runtime::Error> {
             Handler::Migrate => {
                 lambda_runtime::run(service_fn(move |event: LambdaEvent<MigrateEvent>| {
                     let (config, registry) = (config.clone(), registry.clone());
-                    async move { migrate::handle(&config, &registry, event.payload).await }
+                    let deadline = std::time::UNIX_EPOCH + std::time::Duration::from_millis(event.context.deadline);
+                    async move { migrate::handle_until(&config, &registry, event.payload, Some(deadline)).await }
                 }))
                 .await
             }
