@@ -116,8 +116,9 @@ async fn v1_object_migrates_to_v3_in_one_write_keeping_tags_and_metadata() {
     assert_eq!(version_bytes(&other, key, &old_id).await, original);
 }
 
-/// The storage class, content headers and user metadata of an object survive its rewrite
-/// (a class other than STANDARD would otherwise silently become STANDARD).
+/// The storage class, server-side encryption, content headers and user metadata of an object
+/// survive its rewrite (a class other than STANDARD would otherwise silently become STANDARD,
+/// an encrypted object an unencrypted one).
 #[tokio::test]
 async fn storage_class_and_content_headers_are_kept() {
     let (store, _) = new_bucket("storage-class").await;
@@ -126,11 +127,25 @@ async fn storage_class_and_content_headers_are_kept() {
     attributes.insert(Attribute::StorageClass, "STANDARD_IA".into());
     attributes.insert(Attribute::ContentType, "application/vnd.apache.parquet".into());
     attributes.insert(Attribute::CacheControl, "max-age=60".into());
+    let aes = pqmigrate::store::Encryption {
+        algorithm: "AES256".into(),
+        kms_key_id: None,
+    };
+    let encrypted = pqmigrate::store::WriteOptions {
+        attributes: attributes.clone(),
+        encryption: Some(aes.clone()),
+        ..Default::default()
+    };
     store
-        .put(key, generate_file(&small_spec(), 10), &[], attributes.clone())
+        .write(key, generate_file(&small_spec(), 10), encrypted)
         .await
         .unwrap();
     let before = store.head(key).await.unwrap();
+    assert_eq!(
+        before.encryption.as_ref(),
+        Some(&aes),
+        "the server keeps the encryption"
+    );
     assert_eq!(
         before.attributes.get(&Attribute::StorageClass).map(|v| v.as_ref()),
         Some("STANDARD_IA"),
@@ -139,6 +154,7 @@ async fn storage_class_and_content_headers_are_kept() {
     migrate_done(&store, key, SCHEMA, 3).await;
     let after = store.head(key).await.unwrap();
     assert_ne!(after.e_tag, before.e_tag);
+    assert_eq!(after.encryption, before.encryption, "encrypted as before");
     for attribute in [
         Attribute::StorageClass,
         Attribute::ContentType,
@@ -563,7 +579,7 @@ async fn bad_input_fails_per_object_with_a_clear_cause_and_leaves_it_unchanged()
 }
 
 /// A rollback streams each object back through the same conditional upload as a migration
-/// (multipart for large ones), keeps the storage class and tags, refuses an object changed since
+/// (multipart for large ones), keeps the storage class, encryption and tags, refuses an object changed since
 /// the run naming it, and is a run of its own that can be repeated.
 #[tokio::test]
 async fn rollback_streams_keeps_the_class_and_refuses_changed_objects() {
@@ -581,13 +597,23 @@ async fn rollback_streams_keeps_the_class_and_refuses_changed_objects() {
         seed: 3,
     };
     let owner = vec![("owner".to_string(), "fleet".to_string())];
+    let aes = pqmigrate::store::Encryption {
+        algorithm: "AES256".into(),
+        kms_key_id: None,
+    };
     let mut originals = Vec::new();
     for i in 0..3u64 {
         let key = format!("r/sensorData_{i:03}.parquet");
         let data = generate_file(&large, i);
         let mut attributes = user_metadata(&[("source", "fleet-c")]);
         attributes.insert(Attribute::StorageClass, "STANDARD_IA".into());
-        store.put(&key, data.clone(), &owner, attributes).await.unwrap();
+        let options = pqmigrate::store::WriteOptions {
+            tags: owner.clone(),
+            attributes,
+            encryption: Some(aes.clone()),
+            ..Default::default()
+        };
+        store.write(&key, data.clone(), options).await.unwrap();
         originals.push((key, data));
     }
     assert!(originals[0].1.len() > 6 * 1024 * 1024, "large enough for parts");
@@ -645,6 +671,7 @@ async fn rollback_streams_keeps_the_class_and_refuses_changed_objects() {
                 .map(|v| v.as_ref()),
             Some("fleet-c")
         );
+        assert_eq!(head.encryption.as_ref(), Some(&aes), "{key}: encrypted as before");
         assert_eq!(
             head.attributes
                 .get(&Attribute::Metadata("pqm-run".into()))

@@ -127,3 +127,27 @@ fn a_cli_run_on_moto_migrates_with_single_puts() {
         }
     });
 }
+
+/// An object encrypted with its own KMS key is rewritten with that key (moto keeps and reports
+/// the key of each object).
+#[tokio::test]
+async fn an_object_keeps_its_kms_key_through_the_rewrite() {
+    let (store, _) = new_bucket_on(&moto(16 * 1024 * 1024), "moto-kms").await;
+    let store = store.checked().await.unwrap();
+    let key = "k/sensorData_000.parquet";
+    let kms = pqmigrate::store::Encryption {
+        algorithm: "aws:kms".into(),
+        kms_key_id: Some("arn:aws:kms:us-east-1:123456789012:key/pqm-test".into()),
+    };
+    let options = pqmigrate::store::WriteOptions {
+        encryption: Some(kms.clone()),
+        ..Default::default()
+    };
+    store
+        .write(key, generate_file(&small_spec(), 4), options)
+        .await
+        .unwrap();
+    assert_eq!(store.head(key).await.unwrap().encryption.as_ref(), Some(&kms));
+    migrate_done(&store, key, SCHEMA, 3).await;
+    assert_eq!(store.head(key).await.unwrap().encryption, Some(kms));
+}

@@ -267,6 +267,7 @@ async fn restore(store: &Store, record: &Record, context: &RunContext, restorers
         size: old.size,
         attributes,
         tags: Some(tags.clone()),
+        encryption: old.encryption.clone(),
     };
     let mut upload = ConditionalUpload::new(store, &target, &tags)?;
     let copied = copy_version(store, key, old_version, old.size, &mut upload).await;

@@ -67,6 +67,7 @@ pub(crate) fn head_of(meta: &ObjectMeta, attributes: Attributes) -> Head {
         size: meta.size,
         last_modified: Some(meta.last_modified),
         attributes,
+        encryption: None,
     }
 }
 

@@ -136,8 +136,8 @@ impl ObjectStoreIo {
                     .map_err(|e| Error::store(key, "get (staging)", e))?;
                 let options = WriteOptions {
                     condition: condition.clone(),
-                    tags: Vec::new(),
                     attributes,
+                    ..WriteOptions::default()
                 };
                 self.put_native(key, data.into(), options).await
             }

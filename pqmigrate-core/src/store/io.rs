@@ -159,6 +159,18 @@ pub struct Head {
     pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
     /// Content type, user metadata...
     pub attributes: Attributes,
+    /// Server-side encryption, where the store reports it.
+    pub encryption: Option<Encryption>,
+}
+
+/// How an object is encrypted at rest by the store (S3's `x-amz-server-side-encryption` and
+/// its KMS key id), so a rewrite can encrypt the new version the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Encryption {
+    /// `AES256`, `aws:kms` or `aws:kms:dsse`.
+    pub algorithm: String,
+    /// The KMS key, for the KMS algorithms.
+    pub kms_key_id: Option<String>,
 }
 
 /// Which bytes of which object a read wants.
@@ -193,6 +205,9 @@ pub struct WriteOptions {
     pub tags: Vec<(String, String)>,
     /// Content type and user metadata written with the data.
     pub attributes: Attributes,
+    /// Encrypt as this (the object's previous version's encryption); the store's own setting
+    /// when `None`.
+    pub encryption: Option<Encryption>,
 }
 
 /// The result of a successful write.

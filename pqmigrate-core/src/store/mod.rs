@@ -32,8 +32,8 @@ use object_store::{Attribute, Attributes, ClientOptions, RetryConfig};
 pub use backoff::{RetryPolicy, jitter_unit};
 pub use decorate::{Decorated, Hook};
 pub use io::{
-    Capabilities, Condition, Head, ListPage, Listed, ObjectVersion, ReadOptions, Request, RequestCounts, SharedIo,
-    StoreIo, WriteOptions, Written,
+    Capabilities, Condition, Encryption, Head, ListPage, Listed, ObjectVersion, ReadOptions, Request, RequestCounts,
+    SharedIo, StoreIo, WriteOptions, Written,
 };
 pub use object_store::Error as StoreError;
 pub use probe::Guarantees;
@@ -118,6 +118,8 @@ pub struct ObjectInfo {
     pub attributes: Attributes,
     /// Object tags; `None` where the store has no tags.
     pub tags: Option<Vec<(String, String)>>,
+    /// Server-side encryption, where the store reports it.
+    pub encryption: Option<Encryption>,
 }
 
 impl Store {
@@ -186,6 +188,7 @@ impl Store {
             .get_config_value(&AmazonS3ConfigKey::VirtualHostedStyleRequest)
             .is_some_and(|v| v == "true");
         let s3 = builder
+            .clone()
             .build()
             .map_err(|e| Error::Config(format!("S3 bucket {bucket}: {e}")))?;
         let bucket_url = match (&endpoint, virtual_hosted) {
@@ -203,7 +206,7 @@ impl Store {
             bucket.to_string(),
             region,
         ));
-        let io = Arc::new(s3::S3Io::new(Arc::new(s3), api.clone()));
+        let io = Arc::new(s3::S3Io::new(Arc::new(s3), api.clone(), builder));
         let mut store = Self::from_io(io, format!("s3://{bucket}"));
         store.s3 = Some(api);
         Ok(store.with_upload_sizes(options))
@@ -398,6 +401,7 @@ impl Store {
             size: head.size,
             attributes: head.attributes,
             tags,
+            encryption: head.encryption,
         })
     }
 
@@ -477,6 +481,7 @@ impl Store {
                 condition: Condition::None,
                 tags: tags.to_vec(),
                 attributes,
+                encryption: None,
             },
         )
         .await

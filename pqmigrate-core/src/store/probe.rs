@@ -127,6 +127,7 @@ impl Store {
             condition: Condition::Create,
             tags: tags.clone(),
             attributes: user_metadata(&[TAG]),
+            encryption: None,
         };
         let probe = Bytes::from_static(b"probe");
         match self.write(key, probe.clone(), create.clone()).await {

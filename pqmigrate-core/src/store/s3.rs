@@ -1,16 +1,19 @@
 //! The S3 backend: object calls through `object_store`'s client, and the calls it does not
 //! expose (tags, conditional multipart completion, versions) signed with its public signer.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use object_store::aws::AmazonS3;
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::multipart::MultipartStore;
 use object_store::{ObjectStore, PutMultipartOptions, PutOptions, PutPayload};
 
 use super::convert::{self, conflict_or, put_mode, tag_set};
-use super::io::{Capabilities, Condition, Head, ListPage, ObjectVersion, ReadOptions, StoreIo, WriteOptions, Written};
+use super::io::{
+    Capabilities, Condition, Encryption, Head, ListPage, ObjectVersion, ReadOptions, StoreIo, WriteOptions, Written,
+};
 use super::{S3Api, object_path};
 use crate::error::{Error, Result};
 
@@ -19,11 +22,61 @@ use crate::error::{Error, Result};
 pub(crate) struct S3Io {
     s3: Arc<AmazonS3>,
     api: Arc<S3Api>,
+    /// The client's configuration, for clients that encrypt otherwise.
+    builder: AmazonS3Builder,
+    /// The encryption the client itself asks for, if any.
+    configured: Option<Encryption>,
+    /// Clients that ask for another encryption, made when first needed.
+    encrypting: Mutex<HashMap<Encryption, Arc<AmazonS3>>>,
+}
+
+fn encryption_key(name: &str) -> AmazonS3ConfigKey {
+    name.parse().expect("a configuration key object_store knows")
 }
 
 impl S3Io {
-    pub(crate) fn new(s3: Arc<AmazonS3>, api: Arc<S3Api>) -> Self {
-        Self { s3, api }
+    pub(crate) fn new(s3: Arc<AmazonS3>, api: Arc<S3Api>, builder: AmazonS3Builder) -> Self {
+        let configured = builder
+            .get_config_value(&encryption_key("aws_server_side_encryption"))
+            .map(|algorithm| Encryption {
+                algorithm,
+                kms_key_id: builder.get_config_value(&encryption_key("aws_sse_kms_key_id")),
+            });
+        Self {
+            s3,
+            api,
+            builder,
+            configured,
+            encrypting: Mutex::default(),
+        }
+    }
+
+    /// The client that writes with `encryption` (the previous version's), so a rewrite keeps
+    /// how an object is encrypted: the store's own client when it asks for the same or none is
+    /// asked for.
+    fn client_for(&self, key: &str, encryption: Option<&Encryption>) -> Result<Arc<AmazonS3>> {
+        let Some(wanted) = encryption.filter(|e| Some(*e) != self.configured.as_ref()) else {
+            return Ok(self.s3.clone());
+        };
+        let mut clients = self.encrypting.lock().expect("encrypting clients");
+        if let Some(client) = clients.get(wanted) {
+            return Ok(client.clone());
+        }
+        let mut builder = self
+            .builder
+            .clone()
+            .with_config(encryption_key("aws_server_side_encryption"), &wanted.algorithm);
+        if let Some(kms) = &wanted.kms_key_id {
+            builder = builder.with_config(encryption_key("aws_sse_kms_key_id"), kms);
+        }
+        let client = Arc::new(builder.build().map_err(|e| {
+            Error::Config(format!(
+                "{key}: cannot write with its encryption {} {:?}: {e}",
+                wanted.algorithm, wanted.kms_key_id
+            ))
+        })?);
+        clients.insert(wanted.clone(), client.clone());
+        Ok(client)
     }
 }
 
@@ -68,7 +121,7 @@ impl StoreIo for S3Io {
             ..PutOptions::default()
         };
         let result = self
-            .s3
+            .client_for(key, options.encryption.as_ref())?
             .put_opts(&object_path(key)?, data, put)
             .await
             .map_err(|e| conflict_or(key, &options.condition, "put", e))?;
@@ -96,7 +149,7 @@ impl StoreIo for S3Io {
             attributes: options.attributes.clone(),
             ..PutMultipartOptions::default()
         };
-        self.s3
+        self.client_for(key, options.encryption.as_ref())?
             .create_multipart_opts(&object_path(key)?, create)
             .await
             .map_err(|e| Error::store(key, "create multipart upload", e))

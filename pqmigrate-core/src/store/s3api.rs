@@ -182,6 +182,10 @@ impl S3Api {
                 .and_then(|d| chrono::DateTime::parse_from_rfc2822(&d).ok())
                 .map(|d| d.with_timezone(&chrono::Utc)),
             attributes,
+            encryption: text("x-amz-server-side-encryption").map(|algorithm| super::io::Encryption {
+                algorithm,
+                kms_key_id: text("x-amz-server-side-encryption-aws-kms-key-id"),
+            }),
         })
     }
 

@@ -68,6 +68,7 @@ impl ConditionalUpload {
             } else {
                 Attributes::new()
             },
+            encryption: previous.encryption.clone(),
         };
         Ok(Self {
             store: store.clone(),
