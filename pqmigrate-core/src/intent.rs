@@ -61,6 +61,43 @@ pub struct RunContext {
 }
 
 impl RunContext {
+    /// Journals the intent of a write of `key`, read at `e_tag` and `version_id`, from version
+    /// `from` to `to`; returns the new attempt's id once the intent is durable.
+    ///
+    /// # Errors
+    /// When the intent could not be made durable; the write must then not happen.
+    pub async fn record_intent(
+        &self,
+        key: &str,
+        e_tag: Option<String>,
+        version_id: Option<String>,
+        from: u32,
+        to: u32,
+    ) -> Result<String> {
+        let attempt_id = new_attempt_id();
+        let intent = Intent {
+            key: key.to_string(),
+            attempt_id: attempt_id.clone(),
+            e_tag,
+            version_id,
+            from,
+            to,
+        };
+        self.intents.record(intent).await?;
+        Ok(attempt_id)
+    }
+
+    /// Names the run and `attempt_id` in `attributes`, the user metadata written with the
+    /// object, so the object tells who wrote it.
+    pub fn name_in(&self, attributes: &mut object_store::Attributes, attempt_id: &str) {
+        use object_store::Attribute;
+        attributes.insert(Attribute::Metadata(RUN_METADATA.into()), self.run_id.clone().into());
+        attributes.insert(
+            Attribute::Metadata(ATTEMPT_METADATA.into()),
+            attempt_id.to_string().into(),
+        );
+    }
+
     /// Fails when the fence is down, naming `key`: the write must not happen.
     ///
     /// # Errors

@@ -20,6 +20,9 @@ use crate::error::{Error, Result};
 use crate::identity::host_name;
 use crate::store::{Condition, INTERNAL_PREFIX, Store, WriteOptions};
 
+/// Why a run or a rollback stopped when its lease was lost.
+pub const LEASE_LOST: &str = "the lease was lost (taken by another run, or not renewed in time)";
+
 /// Default time a lease lives without renewal.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
 

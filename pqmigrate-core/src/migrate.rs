@@ -5,11 +5,10 @@ use std::io::Write;
 use std::time::Instant;
 
 use bytes::Bytes;
-use object_store::Attribute;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
-use crate::intent::{ATTEMPT_METADATA, Intent, RUN_METADATA, RunContext, new_attempt_id};
+use crate::intent::{ATTEMPT_METADATA, RunContext};
 use crate::migration::StepRegistration;
 use crate::outcome::{Migrated, Outcome, Record};
 use crate::registry::Registry;
@@ -122,14 +121,20 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         tags.push((options.version_key.clone(), new_version.to_string()));
         tags
     });
+    // In a run, the intent is durable before the write, and the object names the run and the
+    // attempt in its user metadata.
+    let mut named = info.clone();
     let attempt_id = match &options.run {
         Some(run) => {
             run.check_fence(key)?;
-            Some(record_intent(run, &info, version, new_version).await?)
+            let attempt = run
+                .record_intent(key, info.e_tag.clone(), info.version_id.clone(), version, new_version)
+                .await?;
+            run.name_in(&mut named.attributes, &attempt);
+            Some(attempt)
         }
         None => None,
     };
-    let named = named_by(&info, options.run.as_ref(), attempt_id.as_deref());
     let mut upload = ConditionalUpload::new(store, &named, tags.as_deref().unwrap_or(&[]))?;
     let target = Target {
         version_key: options.version_key.clone(),
@@ -196,36 +201,6 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         rows,
         attempt_id,
     }))))
-}
-
-/// Journals the intent of a write of `info` from `from` to `to`; returns its attempt id once
-/// the intent is durable.
-async fn record_intent(run: &RunContext, info: &ObjectInfo, from: u32, to: u32) -> Result<String> {
-    let attempt_id = new_attempt_id();
-    let intent = Intent {
-        key: info.key.clone(),
-        attempt_id: attempt_id.clone(),
-        e_tag: info.e_tag.clone(),
-        version_id: info.version_id.clone(),
-        from,
-        to,
-    };
-    run.intents.record(intent).await?;
-    Ok(attempt_id)
-}
-
-/// `info` with the run and the attempt in its user metadata, so the written object names them.
-fn named_by(info: &ObjectInfo, run: Option<&RunContext>, attempt_id: Option<&str>) -> ObjectInfo {
-    let mut named = info.clone();
-    if let (Some(run), Some(attempt)) = (run, attempt_id) {
-        named
-            .attributes
-            .insert(Attribute::Metadata(RUN_METADATA.into()), run.run_id.clone().into());
-        named
-            .attributes
-            .insert(Attribute::Metadata(ATTEMPT_METADATA.into()), attempt.to_string().into());
-    }
-    named
 }
 
 /// Tags compared as sets: a store need not return them in the order they were written.

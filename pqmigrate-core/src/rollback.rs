@@ -11,12 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::stream::StreamExt;
-use object_store::Attribute;
 
 use crate::changes::stream_changes;
 use crate::error::{Error, Result};
 use crate::identity::{host_name, new_run_id, now_rfc3339};
-use crate::intent::{ATTEMPT_METADATA, Intent, RUN_METADATA, RunContext, new_attempt_id};
+use crate::intent::{RUN_METADATA, RunContext};
 use crate::journal::{JournalReader, JournalWriter, RunInfo, list_runs, open_run};
 use crate::lease::{DEFAULT_LEASE_TTL, Lease, break_lease, lease_key};
 use crate::outcome::{Migrated, Outcome, Record, RunSummary};
@@ -207,7 +206,7 @@ async fn restore_all(
     summary.cancelled = failure.is_some() || lease.lost().is_cancelled();
     summary.stopped_by = match (&failure, lease.lost().is_cancelled()) {
         (Some(e), _) => Some(e.report()),
-        (None, true) => Some("the lease was lost (taken by another run, or not renewed in time)".into()),
+        (None, true) => Some(crate::lease::LEASE_LOST.into()),
         (None, false) => None,
     };
     summary.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -245,21 +244,17 @@ async fn restore(store: &Store, record: &Record, context: &RunContext, restorers
     let old = store.head_version(key, old_version).await?;
     let tags = store.tags_at(key, Some(old_version)).await?.unwrap_or_default();
     context.check_fence(key)?;
-    let attempt_id = new_attempt_id();
-    context
-        .intents
-        .record(Intent {
-            key: key.to_string(),
-            attempt_id: attempt_id.clone(),
-            e_tag: current.e_tag.clone(),
-            version_id: current.version_id.clone(),
-            from: run.to,
-            to: restored_version,
-        })
+    let attempt_id = context
+        .record_intent(
+            key,
+            current.e_tag.clone(),
+            current.version_id.clone(),
+            run.to,
+            restored_version,
+        )
         .await?;
     let mut attributes = old.attributes.clone();
-    attributes.insert(Attribute::Metadata(RUN_METADATA.into()), context.run_id.clone().into());
-    attributes.insert(Attribute::Metadata(ATTEMPT_METADATA.into()), attempt_id.clone().into());
+    context.name_in(&mut attributes, &attempt_id);
     let target = ObjectInfo {
         key: key.to_string(),
         e_tag: current.e_tag.clone(),

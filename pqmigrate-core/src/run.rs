@@ -288,7 +288,7 @@ impl Migrator {
         summary.cancelled = cancel.is_cancelled() || failure.is_some();
         summary.stopped_by = match (&failure, lost.is_cancelled(), cancel.is_cancelled()) {
             (Some(e), _, _) => Some(e.report()),
-            (None, true, _) => Some("the lease was lost (taken by another run, or not renewed in time)".into()),
+            (None, true, _) => Some(crate::lease::LEASE_LOST.into()),
             (None, false, true) => Some("cancelled".into()),
             (None, false, false) => None,
         };

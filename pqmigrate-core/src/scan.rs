@@ -310,7 +310,8 @@ fn manifest_line(n: usize, line: &str, bucket: Option<&str>, spec: &ScanSpec) ->
             if bucket.is_some_and(|bucket| bucket != b) {
                 return Ok(None);
             }
-            decode_manifest_key(key).ok_or_else(|| Error::Config(format!("manifest line {n}: bad key {key:?}")))?
+            crate::store::form_decode(key)
+                .ok_or_else(|| Error::Config(format!("manifest line {n}: bad key {key:?}")))?
         }
         [] => return Ok(None),
     };
@@ -367,15 +368,6 @@ pub fn manifest_line_of(bucket: Option<&str>, key: &str) -> String {
         .to_string()
         .replace(' ', "+");
     format!("{},{encoded}", bucket.unwrap_or_default())
-}
-
-/// S3 Inventory writes keys form-URL-encoded (`+` for space).
-fn decode_manifest_key(key: &str) -> Option<String> {
-    let plus_decoded = key.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus_decoded)
-        .decode_utf8()
-        .ok()
-        .map(|s| s.into_owned())
 }
 
 /// Looks up the version of each candidate with at most `spec.concurrency` look-ups in flight:

@@ -402,16 +402,6 @@ const LOCK_FILE: &str = "_pqmigrate/local.lock";
 /// handle returned is dropped).
 async fn durable_and_locked(key: &str, staged: &std::path::Path, lock: &std::path::Path) -> Result<std::fs::File> {
     let (staged, lock) = (staged.to_path_buf(), lock.to_path_buf());
-    let io_error = |op: &'static str, e: std::io::Error| {
-        Error::store(
-            key,
-            op,
-            object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(e),
-            },
-        )
-    };
     let result = tokio::task::spawn_blocking(move || {
         std::fs::File::open(&staged)
             .and_then(|f| f.sync_all())
@@ -433,7 +423,7 @@ async fn durable_and_locked(key: &str, staged: &std::path::Path, lock: &std::pat
         key: key.to_string(),
         message: e.to_string(),
     })?;
-    result.map_err(|(op, e)| io_error(op, e))
+    result.map_err(|(op, e)| local_error(key, op, e))
 }
 
 /// Syncs a folder, so a rename in it is durable.
@@ -445,16 +435,19 @@ async fn sync_folder(key: &str, folder: &std::path::Path) -> Result<()> {
             key: key.to_string(),
             message: e.to_string(),
         })?
-        .map_err(|e| {
-            Error::store(
-                key,
-                "fsync (folder)",
-                object_store::Error::Generic {
-                    store: "LocalFileSystem",
-                    source: Box::new(e),
-                },
-            )
-        })
+        .map_err(|e| local_error(key, "fsync (folder)", e))
+}
+
+/// A file system error of operation `op` on `key`'s file, as a store error.
+fn local_error(key: &str, op: &'static str, e: std::io::Error) -> Error {
+    Error::store(
+        key,
+        op,
+        object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(e),
+        },
+    )
 }
 
 fn staging_path(key: &str) -> Result<Path> {

@@ -73,6 +73,19 @@ pub fn object_path(key: &str) -> Result<Path> {
     })
 }
 
+/// A key as S3 form-encodes it (listings with `encoding-type=url`, S3 Inventory manifests):
+/// `+` is a space, `%2B` a plus; `None` when it does not decode to UTF-8.
+///
+/// ```
+/// assert_eq!(pqmigrate_core::store::form_decode("a+b%2Bc%09.parquet").as_deref(), Some("a b+c\t.parquet"));
+/// ```
+pub fn form_decode(key: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(&key.replace('+', " "))
+        .decode_utf8()
+        .ok()
+        .map(|k| k.into_owned())
+}
+
 /// Options for opening a store from a URL.
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {

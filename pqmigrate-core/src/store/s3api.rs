@@ -549,11 +549,7 @@ fn parse_list_objects(prefix: &str, body: &[u8]) -> Result<(Vec<Listed>, Option<
         if !url_encoded {
             return Ok(key);
         }
-        // Form encoding, as S3 writes it: `+` is a space, a plus is `%2B`.
-        percent_encoding::percent_decode_str(&key.replace('+', " "))
-            .decode_utf8()
-            .map(|k| k.into_owned())
-            .map_err(|e| unreadable(format!("key {key:?} is not UTF-8: {e}")))
+        super::form_decode(&key).ok_or_else(|| unreadable(format!("key {key:?} is not UTF-8")))
     };
     let objects = page
         .contents
