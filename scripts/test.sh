@@ -25,7 +25,7 @@ fi
 # pyarrow and DuckDB read the rewritten files back in the interop test; cfn-lint (PyPI) and
 # asl-validator (npm) check the shipped SAM template and state machines; kubernetes-validate and
 # botocore check the cluster examples.
-python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb cfn-lint kubernetes-validate botocore
+python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb polars cfn-lint kubernetes-validate botocore
 mkdir -p target/tools
 npm install --silent --no-save --no-audit --no-fund --prefix target/tools asl-validator
 

@@ -23,10 +23,12 @@ use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{SchemaDescriptor, Type};
 
+mod append;
 mod layout;
 pub mod limits;
 mod verify;
 
+pub use append::{AppendPlan, AppendRewriter, MAX_DEAD_SHARE, NotAppendable, plan_append, rewrite_appended};
 use layout::decoded_schema;
 pub use layout::{Layout, plan_layout};
 use verify::CopyCheck;
@@ -43,6 +45,8 @@ const ARROW_SCHEMA_KEY: &str = "ARROW:schema";
 #[derive(Debug, Clone)]
 pub struct Footer {
     meta: ArrowReaderMetadata,
+    /// Where the footer starts (the end of the data region), when known.
+    footer_start: Option<u64>,
 }
 
 impl Footer {
@@ -56,7 +60,21 @@ impl Footer {
             key: key.to_string(),
             source,
         })?;
-        Ok(Self { meta })
+        Ok(Self {
+            meta,
+            footer_start: footer_start_of(data),
+        })
+    }
+
+    /// Records where the footer starts, read from the file's last eight bytes.
+    pub fn with_footer_start(mut self, start: u64) -> Self {
+        self.footer_start = Some(start);
+        self
+    }
+
+    /// Where the footer starts (the end of the data region), when known.
+    pub fn footer_start(&self) -> Option<u64> {
+        self.footer_start
     }
 
     /// Wraps metadata loaded elsewhere (for example by ranged reads).
@@ -70,7 +88,10 @@ impl Footer {
                 source,
             }
         })?;
-        Ok(Self { meta })
+        Ok(Self {
+            meta,
+            footer_start: None,
+        })
     }
 
     /// Wraps metadata read from a file of `file_len` bytes, after checking it against
@@ -161,6 +182,21 @@ impl Footer {
     pub fn num_rows(&self) -> i64 {
         self.meta.metadata().file_metadata().num_rows()
     }
+}
+
+/// The start of the footer of a file whose last eight bytes are `tail` (its metadata length and
+/// magic) and whose length is `file_len`.
+pub fn footer_start(file_len: u64, tail: &[u8]) -> Option<u64> {
+    let tail: &[u8; 8] = tail.get(tail.len().checked_sub(8)?..)?.try_into().ok()?;
+    if &tail[4..] != b"PAR1" {
+        return None;
+    }
+    let metadata_len = u32::from_le_bytes(tail[..4].try_into().ok()?) as u64;
+    file_len.checked_sub(8 + metadata_len).filter(|start| *start >= 4)
+}
+
+fn footer_start_of(data: &Bytes) -> Option<u64> {
+    footer_start(data.len() as u64, data)
 }
 
 /// The byte ranges the rewrite of row group `index` reads: its column chunks, and any bloom
@@ -306,6 +342,10 @@ pub struct RowGroupRewriter<W: Write + Send> {
 /// What a rewrite knows before it reads any data; shared by the threads of a row group's rewrite.
 struct Plan {
     key: String,
+    /// The output's Parquet schema: copied fields with their input types verbatim.
+    root: parquet::schema::types::TypePtr,
+    version_key: String,
+    new_version: u32,
     footer: Footer,
     chain: Vec<StepRegistration>,
     /// Each step's output on the decoded columns only.
@@ -418,22 +458,15 @@ impl<W: Write + Send> RowGroupRewriter<W> {
                 None => converted.root_schema().get_fields()[i].clone(),
             })
             .collect();
-        let root = Type::group_type_builder(input_descr.root_schema().name())
-            .with_fields(fields)
-            .build()
-            .map_err(write_err)?;
-        let builder = WriterProperties::builder().set_compression(footer.compression());
-        let builder = chain
-            .iter()
-            .try_fold(builder, |builder, step| {
-                guard(key, step, || Ok(step.migration.writer_properties(builder)))
-            })
-            .map_err(BuildError::Fatal)?;
-        let mut props = builder
-            .set_created_by(format!("pqmigrate version {}", env!("CARGO_PKG_VERSION")))
-            .build();
+        let root = Arc::new(
+            Type::group_type_builder(input_descr.root_schema().name())
+                .with_fields(fields)
+                .build()
+                .map_err(write_err)?,
+        );
+        let mut props = writer_properties(key, footer, chain).map_err(BuildError::Fatal)?;
         add_encoded_arrow_schema_to_metadata(output, &mut props);
-        let mut writer = SerializedFileWriter::new(sink, Arc::new(root), Arc::new(props)).map_err(write_err)?;
+        let mut writer = SerializedFileWriter::new(sink, root.clone(), Arc::new(props)).map_err(write_err)?;
         for kv in metadata.file_metadata().key_value_metadata().into_iter().flatten() {
             if kv.key != ARROW_SCHEMA_KEY && kv.key != version_key && kv.key != STEPS_FOOTER_KEY {
                 writer.append_key_value_metadata(kv.clone());
@@ -457,6 +490,9 @@ impl<W: Write + Send> RowGroupRewriter<W> {
         Ok(Self {
             plan: Plan {
                 key: key.to_string(),
+                root,
+                version_key: version_key.to_string(),
+                new_version,
                 footer: footer.clone(),
                 chain: chain.to_vec(),
                 thin_schemas,
@@ -708,6 +744,46 @@ enum BuildError<W> {
     /// The copied columns cannot be hosted; the sink is handed back for a full rewrite.
     Copy(W),
     Fatal(Error),
+}
+
+/// The writer properties of a rewrite: the input's codec, then each step's changes.
+fn writer_properties(key: &str, footer: &Footer, chain: &[StepRegistration]) -> Result<WriterProperties> {
+    let builder = WriterProperties::builder().set_compression(footer.compression());
+    let builder = chain.iter().try_fold(builder, |builder, step| {
+        guard(key, step, || Ok(step.migration.writer_properties(builder)))
+    })?;
+    Ok(builder
+        .set_created_by(format!("pqmigrate version {}", env!("CARGO_PKG_VERSION")))
+        .build())
+}
+
+/// The output footer's key-value metadata: the input's, with the Arrow schema of `output`, the
+/// new version and the steps' record in place of theirs.
+fn footer_entries(
+    footer: &Footer,
+    chain: &[StepRegistration],
+    output: &SchemaRef,
+    version_key: &str,
+    version: u32,
+) -> Vec<KeyValue> {
+    let mut props = WriterProperties::builder().build();
+    add_encoded_arrow_schema_to_metadata(output, &mut props);
+    let mut entries: Vec<KeyValue> = props.key_value_metadata().cloned().unwrap_or_default();
+    for kv in footer
+        .meta
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .into_iter()
+        .flatten()
+    {
+        if kv.key != ARROW_SCHEMA_KEY && kv.key != version_key && kv.key != STEPS_FOOTER_KEY {
+            entries.push(kv.clone());
+        }
+    }
+    entries.push(KeyValue::new(version_key.to_string(), version.to_string()));
+    entries.push(KeyValue::new(STEPS_FOOTER_KEY.to_string(), steps_record(footer, chain)));
+    entries
 }
 
 /// Leaf column ranges of each top-level field.

@@ -13,7 +13,7 @@ use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
 use super::{ReadOptions, Store};
 use crate::error::{Error, Result};
 use crate::rewrite::limits::check_metadata_fetch;
-use crate::rewrite::{FileRanges, Footer};
+use crate::rewrite::{FileRanges, Footer, footer_start};
 
 /// Bytes fetched with the footer in one request; most footers fit.
 const FOOTER_HINT: usize = 64 * 1024;
@@ -90,6 +90,7 @@ impl ObjectReader {
         let mut fetch = Fetch {
             reader: self,
             error: None,
+            footer_start: None,
         };
         let loaded = ParquetMetaDataReader::new()
             .with_prefetch_hint(Some(FOOTER_HINT))
@@ -97,7 +98,13 @@ impl ObjectReader {
             .load_and_finish(&mut fetch, self.size)
             .await;
         match (loaded, fetch.error) {
-            (Ok(metadata), _) => Footer::checked(&self.key, metadata, self.size),
+            (Ok(metadata), _) => {
+                let footer = Footer::checked(&self.key, metadata, self.size)?;
+                Ok(match fetch.footer_start {
+                    Some(start) => footer.with_footer_start(start),
+                    None => footer,
+                })
+            }
             (Err(_), Some(error)) => Err(error),
             (Err(e), None) => Err(Error::NotParquet {
                 key: self.key.clone(),
@@ -131,6 +138,8 @@ impl ObjectReader {
 struct Fetch<'a> {
     reader: &'a ObjectReader,
     error: Option<Error>,
+    /// Where the footer starts, from the first fetch that reached the end of the file.
+    footer_start: Option<u64>,
 }
 
 impl MetadataFetch for &mut Fetch<'_> {
@@ -140,11 +149,16 @@ impl MetadataFetch for &mut Fetch<'_> {
             let checked = check_metadata_fetch(&self.reader.key, "footer or page index", len);
             match async {
                 checked?;
-                self.reader.range(range).await
+                self.reader.range(range.clone()).await
             }
             .await
             {
-                Ok(bytes) => Ok(bytes),
+                Ok(bytes) => {
+                    if range.end == self.reader.size && self.footer_start.is_none() {
+                        self.footer_start = footer_start(self.reader.size, &bytes);
+                    }
+                    Ok(bytes)
+                }
                 Err(e) => {
                     let message = e.to_string();
                     self.error = Some(e);

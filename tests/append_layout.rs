@@ -1,0 +1,269 @@
+//! The append layout: the input's bytes up to its footer kept in place, the computed chunks and
+//! a new footer after them. The output reads back equal to a full decode-and-encode rewrite in
+//! parquet-rs, pyarrow, DuckDB and Polars, with statistics and page index on every column; a
+//! footer whose offsets cannot be trusted, or one that would leave too many dead bytes, is
+//! refused for it.
+
+mod support;
+
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+use pqmigrate::rewrite::{Footer, NotAppendable, plan_append, rewrite, rewrite_appended};
+use pqmigrate::{ColumnUse, Migration, StepError, StepRegistration, version_key};
+use pqmigrate_sensor_steps::{AddFeatures, DataSpec, RenameAndEncode, SCHEMA, generate_file};
+use support::*;
+
+/// Hides a step's column use, forcing the full decode-and-encode path.
+struct Opaque(&'static dyn Migration);
+
+impl Migration for Opaque {
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StepError> {
+        self.0.output_schema(input)
+    }
+    fn transform(&self, batch: RecordBatch, output: &SchemaRef) -> Result<RecordBatch, StepError> {
+        self.0.transform(batch, output)
+    }
+}
+
+/// Drops every `v..` payload column (most of the file's bytes) and keeps the rest.
+struct DropPayload;
+
+impl Migration for DropPayload {
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StepError> {
+        let kept: Vec<_> = input
+            .fields()
+            .iter()
+            .filter(|f| !f.name().starts_with('v'))
+            .cloned()
+            .collect();
+        let mut fields = kept;
+        fields.push(Arc::new(arrow::datatypes::Field::new(
+            "payload_dropped",
+            arrow::datatypes::DataType::Boolean,
+            false,
+        )));
+        Ok(Arc::new(Schema::new(fields)))
+    }
+    fn transform(&self, batch: RecordBatch, output: &SchemaRef) -> Result<RecordBatch, StepError> {
+        let columns = output
+            .fields()
+            .iter()
+            .map(|f| match batch.column_by_name(f.name()) {
+                Some(c) => c.clone(),
+                None => Arc::new(arrow::array::BooleanArray::from(vec![true; batch.num_rows()])) as _,
+            })
+            .collect();
+        Ok(RecordBatch::try_new(output.clone(), columns)?)
+    }
+    fn column_use(&self) -> ColumnUse {
+        ColumnUse::Declared {
+            reads: &["x"],
+            writes: &["payload_dropped"],
+        }
+    }
+}
+
+static OPAQUE_ADD: Opaque = Opaque(&AddFeatures);
+static OPAQUE_RENAME: Opaque = Opaque(&RenameAndEncode);
+static DROP_PAYLOAD: DropPayload = DropPayload;
+
+fn step(from: u32, migration: &'static dyn Migration) -> StepRegistration {
+    StepRegistration {
+        schema: SCHEMA,
+        from,
+        to: from + 1,
+        name: "test",
+        revision: "",
+        crate_id: "tests",
+        migration,
+    }
+}
+
+fn spec() -> DataSpec {
+    DataSpec {
+        rows: 12_000,
+        row_group_rows: 5_000,
+        seed: 11,
+    }
+}
+
+fn metadata(data: &Bytes) -> ParquetMetaData {
+    ParquetMetaDataReader::new()
+        .with_page_index_policy(PageIndexPolicy::Required)
+        .parse_and_finish(data)
+        .unwrap()
+}
+
+fn appended(input: &Bytes, chain: &[StepRegistration], to: u32) -> Bytes {
+    let footer = Footer::parse("f", input).unwrap();
+    rewrite_appended("f", input.clone(), &footer, chain, &version_key(SCHEMA), to)
+        .unwrap()
+        .expect("the file takes the append layout")
+        .data
+}
+
+fn full(input: &Bytes, chain: &[StepRegistration], to: u32) -> Bytes {
+    let footer = Footer::parse("f", input).unwrap();
+    rewrite("f", input.clone(), &footer, chain, &version_key(SCHEMA), to)
+        .unwrap()
+        .data
+}
+
+#[test]
+fn appended_outputs_read_back_equal_to_a_full_rewrite() {
+    let input = generate_file(&spec(), 1);
+    let footer = Footer::parse("f", &input).unwrap();
+    let region_end = footer.footer_start().unwrap() as usize;
+    for (fast, slow, to) in [
+        (vec![step(1, &AddFeatures)], vec![step(1, &OPAQUE_ADD)], 2),
+        (
+            vec![step(1, &AddFeatures), step(2, &RenameAndEncode)],
+            vec![step(1, &OPAQUE_ADD), step(2, &OPAQUE_RENAME)],
+            3,
+        ),
+    ] {
+        let out = appended(&input, &fast, to);
+        assert_eq!(
+            &out[..region_end],
+            &input[..region_end],
+            "the data region is kept as it was"
+        );
+        assert!(
+            out.len() - region_end < input.len() / 5,
+            "only the new chunks and the footer follow it: {} of {} bytes",
+            out.len() - region_end,
+            input.len()
+        );
+        let (a, b) = (read_all(&out), read_all(&full(&input, &slow, to)));
+        assert_eq!(a.schema(), b.schema());
+        assert_eq!(a, b, "same values as the full rewrite");
+        assert_eq!(footer_version(&out, &version_key(SCHEMA)), Some(to));
+        assert_features_match(&read_all(&input), &a);
+
+        let (before, after) = (metadata(&input), metadata(&out));
+        assert_eq!(after.num_row_groups(), before.num_row_groups());
+        let page_index = after.page_index().expect("page index loaded");
+        for rg in 0..after.num_row_groups() {
+            assert_eq!(after.row_group(rg).num_rows(), before.row_group(rg).num_rows());
+            for (i, column) in after.row_group(rg).columns().iter().enumerate() {
+                let name = column.column_path().string();
+                assert!(column.statistics().is_some(), "statistics of {name}");
+                assert!(page_index.offset_index(rg, i).is_some(), "offset index of {name}");
+                assert!(page_index.column_index(rg, i).is_some(), "column index of {name}");
+                if let Some(old) = before
+                    .row_group(rg)
+                    .columns()
+                    .iter()
+                    .find(|c| c.column_path().string() == name && name != "device_id")
+                {
+                    assert_eq!(old.byte_range(), column.byte_range(), "{name} stays where it was");
+                }
+            }
+        }
+    }
+}
+
+/// pyarrow, DuckDB and Polars (installed by scripts/test.sh) read the appended output with the
+/// same values as the full re-encode's, and find statistics and page index on every column.
+#[test]
+fn pyarrow_duckdb_and_polars_read_appended_outputs_as_full_rewrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate_file(&spec(), 4);
+    let chain_fast = [step(1, &AddFeatures), step(2, &RenameAndEncode)];
+    let chain_slow = [step(1, &OPAQUE_ADD), step(2, &OPAQUE_RENAME)];
+    let files = [
+        ("appended.parquet", appended(&input, &chain_fast, 3)),
+        ("full.parquet", full(&input, &chain_slow, 3)),
+        ("original.parquet", input),
+    ];
+    for (name, data) in &files {
+        std::fs::write(dir.path().join(name), data).unwrap();
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/check_outputs.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args(files.iter().map(|(name, _)| dir.path().join(name)))
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "interop check failed (`pip install pyarrow duckdb polars`, which scripts/test.sh runs):\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.starts_with("ok: 12000 rows"), "{stdout}");
+    assert!(stdout.contains("Polars"), "{stdout}");
+}
+
+/// The dead-bytes rule, both sides: a step that replaces two small columns leaves a few dead
+/// bytes and keeps the append layout; one that drops the payload columns (most of the file)
+/// is rewritten whole.
+#[test]
+fn dead_bytes_decide_between_append_and_a_whole_rewrite() {
+    let input = generate_file(&spec(), 2);
+    let footer = Footer::parse("f", &input).unwrap();
+    let small = plan_append("f", &footer, &[step(1, &AddFeatures), step(2, &RenameAndEncode)])
+        .unwrap()
+        .expect("two replaced columns keep the append layout");
+    assert!(
+        small.dead > 0 && (small.dead as f64) < 0.05 * small.region_end as f64,
+        "{small:?}"
+    );
+    match plan_append("f", &footer, &[step(1, &DROP_PAYLOAD)]).unwrap() {
+        Err(NotAppendable::TooMuchDead { dead, region }) => {
+            assert!(dead as f64 > 0.25 * region as f64, "{dead} of {region}")
+        }
+        other => panic!("dropping the payload must be rewritten whole, got {other:?}"),
+    }
+    // And the whole rewrite of it is what the caller falls back to: it drops the bytes.
+    let compacted = full(&input, &[step(1, &DROP_PAYLOAD)], 2);
+    assert!(compacted.len() < input.len() / 2);
+    let unchanged = plan_append("f", &footer, &[step(1, &OPAQUE_ADD)]).unwrap();
+    assert_eq!(unchanged, Err(NotAppendable::NothingCopied));
+}
+
+/// A footer whose chunks overlap, or point past the data region into the footer, is refused for
+/// the append layout (the caller rewrites such a file whole, checking what it reads), never
+/// copied in place.
+#[test]
+fn footers_with_unsafe_offsets_are_refused_for_the_append_layout() {
+    let input = generate_file(&spec(), 3);
+    let meta = metadata(&input);
+    let start = Footer::parse("f", &input).unwrap().footer_start().unwrap();
+    let chain = [step(1, &AddFeatures)];
+    let damaged = |column: usize, offset: i64| {
+        let mut row_groups: Vec<_> = meta.row_groups().to_vec();
+        let rg = row_groups[0].clone();
+        let mut columns: Vec<_> = rg.columns().to_vec();
+        columns[column] = columns[column]
+            .clone()
+            .into_builder()
+            .set_data_page_offset(offset)
+            .set_dictionary_page_offset(None)
+            .build()
+            .unwrap();
+        row_groups[0] = rg.into_builder().set_column_metadata(columns).build().unwrap();
+        let metadata = meta.clone().into_builder().set_row_groups(row_groups).build();
+        Footer::from_metadata("f", metadata).unwrap().with_footer_start(start)
+    };
+    let next = meta.row_group(0).column(3).byte_range().0 as i64;
+    for (what, footer) in [
+        ("overlapping", damaged(2, next + 10)),
+        ("past the data region", damaged(5, start as i64 - 10)),
+        ("inside the magic", damaged(5, 1)),
+    ] {
+        match plan_append("f", &footer, &chain).unwrap() {
+            Err(NotAppendable::BadOffsets(message)) => assert!(message.contains("row group 0"), "{what}: {message}"),
+            other => panic!("{what}: expected a refusal, got {other:?}"),
+        }
+    }
+    assert!(
+        plan_append("f", &Footer::parse("f", &input).unwrap(), &chain)
+            .unwrap()
+            .is_ok()
+    );
+}
