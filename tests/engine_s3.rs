@@ -702,7 +702,8 @@ async fn rollback_streams_keeps_the_class_and_refuses_changed_objects() {
     assert_eq!(again.summary.count(Status::Failed), 1);
 }
 
-/// Sleeps once, at the first part upload: an upload that cannot finish before a deadline.
+/// Sleeps once, at the first part uploaded or copied: an upload that cannot finish before a
+/// deadline.
 #[derive(Debug, Default)]
 struct SlowPart {
     slept: std::sync::atomic::AtomicBool,
@@ -717,8 +718,10 @@ impl pqmigrate::store::Hook for SlowPart {
         _conditional: bool,
         _inner: &pqmigrate::store::SharedIo,
     ) -> pqmigrate::Result<()> {
-        if request == pqmigrate::store::Request::UploadPart
-            && !self.slept.swap(true, std::sync::atomic::Ordering::Relaxed)
+        if matches!(
+            request,
+            pqmigrate::store::Request::UploadPart | pqmigrate::store::Request::UploadPartCopy
+        ) && !self.slept.swap(true, std::sync::atomic::Ordering::Relaxed)
         {
             tokio::time::sleep(std::time::Duration::from_secs(4)).await;
         }

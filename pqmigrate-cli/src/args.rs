@@ -175,6 +175,10 @@ pub struct RunArgs {
     /// present, decompression): faster, but damage in a column no step reads goes unnoticed.
     #[arg(long)]
     pub trust_copied_columns: bool,
+    /// Stream every file whole instead of having the store copy the unchanged bytes in place
+    /// (S3 `UploadPartCopy`, `copy_file_range` on local disk).
+    #[arg(long)]
+    pub no_copy_in_place: bool,
 }
 
 /// `status` arguments.

@@ -174,6 +174,11 @@ async fn run(cli: &Cli, options: &StoreOptions, args: &RunArgs) -> Result<u8> {
         Some(rate) => store.with_rate_limit(rate),
         None => store,
     };
+    let store = if args.no_copy_in_place {
+        store.without_copied_parts()
+    } else {
+        store
+    };
     let spec = args.dataset.scan_spec(&prefix);
     let source = source(&store, &args.dataset)?;
     let mut migrate = args.dataset.migrate_options(args.to);

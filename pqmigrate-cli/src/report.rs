@@ -136,14 +136,21 @@ pub(crate) fn run_summary(info: &RunInfo, summary: &RunSummary, json: bool) -> R
     }
     println!(
         "  {:<16} {:>10}  ({}/s)",
-        "bytes read",
+        "size before",
         human_bytes(summary.bytes_in as f64),
         human_bytes(summary.bytes_in as f64 / seconds)
     );
+    println!("  {:<16} {:>10}", "size after", human_bytes(summary.bytes_out as f64));
     println!(
-        "  {:<16} {:>10}",
-        "bytes written",
-        human_bytes(summary.bytes_out as f64)
+        "  {:<16} {:>10}  (sent {}, copied in place {})",
+        "received",
+        human_bytes(summary.received as f64),
+        human_bytes(summary.sent as f64),
+        human_bytes(summary.copied as f64)
+    );
+    println!(
+        "  {:<16} {:>10}  ({} streamed whole)",
+        "appended", summary.appended, summary.streamed
     );
     println!(
         "  {:<16} {:>9.1}s  ({:.1} objects/s)",

@@ -216,7 +216,8 @@ impl Error {
         match self {
             Error::Conflict { .. } | Error::TagsChanged { .. } | Error::Timeout { .. } => true,
             Error::Store { source, .. } => is_transient_store_error(source),
-            Error::S3Api { status, .. } => *status == 0 || *status == 429 || *status >= 500,
+            // 501 Not Implemented is the server's lasting answer, not a hiccup.
+            Error::S3Api { status, .. } => *status == 0 || *status == 429 || (*status >= 500 && *status != 501),
             _ => false,
         }
     }

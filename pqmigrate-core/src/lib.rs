@@ -90,7 +90,7 @@ pub use executor::{Event, EventSink, RunOptions};
 pub use identity::new_run_id;
 pub use migrate::{MigrateOptions, migrate_object};
 pub use migration::{ColumnUse, Migration, StepError, StepId, StepRegistration};
-pub use outcome::{Counts, Migrated, Outcome, Record, RunSummary, Status};
+pub use outcome::{Counts, Migrated, Outcome, Record, RunSummary, Status, WritePath};
 pub use registry::Registry;
 pub use run::{Migrator, RunReport};
 pub use store::{Store, StoreOptions};

@@ -10,10 +10,11 @@ use tokio::sync::mpsc;
 use crate::error::{Error, Result};
 use crate::intent::{ATTEMPT_METADATA, RunContext};
 use crate::migration::StepRegistration;
+use crate::outcome::WritePath;
 use crate::outcome::{Migrated, Outcome, Record};
 use crate::registry::Registry;
-use crate::rewrite::{FileRanges, Footer, RowGroupRewriter};
-use crate::store::{ConditionalUpload, ObjectInfo, ObjectReader, Store, Written, metadata};
+use crate::rewrite::{AppendPlan, AppendRewriter, FileRanges, Footer, RowGroupRewriter, plan_append};
+use crate::store::{ConditionalUpload, CopySource, MIN_PART, ObjectInfo, ObjectReader, Store, Written, metadata};
 use crate::version::{VersionSource, resolve_version, version_key};
 
 /// What to migrate objects to.
@@ -91,7 +92,10 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
     let started = Instant::now();
     let info = store.object_info(key).await?;
     let reader = ObjectReader::new(store, key, info.size, info.e_tag.clone())?;
-    let footer = reader.footer(true).await?;
+    // A file that may be copied in place needs no page index (copied chunks keep theirs where
+    // they are); one streamed whole does, and reads it once the path is known.
+    let may_append = store.copies_parts() && info.size >= MIN_PART;
+    let mut footer = reader.footer(!may_append).await?;
     let version = resolve_version(
         key,
         &options.version_key,
@@ -135,22 +139,78 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         }
         None => None,
     };
-    let mut upload = ConditionalUpload::new(store, &named, tags.as_deref().unwrap_or(&[]))?;
+    let tags = tags.as_deref().unwrap_or(&[]);
+    let mut upload = ConditionalUpload::new(store, &named, tags)?;
     let target = Target {
         version_key: options.version_key.clone(),
         version: new_version,
         verify_copied: options.verify_copied,
     };
-    let rewrite = stream_rewrite(&reader, &footer, &chain, &target, &mut upload);
-    let streamed = match options.deadline {
-        None => rewrite.await,
-        Some(deadline) => match tokio::time::timeout_at(deadline, rewrite).await {
-            Ok(streamed) => streamed,
-            Err(_) => Err(Error::Timeout {
+    let append = append_plan_for(store, key, &footer, &chain)?;
+    if may_append && append.is_err() {
+        footer = reader.footer(true).await?;
+    }
+    let (streamed, path, streamed_because) = match append {
+        Ok(plan) => {
+            let source = CopySource {
                 key: key.to_string(),
-                seconds: started.elapsed().as_secs_f64(),
-            }),
-        },
+                e_tag: info.e_tag.clone().unwrap_or_default(),
+                version_id: info.version_id.clone(),
+                range: 0..plan.region_end,
+            };
+            let appended = within(
+                Box::pin(stream_append(
+                    &reader,
+                    &footer,
+                    &chain,
+                    &target,
+                    &plan,
+                    source,
+                    &mut upload,
+                )),
+                options.deadline,
+                key,
+                started,
+            )
+            .await;
+            match appended {
+                Err(Appending::CopyRefused(refused)) => {
+                    // The store cannot copy parts after all: this object, and every later one,
+                    // streams whole.
+                    store.refuse_copies(&refused);
+                    upload.abort().await;
+                    upload = ConditionalUpload::new(store, &named, tags)?;
+                    footer = reader.footer(true).await?;
+                    let streamed = within(
+                        Box::pin(stream_rewrite(&reader, &footer, &chain, &target, &mut upload)),
+                        options.deadline,
+                        key,
+                        started,
+                    );
+                    let because = format!("the store refused a copied part: {}", refused.report());
+                    (
+                        streamed.await.map_err(Appending::into_error),
+                        WritePath::Streamed,
+                        Some(because),
+                    )
+                }
+                Err(Appending::Failed(e)) => (Err(e), WritePath::Appended, None),
+                Ok(rows) => (Ok(rows), WritePath::Appended, None),
+            }
+        }
+        Err(why) => {
+            let streamed = within(
+                Box::pin(stream_rewrite(&reader, &footer, &chain, &target, &mut upload)),
+                options.deadline,
+                key,
+                started,
+            );
+            (
+                streamed.await.map_err(Appending::into_error),
+                WritePath::Streamed,
+                Some(why),
+            )
+        }
     };
     let rows = match streamed {
         Ok(rows) => rows,
@@ -159,7 +219,8 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
             return Err(e);
         }
     };
-    let bytes_out = upload.bytes();
+    let (sent, copied) = (upload.bytes(), upload.copied());
+    let bytes_out = sent + copied;
     // Nothing completes once the run's lease is no longer certainly its own. And a tag edit
     // does not change the ETag, so the write's condition cannot see one: the tags are read
     // again, and a change sends the object back to be read afresh.
@@ -199,8 +260,87 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         bytes_in: info.size,
         bytes_out,
         rows,
+        path,
+        streamed_because,
+        received: reader.received(),
+        sent,
+        copied,
         attempt_id,
     }))))
+}
+
+/// Runs a rewrite, giving up at `deadline` with [`Error::Timeout`].
+async fn within<T>(
+    rewrite: std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<T, Appending>> + Send + '_>>,
+    deadline: Option<tokio::time::Instant>,
+    key: &str,
+    started: Instant,
+) -> std::result::Result<T, Appending> {
+    let Some(deadline) = deadline else {
+        return rewrite.await;
+    };
+    match tokio::time::timeout_at(deadline, rewrite).await {
+        Ok(done) => done,
+        Err(_) => Err(Appending::Failed(Error::Timeout {
+            key: key.to_string(),
+            seconds: started.elapsed().as_secs_f64(),
+        })),
+    }
+}
+
+/// The append plan of an object, or why it streams whole: the store must copy parts, the
+/// file take the append layout, and its data region fill a 5 MiB part.
+fn append_plan_for(
+    store: &Store,
+    key: &str,
+    footer: &Footer,
+    chain: &[StepRegistration],
+) -> Result<std::result::Result<AppendPlan, String>> {
+    if !store.copies_parts() {
+        return Ok(Err("the store copies no parts".to_string()));
+    }
+    let plan = match plan_append(key, footer, chain)? {
+        Ok(plan) => plan,
+        Err(why) => return Ok(Err(why.to_string())),
+    };
+    if plan.region_end < MIN_PART {
+        return Ok(Err(format!(
+            "its data region ({} bytes) is smaller than a 5 MiB part",
+            plan.region_end
+        )));
+    }
+    Ok(Ok(plan))
+}
+
+/// How an append rewrite failed: the store refused the copied part (the caller streams the
+/// file whole instead), or anything else.
+enum Appending {
+    CopyRefused(Error),
+    Failed(Error),
+}
+
+impl Appending {
+    fn into_error(self) -> Error {
+        match self {
+            Appending::CopyRefused(e) | Appending::Failed(e) => e,
+        }
+    }
+}
+
+impl From<Error> for Appending {
+    fn from(e: Error) -> Self {
+        Appending::Failed(e)
+    }
+}
+
+/// Whether a failed copied part means the store does not do them (rather than a changed
+/// source or a transient failure).
+fn copy_refused(e: &Error) -> bool {
+    match e {
+        Error::S3Api { status, .. } => matches!(status, 200 | 400 | 403 | 405 | 501),
+        Error::Config(_) => true,
+        _ => false,
+    }
 }
 
 /// Tags compared as sets: a store need not return them in the order they were written.
@@ -283,7 +423,7 @@ async fn stream_rewrite(
     chain: &[StepRegistration],
     target: &Target,
     upload: &mut ConditionalUpload,
-) -> Result<u64> {
+) -> std::result::Result<u64, Appending> {
     let row_groups = footer.num_row_groups();
     let (input_tx, mut input_rx) = mpsc::channel::<(usize, FileRanges)>(1);
     let (output_tx, mut output_rx) = mpsc::channel::<Bytes>(4);
@@ -355,7 +495,98 @@ async fn stream_rewrite(
     // An encoder failure ends the upload's input cleanly, so it surfaces last.
     fetched?;
     sent?;
-    encoded?
+    Ok(encoded??)
+}
+
+/// The append rewrite as the same three-part pipeline: the input's data region copied by the
+/// store first (while the computed columns are encoded), then the new chunks and footer
+/// streamed after it. Only the read columns' chunks come down, or whole row groups when the
+/// copied chunks are checked. Returns the rows written.
+async fn stream_append(
+    reader: &ObjectReader,
+    footer: &Footer,
+    chain: &[StepRegistration],
+    target: &Target,
+    plan: &AppendPlan,
+    source: CopySource,
+    upload: &mut ConditionalUpload,
+) -> std::result::Result<u64, Appending> {
+    let row_groups = footer.num_row_groups();
+    let (input_tx, mut input_rx) = mpsc::channel::<(usize, FileRanges)>(1);
+    // Room for the encoder to run ahead while the store copies the data region.
+    let (output_tx, mut output_rx) = mpsc::channel::<Bytes>(16);
+    let key = reader.key().to_string();
+    let encoder = {
+        let footer = footer.clone();
+        let chain = chain.to_vec();
+        let target = target.clone();
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || -> Result<u64> {
+            let sink = ChannelSink::new(output_tx, OUTPUT_CHUNK);
+            let mut rewriter = AppendRewriter::new(&key, &footer, &chain, &target.version_key, target.version, sink)?
+                .map_err(|(why, _)| Error::Write {
+                    key: key.clone(),
+                    source: parquet::errors::ParquetError::General(format!("the append layout does not apply: {why}")),
+                })?
+                .verify_copied(target.verify_copied);
+            let mut received = 0;
+            while let Some((index, ranges)) = input_rx.blocking_recv() {
+                rewriter.rewrite_row_group(index, &ranges)?;
+                received += 1;
+            }
+            if received != row_groups {
+                return Err(Error::Write {
+                    key,
+                    source: parquet::errors::ParquetError::General(format!(
+                        "input ended after {received} of {row_groups} row groups"
+                    )),
+                });
+            }
+            let (sink, rows, _) = rewriter.finish()?;
+            sink.close().map_err(|e| Error::Write {
+                key: key.clone(),
+                source: e.into(),
+            })?;
+            Ok(rows)
+        })
+    };
+    let verify = target.verify_copied;
+    let fetch = async move {
+        for index in 0..row_groups {
+            let Ok(slot) = input_tx.reserve().await else {
+                break;
+            };
+            let ranges = if verify {
+                reader.row_group(footer, index).await?
+            } else {
+                reader.ranges(&plan.reads[index]).await?
+            };
+            slot.send((index, ranges));
+        }
+        Ok::<(), Error>(())
+    };
+    let send = async move {
+        if let Err(e) = upload.copy_first(&source).await {
+            return Err(if copy_refused(&e) {
+                Appending::CopyRefused(e)
+            } else {
+                Appending::Failed(e)
+            });
+        }
+        while let Some(chunk) = output_rx.recv().await {
+            upload.push(chunk).await?;
+        }
+        Ok::<(), Appending>(())
+    };
+    let (fetched, sent, encoded) = tokio::join!(fetch, send, encoder);
+    let encoded = encoded.map_err(|e| Error::Task {
+        key: key.clone(),
+        message: e.to_string(),
+    });
+    // A refused copy first: the caller then streams the file whole.
+    sent?;
+    fetched?;
+    Ok(encoded??)
 }
 
 /// A `Write` that hands the encoder's output to the async uploader in chunks: a first one of

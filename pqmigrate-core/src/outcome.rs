@@ -226,18 +226,45 @@ pub struct Migrated {
     /// Version id after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_version_id: Option<String>,
-    /// Bytes read.
+    /// Size of the object before.
     #[serde(default)]
     pub bytes_in: u64,
-    /// Bytes written.
+    /// Size of the object after.
     #[serde(default)]
     pub bytes_out: u64,
     /// Rows rewritten.
     #[serde(default)]
     pub rows: u64,
+    /// How the new version was written.
+    #[serde(default)]
+    pub path: WritePath,
+    /// Why the append layout was not used, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streamed_because: Option<String>,
+    /// Bytes downloaded from the store for this object (footer and column chunks).
+    #[serde(default)]
+    pub received: u64,
+    /// Bytes uploaded to the store for this object.
+    #[serde(default)]
+    pub sent: u64,
+    /// Bytes the store copied in place (server-side, or by the kernel on local disk).
+    #[serde(default)]
+    pub copied: u64,
     /// The attempt that wrote it (named in the object's user metadata), in a run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt_id: Option<String>,
+}
+
+/// How a new version was written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WritePath {
+    /// The whole file streamed down and up again (copied columns as encoded chunks).
+    #[default]
+    Streamed,
+    /// The input's data region copied in place by the store, only the computed chunks and the
+    /// new footer sent ([`crate::rewrite::AppendRewriter`]).
+    Appended,
 }
 
 /// One object's line in a run: its key, the version it was found at, and its [`Outcome`].
@@ -306,6 +333,21 @@ pub struct RunSummary {
     pub bytes_in: u64,
     /// Bytes written by migrations.
     pub bytes_out: u64,
+    /// Bytes downloaded by migrations.
+    #[serde(default)]
+    pub received: u64,
+    /// Bytes uploaded by migrations.
+    #[serde(default)]
+    pub sent: u64,
+    /// Bytes the store copied in place.
+    #[serde(default)]
+    pub copied: u64,
+    /// Objects written in the append layout.
+    #[serde(default)]
+    pub appended: u64,
+    /// Objects streamed whole.
+    #[serde(default)]
+    pub streamed: u64,
     /// Rows rewritten.
     pub rows: u64,
     /// Objects attempted again (attempts beyond the first).
@@ -332,6 +374,13 @@ impl RunSummary {
         if let Some(m) = record.migrated() {
             self.bytes_in += m.bytes_in;
             self.bytes_out += m.bytes_out;
+            self.received += m.received;
+            self.sent += m.sent;
+            self.copied += m.copied;
+            match m.path {
+                WritePath::Appended => self.appended += 1,
+                WritePath::Streamed => self.streamed += 1,
+            }
             self.rows += m.rows;
         }
         self.retries += u64::from(record.attempts.saturating_sub(1));

@@ -409,6 +409,11 @@ pub enum ProxyMode {
     /// Passes every `n`-th write (object PUT, CompleteMultipartUpload) on, waits until the server
     /// has answered it, and then drops the connection instead of the answer.
     LoseEveryNthWrite(u64),
+    /// Answers `501 NotImplemented` to every copied part (`x-amz-copy-source`): a server
+    /// without `UploadPartCopy`.
+    RefuseCopies,
+    /// Passes everything, counting the bytes each way.
+    Count,
 }
 
 /// What [`http_proxy`] has done so far.
@@ -420,6 +425,12 @@ pub struct ProxyCounts {
     pub stripped: std::sync::atomic::AtomicU64,
     /// Writes applied whose answer was dropped.
     pub lost: std::sync::atomic::AtomicU64,
+    /// Copied parts refused.
+    pub refused: std::sync::atomic::AtomicU64,
+    /// Bytes from the client to the server (request heads and bodies).
+    pub up: std::sync::atomic::AtomicU64,
+    /// Bytes from the server to the client (answer heads and bodies).
+    pub down: std::sync::atomic::AtomicU64,
 }
 
 /// A loopback HTTP/1.1 proxy to the S3 server that alters requests as `mode` says. Each
@@ -465,6 +476,20 @@ pub async fn http_proxy(upstream: &str, mode: ProxyMode) -> (String, Arc<ProxyCo
                     }
                 }
                 headers.push("Connection: close".to_string());
+                if matches!(mode, ProxyMode::RefuseCopies)
+                    && headers
+                        .iter()
+                        .any(|h| h.to_ascii_lowercase().starts_with("x-amz-copy-source:"))
+                {
+                    counts.refused.fetch_add(1, Relaxed);
+                    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NotImplemented</Code><Message>UploadPartCopy is not implemented here</Message></Error>";
+                    let answer = format!(
+                        "HTTP/1.1 501 Not Implemented\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = client.write_all(answer.as_bytes()).await;
+                    return;
+                }
                 let mut parts = request_line.split(' ');
                 let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
                 let query = target.split_once('?').map(|(_, q)| q).unwrap_or_default();
@@ -479,6 +504,7 @@ pub async fn http_proxy(upstream: &str, mode: ProxyMode) -> (String, Arc<ProxyCo
                 };
                 let new_head = format!("{request_line}\r\n{}\r\n\r\n", headers.join("\r\n"));
                 counts.requests.fetch_add(1, Relaxed);
+                counts.up.fetch_add(buf.len() as u64, Relaxed);
                 if server.write_all(new_head.as_bytes()).await.is_err()
                     || server.write_all(&buf[head_end..]).await.is_err()
                 {
@@ -487,7 +513,7 @@ pub async fn http_proxy(upstream: &str, mode: ProxyMode) -> (String, Arc<ProxyCo
                 let (mut client_read, mut client_write) = client.split();
                 let (mut server_read, mut server_write) = server.split();
                 let upload = async {
-                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                    let _ = counted_copy(&mut client_read, &mut server_write, &counts.up).await;
                     // The client keeps its side open for the answer: only the server ends this.
                     std::future::pending::<()>().await
                 };
@@ -498,7 +524,7 @@ pub async fn http_proxy(upstream: &str, mode: ProxyMode) -> (String, Arc<ProxyCo
                         let _ = server_read.read_to_end(&mut answer).await;
                         counts.lost.fetch_add(1, Relaxed);
                     } else {
-                        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                        let _ = counted_copy(&mut server_read, &mut client_write, &counts.down).await;
                     }
                 };
                 // The request is over when the server has answered and closed.
@@ -510,4 +536,22 @@ pub async fn http_proxy(upstream: &str, mode: ProxyMode) -> (String, Arc<ProxyCo
         }
     });
     (format!("http://{addr}"), counts)
+}
+
+/// Copies until the reader ends, adding every byte to `count` as it goes.
+async fn counted_copy(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    count: &std::sync::atomic::AtomicU64,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        count.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        to.write_all(&buf[..n]).await?;
+    }
 }

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use object_store::PutPayload;
 
 use super::io::{
-    Capabilities, Condition, Head, ListPage, ObjectVersion, ReadOptions, Request, SharedIo, StoreIo, WriteOptions,
-    Written,
+    Capabilities, Condition, CopySource, Head, ListPage, ObjectVersion, ReadOptions, Request, SharedIo, StoreIo,
+    WriteOptions, Written,
 };
 use crate::error::Result;
 
@@ -130,6 +130,14 @@ impl<H: Hook> StoreIo for Decorated<H> {
         self.hook.before(Request::UploadPart, key, false, &self.inner).await?;
         let answer = self.inner.upload_part(key, upload_id, index, data).await?;
         self.hook.after(Request::UploadPart, key).map(|()| answer)
+    }
+
+    async fn upload_part_copy(&self, key: &str, upload_id: &str, index: usize, source: &CopySource) -> Result<String> {
+        self.hook
+            .before(Request::UploadPartCopy, key, false, &self.inner)
+            .await?;
+        let answer = self.inner.upload_part_copy(key, upload_id, index, source).await?;
+        self.hook.after(Request::UploadPartCopy, key).map(|()| answer)
     }
 
     async fn complete_multipart(

@@ -18,7 +18,8 @@ use object_store::{Attributes, MultipartUpload, ObjectMeta, ObjectStore, ObjectS
 
 use super::convert::{self, conflict_or, put_mode};
 use super::io::{
-    Capabilities, Condition, Head, ListPage, Listed, ObjectVersion, ReadOptions, StoreIo, WriteOptions, Written,
+    Capabilities, Condition, CopySource, Head, ListPage, Listed, ObjectVersion, ReadOptions, StoreIo, WriteOptions,
+    Written,
 };
 use super::{INTERNAL_PREFIX, object_path};
 use crate::error::{Error, Result};
@@ -36,9 +37,19 @@ pub(crate) enum Flavor {
 }
 
 struct Staged {
-    upload: Box<dyn MultipartUpload>,
+    upload: Staging,
     staged: Path,
     attributes: Attributes,
+}
+
+/// Where an upload's parts go until it completes.
+enum Staging {
+    /// object_store's own multipart upload (in memory).
+    Store(Box<dyn MultipartUpload>),
+    /// Local disk: a staged file that parts are appended to in order, uploaded ones written,
+    /// copied ones copied by the kernel (`copy_file_range`, a reflink where the file system
+    /// shares extents).
+    File(PathBuf),
 }
 
 /// An `object_store` store without tags or versions.
@@ -238,6 +249,7 @@ impl StoreIo for ObjectStoreIo {
             user_metadata: self.flavor == Flavor::Memory,
             multipart: self.flavor == Flavor::Local,
             versions: false,
+            copy_parts: self.flavor == Flavor::Local,
         }
     }
 
@@ -324,16 +336,34 @@ impl StoreIo for ObjectStoreIo {
     async fn create_multipart(&self, key: &str, options: &WriteOptions) -> Result<String> {
         self.inside_root(key)?;
         let staged = staging_path(key)?;
-        let upload = self
-            .inner
-            .put_multipart(&staged)
-            .await
-            .map_err(|e| Error::store(key, "create multipart upload", e))?;
-        let id = staged.to_string();
-        let attributes = match self.flavor {
-            Flavor::Memory => options.attributes.clone(),
-            Flavor::Local => Attributes::new(),
+        let (upload, attributes) = match &self.local {
+            Some((fs, _)) => {
+                let file = fs
+                    .path_to_filesystem(&staged)
+                    .map_err(|e| Error::store(key, "resolve path", e))?;
+                let created = file.clone();
+                blocking(key, move || {
+                    if let Some(folder) = created.parent() {
+                        std::fs::create_dir_all(folder).map_err(|e| ("create multipart upload", e))?;
+                    }
+                    std::fs::File::create(&created)
+                        .map(drop)
+                        .map_err(|e| ("create multipart upload", e))
+                })
+                .await?;
+                (Staging::File(file), Attributes::new())
+            }
+            None => (
+                Staging::Store(
+                    self.inner
+                        .put_multipart(&staged)
+                        .await
+                        .map_err(|e| Error::store(key, "create multipart upload", e))?,
+                ),
+                options.attributes.clone(),
+            ),
         };
+        let id = staged.to_string();
         self.uploads.lock().expect("upload table").insert(
             id.clone(),
             Staged {
@@ -351,9 +381,80 @@ impl StoreIo for ObjectStoreIo {
             let staged = uploads
                 .get_mut(upload_id)
                 .ok_or_else(|| Error::Config(format!("{key}: no upload {upload_id}")))?;
-            staged.upload.put_part(data)
+            match &mut staged.upload {
+                Staging::Store(upload) => Ok(upload.put_part(data)),
+                Staging::File(file) => Err((file.clone(), data)),
+            }
         };
-        part.await.map_err(|e| Error::store(key, "upload part", e))?;
+        match part {
+            Ok(part) => part.await.map_err(|e| Error::store(key, "upload part", e))?,
+            Err((file, data)) => {
+                blocking(key, move || {
+                    let mut out = open_for_append(&file).map_err(|e| ("upload part", e))?;
+                    for chunk in data.iter() {
+                        std::io::Write::write_all(&mut out, chunk).map_err(|e| ("upload part", e))?;
+                    }
+                    Ok(())
+                })
+                .await?
+            }
+        }
+        Ok(index.to_string())
+    }
+
+    async fn upload_part_copy(&self, key: &str, upload_id: &str, index: usize, source: &CopySource) -> Result<String> {
+        let file = match self
+            .uploads
+            .lock()
+            .expect("upload table")
+            .get(upload_id)
+            .map(|staged| &staged.upload)
+        {
+            Some(Staging::File(file)) => file.clone(),
+            Some(Staging::Store(_)) => {
+                return Err(Error::Config(format!("{key}: this store copies no parts")));
+            }
+            None => return Err(Error::Config(format!("{key}: no upload {upload_id}"))),
+        };
+        self.inside_root(&source.key)?;
+        let from = match &self.local {
+            Some((fs, _)) => fs
+                .path_to_filesystem(&object_path(&source.key)?)
+                .map_err(|e| Error::store(&source.key, "resolve path", e))?,
+            None => return Err(Error::Config(format!("{key}: this store copies no parts"))),
+        };
+        let source = source.clone();
+        let copied = blocking(key, move || {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut input = std::fs::File::open(&from).map_err(|e| ("upload part copy (source)", e))?;
+            let meta = input.metadata().map_err(|e| ("upload part copy (source)", e))?;
+            if local_e_tag(&meta) != source.e_tag {
+                return Ok(false);
+            }
+            input
+                .seek(SeekFrom::Start(source.range.start))
+                .map_err(|e| ("upload part copy (source)", e))?;
+            let mut out = open_for_append(&file).map_err(|e| ("upload part copy", e))?;
+            let want = source.range.end - source.range.start;
+            let n = std::io::copy(&mut input.take(want), &mut out).map_err(|e| ("upload part copy", e))?;
+            if n != want {
+                return Err((
+                    "upload part copy",
+                    std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("copied {n} of {want} bytes: the source is shorter"),
+                    ),
+                ));
+            }
+            Ok(true)
+        })
+        .await?;
+        if !copied {
+            return Err(Error::Conflict {
+                key: key.to_string(),
+                expected: String::new(),
+            });
+        }
         Ok(index.to_string())
     }
 
@@ -370,7 +471,9 @@ impl StoreIo for ObjectStoreIo {
             .expect("upload table")
             .remove(upload_id)
             .ok_or_else(|| Error::Config(format!("{key}: no upload {upload_id}")))?;
-        if let Err(e) = staged.upload.complete().await {
+        if let Staging::Store(upload) = &mut staged.upload
+            && let Err(e) = upload.complete().await
+        {
             let _ = self.inner.delete(&staged.staged).await;
             return Err(Error::store(key, "complete multipart upload", e));
         }
@@ -380,7 +483,9 @@ impl StoreIo for ObjectStoreIo {
     async fn abort_multipart(&self, _key: &str, upload_id: &str) -> Result<()> {
         let staged = self.uploads.lock().expect("upload table").remove(upload_id);
         if let Some(mut staged) = staged {
-            let _ = staged.upload.abort().await;
+            if let Staging::Store(upload) = &mut staged.upload {
+                let _ = upload.abort().await;
+            }
             let _ = self.inner.delete(&staged.staged).await;
         }
         Ok(())
@@ -436,6 +541,41 @@ async fn sync_folder(key: &str, folder: &std::path::Path) -> Result<()> {
             message: e.to_string(),
         })?
         .map_err(|e| local_error(key, "fsync (folder)", e))
+}
+
+/// Runs file system work on a blocking thread; its error names the operation.
+async fn blocking<T: Send + 'static>(
+    key: &str,
+    work: impl FnOnce() -> std::result::Result<T, (&'static str, std::io::Error)> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Task {
+            key: key.to_string(),
+            message: e.to_string(),
+        })?
+        .map_err(|(op, e)| local_error(key, op, e))
+}
+
+/// A staged file opened to add a part at its end (not in append mode, which
+/// `copy_file_range` refuses).
+fn open_for_append(file: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::io::Seek;
+    let mut out = std::fs::OpenOptions::new().write(true).open(file)?;
+    out.seek(std::io::SeekFrom::End(0))?;
+    Ok(out)
+}
+
+/// The ETag local disk gives a file (as object_store's local store computes it).
+fn local_e_tag(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .unwrap_or_default()
+        .as_micros();
+    format!("\"{:x}-{mtime:x}-{:x}\"", meta.ino(), meta.len())
 }
 
 /// A file system error of operation `op` on `key`'s file, as a store error.

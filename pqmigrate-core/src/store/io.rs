@@ -36,6 +36,8 @@ pub enum Request {
     CreateMultipart,
     /// One part of a multipart upload.
     UploadPart,
+    /// One part of a multipart upload copied server-side from a range of an existing object.
+    UploadPartCopy,
     /// A multipart upload completed.
     CompleteMultipart,
     /// A multipart upload abandoned.
@@ -48,7 +50,7 @@ pub enum Request {
 
 impl Request {
     /// Every kind of request.
-    pub const ALL: [Request; 14] = [
+    pub const ALL: [Request; 15] = [
         Request::List,
         Request::ListDirs,
         Request::Head,
@@ -59,6 +61,7 @@ impl Request {
         Request::PutTags,
         Request::CreateMultipart,
         Request::UploadPart,
+        Request::UploadPartCopy,
         Request::CompleteMultipart,
         Request::AbortMultipart,
         Request::ListVersions,
@@ -78,6 +81,7 @@ impl Request {
             Request::PutTags => "put tags",
             Request::CreateMultipart => "create multipart upload",
             Request::UploadPart => "upload part",
+            Request::UploadPartCopy => "upload part copy",
             Request::CompleteMultipart => "complete multipart upload",
             Request::AbortMultipart => "abort multipart upload",
             Request::ListVersions => "list versions",
@@ -93,7 +97,7 @@ impl Request {
 
 /// Requests seen, per kind; shared by a decorator and whoever watches it.
 #[derive(Debug, Default)]
-pub struct RequestCounts([AtomicU64; 14]);
+pub struct RequestCounts([AtomicU64; 15]);
 
 impl RequestCounts {
     /// Counts one request.
@@ -124,6 +128,24 @@ pub struct Capabilities {
     /// The store keeps earlier versions of objects that can be listed and read (S3 with bucket
     /// versioning on, which [`StoreIo::versioning_enabled`] tells).
     pub versions: bool,
+    /// A part of a multipart upload can be copied from a range of an existing object without
+    /// its bytes passing through this process ([`StoreIo::upload_part_copy`]: S3's
+    /// `UploadPartCopy`, the kernel's `copy_file_range` on local disk).
+    pub copy_parts: bool,
+}
+
+/// A byte range of an existing object, pinned to the ETag (and version) it was read with, as the
+/// source of a copied part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopySource {
+    /// The object copied from.
+    pub key: String,
+    /// Its ETag when read: the copy fails with [`crate::Error::Conflict`] if it changed.
+    pub e_tag: String,
+    /// Its version, where the store keeps versions.
+    pub version_id: Option<String>,
+    /// The bytes copied.
+    pub range: std::ops::Range<u64>,
 }
 
 /// One object of a listing page.
@@ -277,6 +299,10 @@ pub trait StoreIo: fmt::Debug + Send + Sync + 'static {
 
     /// Sends part `index` (0-based); returns the part's ETag.
     async fn upload_part(&self, key: &str, upload_id: &str, index: usize, data: PutPayload) -> Result<String>;
+
+    /// Sends part `index` (0-based) as a copy of `source`'s range, pinned to its ETag (and
+    /// version); returns the part's ETag. Parts are copied and uploaded in index order.
+    async fn upload_part_copy(&self, key: &str, upload_id: &str, index: usize, source: &CopySource) -> Result<String>;
 
     /// Completes an upload from its parts' ETags, only if `condition` holds.
     async fn complete_multipart(

@@ -32,15 +32,15 @@ use object_store::{Attribute, Attributes, ClientOptions, RetryConfig};
 pub use backoff::{RetryPolicy, jitter_unit};
 pub use decorate::{Decorated, Hook};
 pub use io::{
-    Capabilities, Condition, Encryption, Head, ListPage, Listed, ObjectVersion, ReadOptions, Request, RequestCounts,
-    SharedIo, StoreIo, WriteOptions, Written,
+    Capabilities, Condition, CopySource, Encryption, Head, ListPage, Listed, ObjectVersion, ReadOptions, Request,
+    RequestCounts, SharedIo, StoreIo, WriteOptions, Written,
 };
 pub use object_store::Error as StoreError;
 pub use probe::Guarantees;
 pub use ratelimit::{RateLimit, RateLimiter};
 pub use reader::ObjectReader;
 pub use s3api::S3Api;
-pub use upload::{ConditionalUpload, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE};
+pub use upload::{ConditionalUpload, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, MAX_PART, MIN_PART};
 
 use crate::error::{Error, Result};
 use generic::{Flavor, ObjectStoreIo};
@@ -111,6 +111,8 @@ pub struct Store {
     multipart_threshold: usize,
     part_size: usize,
     request_retries: Arc<AtomicU64>,
+    /// Set when the store refused a copied part: later writes stream the whole file.
+    copies_refused: Arc<std::sync::atomic::AtomicBool>,
     s3: Option<Arc<S3Api>>,
     /// What the store is, for caches: its URL, made unique for stores that share one.
     identity: String,
@@ -170,6 +172,7 @@ impl Store {
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             part_size: DEFAULT_PART_SIZE,
             request_retries: Arc::default(),
+            copies_refused: Arc::default(),
             s3: None,
         }
     }
@@ -288,7 +291,31 @@ impl Store {
     /// a multipart upload.
     pub fn single_puts_only(mut self) -> Self {
         self.multipart_threshold = 5 * 1024 * 1024 * 1024;
+        self.capabilities.copy_parts = false;
         self
+    }
+
+    /// The same store, never copying parts in place: every output streams whole (to compare
+    /// the two paths, or for a server whose copies cannot be trusted).
+    pub fn without_copied_parts(mut self) -> Self {
+        self.capabilities.copy_parts = false;
+        self
+    }
+
+    /// Whether writes may copy parts in place now: the store can, and has not refused one.
+    pub fn copies_parts(&self) -> bool {
+        self.capabilities.copy_parts && !self.copies_refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records that the store refused a copied part: later writes stream the whole file.
+    pub(crate) fn refuse_copies(&self, why: &Error) {
+        if !self.copies_refused.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                "{}: the store refused a copied part ({}); files are streamed whole from now on",
+                self.url,
+                why.report()
+            );
+        }
     }
 
     /// What the store can do.
@@ -583,6 +610,17 @@ impl Store {
         data: object_store::PutPayload,
     ) -> Result<String> {
         self.retry(|| self.io.upload_part(key, upload_id, index, data.clone()))
+            .await
+    }
+
+    pub(crate) async fn upload_part_copy(
+        &self,
+        key: &str,
+        upload_id: &str,
+        index: usize,
+        source: &CopySource,
+    ) -> Result<String> {
+        self.retry(|| self.io.upload_part_copy(key, upload_id, index, source))
             .await
     }
 

@@ -25,6 +25,8 @@ pub struct ObjectReader {
     key: String,
     size: u64,
     e_tag: Option<String>,
+    /// Bytes fetched so far, by this reader and its clones.
+    received: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ObjectReader {
@@ -40,7 +42,13 @@ impl ObjectReader {
             key: key.to_string(),
             size,
             e_tag,
+            received: Default::default(),
         })
+    }
+
+    /// Bytes fetched so far by this reader and its clones.
+    pub fn received(&self) -> u64 {
+        self.received.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The object key.
@@ -64,7 +72,11 @@ impl ObjectReader {
             version_id: None,
         };
         match self.store.get(&self.key, options).await {
-            Ok((_, bytes)) => Ok(bytes),
+            Ok((_, bytes)) => {
+                self.received
+                    .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                Ok(bytes)
+            }
             Err(Error::Conflict { key, .. }) => Err(Error::Conflict {
                 key,
                 expected: self.e_tag.clone().unwrap_or_default(),
@@ -126,12 +138,39 @@ impl ObjectReader {
         Ok(FileRanges::new(self.size, pieces))
     }
 
+    /// Fetches `ranges` of row group `index` only (the columns a rewrite decodes).
+    ///
+    /// # Errors
+    /// As [`ObjectReader::range`].
+    pub async fn ranges(&self, ranges: &[Range<u64>]) -> Result<FileRanges> {
+        let mut pieces = Vec::with_capacity(ranges.len());
+        for range in merge_ranges(ranges) {
+            let start = range.start;
+            pieces.push((start, self.range(range).await?));
+        }
+        Ok(FileRanges::new(self.size, pieces))
+    }
+
     fn not_parquet(&self, message: String) -> Error {
         Error::NotParquet {
             key: self.key.clone(),
             source: ParquetError::General(message),
         }
     }
+}
+
+/// Ranges sorted, with touching or overlapping ones joined: one request each.
+fn merge_ranges(ranges: &[Range<u64>]) -> Vec<Range<u64>> {
+    let mut sorted = ranges.to_vec();
+    sorted.sort_by_key(|r| r.start);
+    let mut merged: Vec<Range<u64>> = Vec::with_capacity(sorted.len());
+    for range in sorted {
+        match merged.last_mut() {
+            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+            _ => merged.push(range),
+        }
+    }
+    merged
 }
 
 /// Adapts the reader to parquet's metadata loader, keeping our error for the caller.

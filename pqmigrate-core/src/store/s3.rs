@@ -12,7 +12,8 @@ use object_store::{ObjectStore, PutMultipartOptions, PutOptions, PutPayload};
 
 use super::convert::{self, conflict_or, put_mode, tag_set};
 use super::io::{
-    Capabilities, Condition, Encryption, Head, ListPage, ObjectVersion, ReadOptions, StoreIo, WriteOptions, Written,
+    Capabilities, Condition, CopySource, Encryption, Head, ListPage, ObjectVersion, ReadOptions, StoreIo, WriteOptions,
+    Written,
 };
 use super::{S3Api, object_path};
 use crate::error::{Error, Result};
@@ -88,6 +89,7 @@ impl StoreIo for S3Io {
             user_metadata: true,
             multipart: true,
             versions: true,
+            copy_parts: true,
         }
     }
 
@@ -162,6 +164,10 @@ impl StoreIo for S3Io {
             .await
             .map(|part| part.content_id)
             .map_err(|e| Error::store(key, "upload part", e))
+    }
+
+    async fn upload_part_copy(&self, key: &str, upload_id: &str, index: usize, source: &CopySource) -> Result<String> {
+        self.api.upload_part_copy(key, upload_id, index + 1, source).await
     }
 
     async fn complete_multipart(

@@ -8,7 +8,7 @@ use object_store::client::{HttpClient, HttpRequest, HttpRequestBody};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
-use super::io::{Listed, ObjectVersion};
+use super::io::{CopySource, Listed, ObjectVersion};
 use crate::error::{Error, Result};
 
 /// Characters S3 wants percent-encoded in an object key path (everything but unreserved and `/`).
@@ -354,6 +354,81 @@ impl S3Api {
             .map(|(tag, _)| tag.replace("&quot;", "\"").replace("&#34;", "\""))
             .or_else(|| header("etag"));
         Ok((e_tag, header("x-amz-version-id")))
+    }
+
+    /// UploadPartCopy: part `part_number` (1-based) of upload `upload_id` of `key` copied by
+    /// the server from `source`'s range, only while the source keeps its ETag (and from its
+    /// version, where given). Returns the part's ETag.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] naming the source when it changed (HTTP 412), [`Error::S3Api`]
+    /// otherwise (including an error reported in a 200 answer, and a server without the call).
+    pub async fn upload_part_copy(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: usize,
+        source: &CopySource,
+    ) -> Result<String> {
+        let query = format!(
+            "partNumber={part_number}&uploadId={}",
+            utf8_percent_encode(upload_id, QUERY_ENCODE_SET)
+        );
+        let mut copy_source = format!("{}/{}", self.bucket, utf8_percent_encode(&source.key, KEY_ENCODE_SET));
+        if let Some(version) = &source.version_id {
+            copy_source.push_str(&format!(
+                "?versionId={}",
+                utf8_percent_encode(version, QUERY_ENCODE_SET)
+            ));
+        }
+        let headers = [
+            ("x-amz-copy-source", copy_source),
+            (
+                "x-amz-copy-source-range",
+                format!("bytes={}-{}", source.range.start, source.range.end.saturating_sub(1)),
+            ),
+            ("x-amz-copy-source-if-match", source.e_tag.clone()),
+        ];
+        let conflict = || Error::Conflict {
+            key: source.key.clone(),
+            expected: source.e_tag.clone(),
+        };
+        let body = match self
+            .send(
+                "UploadPartCopy",
+                key,
+                Method::PUT,
+                self.object_url(key, &query),
+                Bytes::new(),
+                &headers,
+            )
+            .await
+        {
+            Err(Error::S3Api { status: 412, .. }) => return Err(conflict()),
+            other => other?,
+        };
+        let text = String::from_utf8_lossy(&body);
+        if text.contains("<Error>") {
+            let message = s3_error_message(&body);
+            if message.starts_with("PreconditionFailed") {
+                return Err(conflict());
+            }
+            return Err(Error::S3Api {
+                key: key.to_string(),
+                op: "UploadPartCopy",
+                status: 200,
+                message,
+            });
+        }
+        text.split_once("<ETag>")
+            .and_then(|(_, rest)| rest.split_once("</ETag>"))
+            .map(|(tag, _)| tag.replace("&quot;", "\"").replace("&#34;", "\""))
+            .ok_or_else(|| Error::S3Api {
+                key: key.to_string(),
+                op: "UploadPartCopy",
+                status: 200,
+                message: format!("no ETag in the answer: {text}"),
+            })
     }
 
     /// PutObject of `body` at `key`, exactly as given: no condition, tags or metadata (test

@@ -5,13 +5,18 @@
 use bytes::Bytes;
 use object_store::{Attributes, PutPayload};
 
-use super::{Condition, ObjectInfo, Store, WriteOptions, Written, check_tag_limits};
+use super::{Condition, CopySource, ObjectInfo, Store, WriteOptions, Written, check_tag_limits};
 use crate::error::{Error, Result};
 
 /// Outputs up to this size go out as one conditional PUT.
 pub const DEFAULT_MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
 /// Part size of multipart uploads (S3 wants at least 5 MiB for all but the last).
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// The smallest part S3 takes, but for the last.
+pub const MIN_PART: u64 = 5 * 1024 * 1024;
+/// The largest part S3 takes, copied or uploaded.
+pub const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
 
 /// An upload in progress: its id and the ETags of the parts sent.
 #[derive(Debug)]
@@ -31,6 +36,7 @@ pub struct ConditionalUpload {
     pending_len: usize,
     multipart: Option<Multipart>,
     bytes: u64,
+    copied: u64,
 }
 
 impl std::fmt::Debug for ConditionalUpload {
@@ -78,6 +84,7 @@ impl ConditionalUpload {
             pending_len: 0,
             multipart: None,
             bytes: 0,
+            copied: 0,
         })
     }
 
@@ -92,7 +99,54 @@ impl ConditionalUpload {
             pending_len: 0,
             multipart: None,
             bytes: 0,
+            copied: 0,
         }
+    }
+
+    /// Starts the object with `source`'s range copied in place by the store (parts of at most
+    /// 5 GiB, none under 5 MiB): nothing of it passes through this process. Must come before
+    /// any [`ConditionalUpload::push`].
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the range is under 5 MiB or bytes were pushed already;
+    /// [`Error::Conflict`] when the source changed; store errors, including a store that
+    /// refuses copied parts.
+    pub async fn copy_first(&mut self, source: &CopySource) -> Result<()> {
+        let len = source.range.end.saturating_sub(source.range.start);
+        if len < MIN_PART || self.bytes > 0 || self.copied > 0 {
+            return Err(Error::Config(format!(
+                "{}: a copied part must come first and hold at least 5 MiB",
+                self.key
+            )));
+        }
+        if self.multipart.is_none() {
+            let id = self.store.create_multipart(&self.key, &self.options).await?;
+            self.multipart = Some(Multipart { id, parts: Vec::new() });
+        }
+        let count = len.div_ceil(MAX_PART);
+        let each = len.div_ceil(count);
+        let mut start = source.range.start;
+        while start < source.range.end {
+            let end = (start + each).min(source.range.end);
+            let part = CopySource {
+                range: start..end,
+                ..source.clone()
+            };
+            let upload = self.multipart.as_mut().expect("started above");
+            let e_tag = self
+                .store
+                .upload_part_copy(&self.key, &upload.id, upload.parts.len(), &part)
+                .await?;
+            upload.parts.push(e_tag);
+            self.copied += end - start;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Bytes copied in place by the store.
+    pub fn copied(&self) -> u64 {
+        self.copied
     }
 
     /// Adds bytes of the new object; parts go out as soon as there are enough.
