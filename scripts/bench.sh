@@ -13,7 +13,7 @@ mkdir -p "$out"
 
 # PQM_BENCH_REUSE_CRITERION=1 keeps the criterion results of an earlier run and redoes the rest.
 if [ -z "${PQM_BENCH_REUSE_CRITERION:-}" ]; then
-  cargo bench --workspace --locked --bench rewrite --bench end_to_end --bench scan 2>&1 | tee "$out/criterion.log"
+  cargo bench --workspace --locked --bench rewrite --bench end_to_end --bench scan --bench copy_in_place 2>&1 | tee "$out/criterion.log"
 fi
 cargo build --release --locked --example sensor_data
 cli=target/release/examples/sensor_data
@@ -27,6 +27,30 @@ big=pqm-bench-big-$$
 "$cli" generate "s3://$big/big" --days 1 --files-per-day 1 --rows 2000000 > "$out/big-generate.txt"
 /usr/bin/time -v "$cli" run "s3://$big/big/" --schema sensorData --to 2 --concurrency 1 --json \
   > "$out/big-run.json" 2> "$out/big-time.txt"
+
+# Peak memory when copied pages are trusted (only the read columns come down, the data region is
+# copied by the server): the same ~1 GB file, and one a quarter of its size, to show it flat.
+for rows in 2000000 500000; do
+  bucket=pqm-bench-trust$rows-$$
+  "$cli" generate "s3://$bucket/big" --days 1 --files-per-day 1 --rows "$rows" > /dev/null
+  /usr/bin/time -v "$cli" run "s3://$bucket/big/" --schema sensorData --to 2 --concurrency 1 \
+    --trust-copied-columns --json > "$out/trust$rows-run.json" 2> "$out/trust$rows-time.txt"
+done
+
+# Local disk, whole process: one file of 556,000 rows migrated 1->2 by the CLI (data region
+# copied by the kernel), against `cp` of the same file; five rounds each, fresh copies between.
+local=$(mktemp -d)
+"$cli" generate "file://$local/pristine" --days 1 --files-per-day 1 --rows 556000 > /dev/null
+file=$(find "$local/pristine" -name '*.parq*' | head -1)
+: > "$out/local-times.txt"
+for round in 1 2 3 4 5; do
+  rm -rf "$local/work" "$local/copy" && cp -r "$local/pristine" "$local/work" && mkdir -p "$local/copy" && sync
+  /usr/bin/time -f "cp %e %M" cp "$file" "$local/copy/" 2>> "$out/local-times.txt"
+  /usr/bin/time -f "run %e %M" "$cli" run "file://$local/work/" --schema sensorData --to 2 \
+    --trust-copied-columns --json > "$out/local-run.json" 2>> "$out/local-times.txt"
+done
+stat -c %s "$file" > "$out/local-size.txt"
+rm -rf "$local"
 
 # CPU split at concurrency 1 and 8: the end_to_end workload (200 files of 2,780 rows) run by the
 # CLI; tool CPU from time -v, server CPU from its /proc entry.

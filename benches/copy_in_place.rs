@@ -1,0 +1,127 @@
+//! Migration 1->2 of one sensorData file at the reference size (1,000,000 rows, ~205 MB
+//! stored) on S3 (SeaweedFS, or the S3 in `PQM_S3_ENDPOINT`): the data region copied in place by
+//! the server with only the read columns fetched (trusting copied pages) or the whole region
+//! read to check them, today's whole-file stream, and a raw GET + PUT of the same bytes as the
+//! floor. Also writes the bytes each path moved to `target/bench-report/copy-in-place.json`.
+//!
+//! `cargo bench --bench copy_in_place` (scripts/bench.sh runs it and records the ratios).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use pqmigrate::rewrite::Footer;
+use pqmigrate::{MigrateOptions, Migrated, Outcome, Registry, Store, migrate_object};
+use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
+
+const KEY: &str = "parquet/year=2019/month=3/day=01/sensorData_000.parq.snappy";
+
+async fn migrate(store: &Store, registry: &Registry, verify: bool) -> Migrated {
+    let mut options = MigrateOptions::new(SCHEMA, 2);
+    options.verify_copied = verify;
+    let record = migrate_object(store, registry, KEY, &options).await.expect("migrate");
+    match record.outcome {
+        Outcome::Migrated(done) => *done,
+        other => panic!("expected migrated, got {other:?}"),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    // `cargo test --all-targets` runs each bench once, unoptimised: a smaller file then (its
+    // data region still fills a copied part), the reference size under `cargo bench`.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let spec = DataSpec {
+        rows: if benching { 1_000_000 } else { 40_000 },
+        row_group_rows: 139_000,
+        seed: 42,
+    };
+    let data = generate_file(&spec, 0);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let store = runtime.block_on(common::s3_bucket("copy-in-place"));
+    let streaming = store.clone().without_copied_parts();
+    let registry = common::passthrough_registry();
+
+    let reset = |store: &Store| {
+        runtime
+            .block_on(store.put(KEY, data.clone(), &[], Default::default()))
+            .expect("put");
+    };
+    // The bytes each path moves, from one migration each.
+    let mut moved = serde_json::Map::new();
+    for (name, on, verify) in [
+        ("appended_trusted", &store, false),
+        ("appended_checked", &store, true),
+        ("streamed_checked", &streaming, true),
+    ] {
+        reset(&store);
+        let done = runtime.block_on(migrate(on, &registry, verify));
+        moved.insert(name.to_string(), serde_json::to_value(&done).expect("json"));
+    }
+    let footer = Footer::parse("f", &data).expect("footer");
+    let meta = parquet::file::metadata::ParquetMetaDataReader::new()
+        .parse_and_finish(&data)
+        .expect("metadata");
+    let read: u64 = meta
+        .row_groups()
+        .iter()
+        .flat_map(|rg| rg.columns())
+        .filter(|c| ["x", "y"].contains(&c.column_path().string().as_str()))
+        .map(|c| c.byte_range().1)
+        .sum();
+    moved.insert("file_bytes".into(), data.len().into());
+    moved.insert("region_end".into(), footer.footer_start().expect("footer start").into());
+    moved.insert("read_chunks".into(), read.into());
+    if benching {
+        std::fs::create_dir_all("target/bench-report").expect("report folder");
+        std::fs::write(
+            "target/bench-report/copy-in-place.json",
+            serde_json::to_string_pretty(&moved).expect("json"),
+        )
+        .expect("write");
+    }
+
+    let mut group = c.benchmark_group("copy_in_place");
+    group.throughput(Throughput::Bytes(data.len() as u64));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(30));
+    // Each iteration starts from the version 1 object; only the migration is timed.
+    let timed = |on: &Store, verify: bool, iters: u64| {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            reset(&store);
+            let start = Instant::now();
+            runtime.block_on(migrate(on, &registry, verify));
+            total += start.elapsed();
+        }
+        total
+    };
+    group.bench_function("raw_get_put", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                reset(&store);
+                let start = Instant::now();
+                runtime.block_on(async {
+                    let (_, bytes) = store.get(KEY, Default::default()).await.expect("get");
+                    store.put(KEY, bytes, &[], Default::default()).await.expect("put");
+                });
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    group.bench_function("appended_trusted", |b| {
+        b.iter_custom(|iters| timed(&store, false, iters))
+    });
+    group.bench_function("appended_checked", |b| {
+        b.iter_custom(|iters| timed(&store, true, iters))
+    });
+    group.bench_function("streamed_checked", |b| {
+        b.iter_custom(|iters| timed(&streaming, true, iters))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
