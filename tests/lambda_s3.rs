@@ -410,3 +410,136 @@ async fn an_invocation_out_of_time_answers_retryable_and_the_retry_completes() {
     let (states, _) = drive(&config(), seed_event(&bucket, "d.parquet", "3")).await;
     assert_eq!(states, vec!["Done"]);
 }
+
+/// A Lambda migration is a run: the scan begins it (lease, `run.json`) and records the objects
+/// it leaves out with the reason; each migrate invocation records its object under the run
+/// (a chain split over invocations as one migration from the object's first version); closing
+/// it writes the summary, names what needs attention and frees the data set. `status` and
+/// `rollback` of the CLI then work on it as on a CLI run: every object back byte for byte.
+#[tokio::test]
+async fn a_lambda_migration_is_a_run_that_status_and_rollback_see() {
+    let (store, bucket) = new_bucket("lambda-run").await;
+    let mut originals = std::collections::BTreeMap::new();
+    for i in 0..8u64 {
+        let key = format!("parquet/day={:02}/sensorData_{i:03}.parq.snappy", i % 2);
+        let tags = match i % 4 {
+            0 => vec![(version_key(SCHEMA), "3".to_string())],
+            1 => vec![(version_key(SCHEMA), "2".to_string())],
+            _ => vec![],
+        };
+        let data = generate_file(&small_spec(), i);
+        store.put(&key, data.clone(), &tags, Default::default()).await.unwrap();
+        if i % 4 != 0 {
+            originals.insert(key, data);
+        }
+    }
+    // One the scan hands out and the migration finds corrupt; one the scan leaves out (its
+    // version tag is not a number).
+    let corrupt = "parquet/day=01/sensorData_900.parq.snappy";
+    store
+        .put(
+            corrupt,
+            Bytes::from_static(b"PAR1 but not parquet"),
+            &[],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let bad_tag = "parquet/day=01/sensorData_901.parq.snappy";
+    store
+        .put(
+            bad_tag,
+            generate_file(&small_spec(), 901),
+            &[(version_key(SCHEMA), "two".to_string())],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let registry = Registry::from_inventory().unwrap();
+    let request: pqmigrate_lambda::ScanRequest = serde_json::from_str(&format!(
+        r#"{{"bucket": "{bucket}", "prefixes": ["parquet/"], "type": ".parq.snappy", "schema": "schema:sensorData:version", "desiredVersion": "3", "maxStepsPerInvocation": 1}}"#
+    ))
+    .unwrap();
+    let pqmigrate_lambda::ScanResponse::Scanned(scanned) =
+        scan::handle_request(&config(), &registry, request).await.unwrap()
+    else {
+        panic!("a scan answers with its manifest");
+    };
+    assert_eq!((scanned.objects, scanned.skipped, scanned.expected), (7, 1, 10));
+    // Another run cannot start on the data set while this one holds it.
+    let busy = cli(
+        &[
+            "run",
+            &format!("s3://{bucket}/parquet/"),
+            "--schema",
+            "sensorData",
+            "--to",
+            "3",
+        ],
+        &[],
+    );
+    assert_ne!(busy.code, 0);
+    assert!(busy.stderr.contains(&scanned.run_id), "{}", busy.stderr);
+
+    let manifest = raw_bytes(&store, &scanned.manifest_key).await;
+    for line in String::from_utf8(manifest.to_vec()).unwrap().lines() {
+        let item: MigrateEvent = serde_json::from_str(line).unwrap();
+        assert_eq!(item.run_id.as_deref(), Some(scanned.run_id.as_str()));
+        assert_eq!(item.max_steps_per_invocation, Some(1));
+        let key = item.s3_key.clone();
+        let (states, last) = drive(&config(), item).await;
+        let want = if key == corrupt { "Error" } else { "Done" };
+        assert_eq!(
+            states.last().map(String::as_str),
+            Some(want),
+            "{key}: {states:?} {last:?}"
+        );
+    }
+    let close: pqmigrate_lambda::ScanRequest = serde_json::from_value(serde_json::json!({
+        "closeRun": scanned.run_id, "bucket": bucket, "schema": scanned.schema,
+        "expected": scanned.expected, "failOnAttention": true
+    }))
+    .unwrap();
+    let pqmigrate_lambda::ScanResponse::Closed(closed) =
+        scan::handle_request(&config(), &registry, close).await.unwrap()
+    else {
+        panic!("a close answers with the run's counts");
+    };
+    assert_eq!(closed.counts["migrated"], 6, "{closed:?}");
+    assert_eq!(closed.counts["at_target"], 2, "{closed:?}");
+    assert_eq!(closed.counts["failed"], 2, "{closed:?}");
+    assert_eq!(closed.needs_attention, 2, "{closed:?}");
+    assert!(
+        closed.cause.contains(corrupt) && closed.cause.contains(bad_tag),
+        "{}",
+        closed.cause
+    );
+
+    let status = json(&cli(
+        &["status", &format!("s3://{bucket}"), &scanned.run_id, "--json"],
+        &[],
+    ));
+    assert_eq!(status["summary"]["by_status"]["migrated"], 6, "{status}");
+    // One change per object, though the chains ran in two invocations each.
+    assert_eq!(status["changes"]["recorded"], 6, "{status}");
+    assert_eq!(status["changes"]["objects"], 6, "{status}");
+    for (key, original) in &originals {
+        let migrated = raw_bytes(&store, key).await;
+        assert_eq!(footer_version(&migrated, &version_key(SCHEMA)), Some(3), "{key}");
+        let tags = store.tags(key).await.unwrap().unwrap();
+        assert!(
+            tags.contains(&(version_key(SCHEMA), "3".to_string())),
+            "{key}: {tags:?}"
+        );
+        if !key.ends_with("1.parq.snappy") && !key.ends_with("5.parq.snappy") {
+            // Untagged (version 1): both steps ran, the features are computed.
+            assert_features_match(&read_all(original), &read_all(&migrated));
+        }
+    }
+    let rollback = cli(&["rollback", &format!("s3://{bucket}"), &scanned.run_id, "--json"], &[]);
+    assert_eq!(rollback.code, 0, "{}\n{}", rollback.stdout, rollback.stderr);
+    assert_eq!(json(&rollback)["by_status"]["migrated"], 6);
+    for (key, original) in &originals {
+        assert_eq!(&raw_bytes(&store, key).await, original, "{key} restored byte for byte");
+    }
+}

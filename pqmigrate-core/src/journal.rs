@@ -75,9 +75,11 @@ pub struct JournalWriter {
     buffered: usize,
     part: u32,
     last_flush: Instant,
+    /// A writer's own name in its parts' names, when several write one run.
+    name: Option<String>,
 }
 
-fn run_dir(prefix: &str, run_id: &str) -> String {
+pub(crate) fn run_dir(prefix: &str, run_id: &str) -> String {
     format!("{}/{run_id}", prefix.trim_end_matches('/'))
 }
 
@@ -95,11 +97,27 @@ impl JournalWriter {
             buffered: 0,
             part: 0,
             last_flush: Instant::now(),
+            name: None,
         };
         writer
             .put("run.json", serde_json::to_vec_pretty(info).expect("serializable"))
             .await?;
         Ok(writer)
+    }
+
+    /// Goes on writing records into the journal of the run `run_id`, begun elsewhere (a run
+    /// that spans processes, a detached run). Its parts are named for this writer, so
+    /// several may write one run's journal.
+    pub fn resume(store: &Store, prefix: &str, run_id: &str) -> Self {
+        Self {
+            store: store.clone(),
+            dir: run_dir(prefix, run_id),
+            buffer: String::new(),
+            buffered: 0,
+            part: 0,
+            last_flush: Instant::now(),
+            name: Some(crate::intent::new_attempt_id()),
+        }
     }
 
     async fn put(&self, name: &str, data: Vec<u8>) -> Result<()> {
@@ -136,7 +154,10 @@ impl JournalWriter {
         if self.buffered == 0 {
             return Ok(());
         }
-        let name = format!("part-{:05}.jsonl", self.part + 1);
+        let name = match &self.name {
+            Some(writer) => format!("part-{writer}-{:05}.jsonl", self.part + 1),
+            None => format!("part-{:05}.jsonl", self.part + 1),
+        };
         self.put(&name, self.buffer.clone().into_bytes()).await?;
         self.part += 1;
         self.buffer.clear();
@@ -161,7 +182,7 @@ impl JournalWriter {
 /// Creates one journal object (`If-None-Match: *`), retrying transient failures: losing the
 /// journal would lose the record of what the run changed. A create whose answer was lost finds
 /// its own bytes there and succeeds.
-async fn create_journal_object(store: &Store, key: &str, data: Bytes) -> Result<()> {
+pub(crate) async fn create_journal_object(store: &Store, key: &str, data: Bytes) -> Result<()> {
     let create = WriteOptions {
         condition: Condition::Create,
         ..WriteOptions::default()

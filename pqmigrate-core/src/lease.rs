@@ -151,6 +151,35 @@ pub async fn current_lease(store: &Store, key: &str) -> Result<Option<(LeaseInfo
     }
 }
 
+/// Releases the lease at `key` if `run_id` holds it (and nobody else took it meanwhile): the
+/// end of a run that spans processes. A lease held by another run, or already released, is
+/// left as it is.
+///
+/// # Errors
+/// Store errors, or an unreadable lease.
+pub async fn release_held_by(store: &Store, key: &str, run_id: &str) -> Result<()> {
+    let Some(found) = read(store, key).await? else {
+        return Ok(());
+    };
+    if found.info.run_id != run_id || found.info.released {
+        return Ok(());
+    }
+    let released = LeaseInfo {
+        released: true,
+        expires_at: expiry(Duration::ZERO),
+        ttl_ms: Some(0),
+        ..found.info
+    };
+    let condition = match found.e_tag {
+        Some(e_tag) => Condition::IfMatch(e_tag),
+        None => return break_lease(store, key).await,
+    };
+    match store.write(key, body(&released), conditional(condition)).await {
+        Ok(_) | Err(Error::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Deletes the lease at `key` whoever holds it (`--break-lease`).
 ///
 /// # Errors
@@ -246,6 +275,14 @@ impl Lease {
             stop,
             renewer,
         })
+    }
+
+    /// Stops renewing and leaves the lease in place until its TTL runs out, for a run that
+    /// goes on in other processes (a detached run), which release it by
+    /// [`release_held_by`].
+    pub async fn detach(self) {
+        self.stop.cancel();
+        let _ = self.renewer.await;
     }
 
     /// Cancelled when the lease is no longer certainly this run's: taken by another run, or not

@@ -66,6 +66,7 @@
 //! ```
 
 pub mod changes;
+pub mod detached;
 pub mod error;
 pub mod executor;
 pub mod identity;
@@ -88,7 +89,7 @@ pub mod version;
 pub use error::{Error, ErrorKind, Result};
 pub use executor::{Event, EventSink, RunOptions};
 pub use identity::new_run_id;
-pub use migrate::{MigrateOptions, migrate_object};
+pub use migrate::{MigrateOptions, Origin, migrate_object};
 pub use migration::{ColumnUse, Migration, StepError, StepId, StepRegistration};
 pub use outcome::{Counts, Migrated, Outcome, Record, RunSummary, Status, WritePath};
 pub use registry::Registry;

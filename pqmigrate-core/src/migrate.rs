@@ -42,6 +42,24 @@ pub struct MigrateOptions {
     /// [`Error::Timeout`] (retryable); nothing is written. A completion already under way is
     /// let finish.
     pub deadline: Option<tokio::time::Instant>,
+    /// Where the object stood before the run first wrote it, when this write continues a chain
+    /// the same run began in an earlier write (the Lambda adapter's `maxStepsPerInvocation`):
+    /// the intent and the record then name that version as the one a rollback restores.
+    pub origin: Option<Origin>,
+}
+
+/// The version of an object before a run first wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Origin {
+    /// Its ETag then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
+    /// Its version id then (versioned buckets): what a rollback restores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// Its schema version then.
+    pub version: u32,
 }
 
 impl MigrateOptions {
@@ -61,6 +79,7 @@ impl MigrateOptions {
             verify_copied: true,
             run: None,
             deadline: None,
+            origin: None,
         }
     }
 }
@@ -103,6 +122,11 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         info.tags.as_deref(),
         Some(&footer.entries()),
     )?;
+    let origin = options.origin.clone().unwrap_or(Origin {
+        e_tag: info.e_tag.clone(),
+        version_id: info.version_id.clone(),
+        version,
+    });
     let done = |outcome| Record {
         attempts: 1,
         millis: started.elapsed().as_millis() as u64,
@@ -132,7 +156,13 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         Some(run) => {
             run.check_fence(key)?;
             let attempt = run
-                .record_intent(key, info.e_tag.clone(), info.version_id.clone(), version, new_version)
+                .record_intent(
+                    key,
+                    origin.e_tag.clone(),
+                    origin.version_id.clone(),
+                    origin.version,
+                    new_version,
+                )
                 .await?;
             run.name_in(&mut named.attributes, &attempt);
             Some(attempt)
@@ -249,13 +279,17 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
             e.report()
         );
     }
-    Ok(done(Outcome::Migrated(Box::new(Migrated {
+    let migrated = |outcome| Record {
+        from: Some(origin.version),
+        ..done(outcome)
+    };
+    Ok(migrated(Outcome::Migrated(Box::new(Migrated {
         to: new_version,
         steps: chain.iter().map(|s| s.id()).collect(),
         fingerprints: chain.iter().map(|s| s.fingerprint()).collect(),
-        old_e_tag: info.e_tag,
+        old_e_tag: origin.e_tag.clone(),
         new_e_tag: written.e_tag,
-        old_version_id: info.version_id,
+        old_version_id: origin.version_id.clone(),
         new_version_id: written.version_id,
         bytes_in: info.size,
         bytes_out,
@@ -576,6 +610,14 @@ async fn stream_append(
         while let Some(chunk) = output_rx.recv().await {
             upload.push(chunk).await?;
         }
+        // The copies run while the new bytes go out; a refusal shows here at the latest.
+        upload.copies_done().await.map_err(|e| {
+            if copy_refused(&e) {
+                Appending::CopyRefused(e)
+            } else {
+                Appending::Failed(e)
+            }
+        })?;
         Ok::<(), Appending>(())
     };
     let (fetched, sent, encoded) = tokio::join!(fetch, send, encoder);

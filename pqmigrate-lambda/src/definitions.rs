@@ -26,6 +26,9 @@ pub struct Options {
     pub retry_max_delay_seconds: u32,
     /// Limit of one invocation, in seconds (Lambda allows 900).
     pub task_timeout_seconds: u32,
+    /// Execution type of the Distributed Map's child workflows: `STANDARD`, or `EXPRESS`
+    /// (billed by duration, not by transition: cheaper per object; at most 5 minutes each).
+    pub map_execution_type: String,
 }
 
 impl Default for Options {
@@ -40,6 +43,7 @@ impl Default for Options {
             retry_backoff_rate: 2.0,
             retry_max_delay_seconds: 120,
             task_timeout_seconds: 900,
+            map_execution_type: "STANDARD".into(),
         }
     }
 }
@@ -82,11 +86,13 @@ fn object_states(options: &Options) -> Value {
             "Resource": options.migrate_function,
             "TimeoutSeconds": options.task_timeout_seconds,
             "Retry": retry(options),
-            "Catch": [ { "ErrorEquals": ["States.ALL"], "Next": "ErrorState", "ResultPath": "$.error" } ],
+            "Catch": [ { "ErrorEquals": ["States.ALL"], "Next": "InvocationFailedState", "ResultPath": "$.error" } ],
             "Next": "UpgradeSchema?"
         },
-        "ErrorState": { "Type": "Fail", "Error": "MigrationError", "Cause": "The object could not be migrated; see errorCause" },
-        "MissingMigrationStepState": { "Type": "Fail", "Error": "MissingMigrationStep", "Cause": "No step leads on from the object's version" },
+        // Each Fail names the object's own cause, so the Map's result files say why.
+        "ErrorState": { "Type": "Fail", "Error": "MigrationError", "CausePath": "$.errorCause" },
+        "MissingMigrationStepState": { "Type": "Fail", "Error": "MissingMigrationStep", "CausePath": "$.errorCause" },
+        "InvocationFailedState": { "Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause" },
         "FinalState": { "Type": "Succeed" }
     })
 }
@@ -100,12 +106,15 @@ pub fn object_state_machine(options: &Options) -> Value {
     })
 }
 
-/// The parent state machine: the scan Task writes a JSON-lines manifest; a Distributed Map
-/// runs the per-object loop over it with bounded concurrency and tolerated failures, and writes
-/// its results to S3.
+/// The parent state machine: the scan Task begins a run and writes a JSON-lines manifest (the
+/// objects it leaves out recorded in the run); a Distributed Map runs the per-object loop over
+/// it with the concurrency and tolerated failures of the execution's input, and writes its
+/// results to S3; a last Task closes the run (its summary from every object's record, the
+/// lease released); and a Choice fails the execution, naming the objects, when any needs
+/// attention (unless the input sets `failOnAttention` to false).
 pub fn parent_state_machine(options: &Options) -> Value {
     json!({
-        "Comment": "pqmigrate: scan a data set, then migrate every object that needs it",
+        "Comment": "pqmigrate: scan a data set, migrate every object that needs it, and close the run",
         "StartAt": "Scan",
         "States": {
             "Scan": {
@@ -123,46 +132,104 @@ pub fn parent_state_machine(options: &Options) -> Value {
                     "Parameters": { "Bucket.$": "$.manifestBucket", "Key.$": "$.manifestKey" }
                 },
                 "ItemProcessor": {
-                    "ProcessorConfig": { "Mode": "DISTRIBUTED", "ExecutionType": "STANDARD" },
+                    "ProcessorConfig": { "Mode": "DISTRIBUTED", "ExecutionType": options.map_execution_type },
                     "StartAt": "UpgradeSchema?",
                     "States": object_states(options)
                 },
-                "MaxConcurrency": options.max_concurrency,
-                "ToleratedFailurePercentage": options.tolerated_failure_percentage,
+                "MaxConcurrencyPath": "$.maxConcurrency",
+                "ToleratedFailurePercentagePath": "$.toleratedFailurePercentage",
                 "ResultWriter": {
                     "Resource": "arn:aws:states:::s3:putObject",
                     "Parameters": { "Bucket.$": "$.manifestBucket", "Prefix": "_pqmigrate/map-results" }
                 },
-                "End": true
-            }
+                "ResultPath": "$.map",
+                // More failures than tolerated still close the run, which then reports them.
+                "Catch": [ { "ErrorEquals": ["States.ALL"], "ResultPath": "$.mapError", "Next": "CloseRun" } ],
+                "Next": "CloseRun"
+            },
+            "CloseRun": {
+                "Type": "Task",
+                "Resource": options.scan_function,
+                "Parameters": {
+                    "closeRun.$": "$.runId",
+                    "bucket.$": "$.manifestBucket",
+                    "schema.$": "$.schema",
+                    "expected.$": "$.expected",
+                    "failOnAttention.$": "$.failOnAttention"
+                },
+                "TimeoutSeconds": options.task_timeout_seconds,
+                "Retry": retry(options),
+                "Next": "NeedsAttention?"
+            },
+            "NeedsAttention?": {
+                "Type": "Choice",
+                "Choices": [
+                    {
+                        "And": [
+                            { "Variable": "$.failOnAttention", "BooleanEquals": true },
+                            { "Variable": "$.needsAttention", "NumericGreaterThan": 0 }
+                        ],
+                        "Next": "ObjectsNeedAttention"
+                    }
+                ],
+                "Default": "Migrated"
+            },
+            "ObjectsNeedAttention": { "Type": "Fail", "Error": "ObjectsNeedAttention", "CausePath": "$.cause" },
+            "Migrated": { "Type": "Succeed" }
         }
     })
 }
 
-/// The SAM template: both functions (`provided.al2023`), both state machines and
-/// least-privilege IAM (the data bucket's objects and tags; writes of manifests and map results
-/// only under `_pqmigrate/`).
+/// The actions each function's code calls, for the least-privilege policies (and the README's
+/// list): on the data set's objects, on the internal prefix `_pqmigrate/`, and on the bucket.
+pub const MIGRATE_OBJECT_ACTIONS: [&str; 8] = [
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:GetObjectTagging",
+    "s3:GetObjectVersionTagging",
+    "s3:PutObject",
+    "s3:PutObjectTagging",
+    "s3:PutObjectVersionTagging",
+    "s3:AbortMultipartUpload",
+];
+/// What the scan function does to the data set's objects (reads footers and tags).
+pub const SCAN_OBJECT_ACTIONS: [&str; 2] = ["s3:GetObject", "s3:GetObjectTagging"];
+/// What both functions do under `_pqmigrate/` (manifests, journal, lease, the probe's scratch
+/// key) beyond reading.
+pub const INTERNAL_ACTIONS: [&str; 4] = [
+    "s3:PutObject",
+    "s3:PutObjectTagging",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+];
+/// What both functions ask of the bucket itself.
+pub const SCAN_BUCKET_ACTIONS: [&str; 2] = ["s3:ListBucket", "s3:GetBucketVersioning"];
+/// What the migrate function asks of the bucket itself (the probe's versioning check).
+pub const MIGRATE_BUCKET_ACTIONS: [&str; 1] = ["s3:GetBucketVersioning"];
+/// With an SSE-KMS bucket, on its key.
+pub const KMS_ACTIONS: [&str; 2] = ["kms:Decrypt", "kms:GenerateDataKey"];
+
+/// The SAM template: both functions (`provided.al2023`), both state machines, and IAM with
+/// exactly the actions the code calls. Parameters: the bucket, the architecture, memory, the
+/// migrate function's reserved concurrency (100, as the seed), a KMS key for SSE-KMS buckets,
+/// and the execution type of the Map's child workflows.
 pub fn sam_template(options: &Options) -> Value {
     let substituted = Options {
         migrate_function: "${MigrateFunctionArn}".into(),
         scan_function: "${ScanFunctionArn}".into(),
+        map_execution_type: "${MapExecutionType}".into(),
         ..options.clone()
     };
-    let bucket_arn = json!({ "Fn::Sub": "arn:aws:s3:::${DataBucket}" });
-    let objects_arn = json!({ "Fn::Sub": "arn:aws:s3:::${DataBucket}/*" });
-    let internal_arn = json!({ "Fn::Sub": "arn:aws:s3:::${DataBucket}/_pqmigrate/*" });
-    let object_actions = json!([
-        "s3:GetObject",
-        "s3:GetObjectVersion",
-        "s3:GetObjectTagging",
-        "s3:GetObjectVersionTagging",
-        "s3:PutObject",
-        "s3:PutObjectTagging",
-        "s3:AbortMultipartUpload",
-        "s3:ListMultipartUploadParts"
-    ]);
-    let function = |handler: &str, description: &str, policies: Value| {
-        json!({
+    let bucket_arn = json!({ "Fn::Sub": "arn:${AWS::Partition}:s3:::${DataBucket}" });
+    let objects_arn = json!({ "Fn::Sub": "arn:${AWS::Partition}:s3:::${DataBucket}/*" });
+    let internal_arn = json!({ "Fn::Sub": "arn:${AWS::Partition}:s3:::${DataBucket}/_pqmigrate/*" });
+    let kms = json!({
+        "Fn::If": ["HasKmsKey",
+            { "Effect": "Allow", "Action": KMS_ACTIONS, "Resource": { "Ref": "KmsKeyArn" } },
+            { "Ref": "AWS::NoValue" }]
+    });
+    let function = |handler: &str, description: &str, statements: Value, reserved: bool| {
+        let mut function = json!({
             "Type": "AWS::Serverless::Function",
             "Properties": {
                 "Description": description,
@@ -178,23 +245,20 @@ pub fn sam_template(options: &Options) -> Value {
                 // the handler gives up cleanly before it.
                 "Timeout": options.task_timeout_seconds.saturating_sub(FUNCTION_TIMEOUT_MARGIN_SECONDS),
                 "Environment": { "Variables": { "PQM_LOG": "info" } },
-                "Policies": policies
+                "Policies": [ { "Statement": statements } ]
             }
-        })
+        });
+        if reserved {
+            function["Properties"]["ReservedConcurrentExecutions"] = json!({ "Ref": "ReservedConcurrency" });
+        }
+        function
     };
-    let state_machine = |definition: Value, policies: Value| {
-        json!({
-            "Type": "AWS::Serverless::StateMachine",
-            "Properties": {
-                "Definition": definition,
-                "DefinitionSubstitutions": {
-                    "MigrateFunctionArn": { "Fn::GetAtt": ["MigrateFunction", "Arn"] },
-                    "ScanFunctionArn": { "Fn::GetAtt": ["ScanFunction", "Arn"] }
-                },
-                "Policies": policies
-            }
-        })
-    };
+    let substitutions = json!({
+        "MigrateFunctionArn": { "Fn::GetAtt": ["MigrateFunction", "Arn"] },
+        "ScanFunctionArn": { "Fn::GetAtt": ["ScanFunction", "Arn"] },
+        "MapExecutionType": { "Ref": "MapExecutionType" }
+    });
+    let parent_name = json!({ "Fn::Sub": "${AWS::StackName}-parent" });
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": "AWS::Serverless-2016-10-31",
@@ -202,31 +266,66 @@ pub fn sam_template(options: &Options) -> Value {
         "Parameters": {
             "DataBucket": { "Type": "String", "Description": "Bucket holding the data set (versioning on is recommended)" },
             "Architecture": { "Type": "String", "Default": "x86_64", "AllowedValues": ["x86_64", "arm64"] },
-            "MemorySize": { "Type": "Number", "Default": 1024, "MinValue": 256, "MaxValue": 10240 }
+            "MemorySize": { "Type": "Number", "Default": 1024, "MinValue": 256, "MaxValue": 10240 },
+            "ReservedConcurrency": {
+                "Type": "Number", "Default": 100, "MinValue": 1,
+                "Description": "Invocations of the migrate function at once, at most (the seed ran 100)"
+            },
+            "KmsKeyArn": {
+                "Type": "String", "Default": "",
+                "Description": "The KMS key of an SSE-KMS bucket (empty for none): the functions and the Map may use it"
+            },
+            "MapExecutionType": {
+                "Type": "String", "Default": "STANDARD", "AllowedValues": ["STANDARD", "EXPRESS"],
+                "Description": "Child workflows of the Distributed Map: EXPRESS is billed by duration (cheaper per object) and limited to 5 minutes"
+            }
+        },
+        "Conditions": {
+            "HasKmsKey": { "Fn::Not": [ { "Fn::Equals": [ { "Ref": "KmsKeyArn" }, "" ] } ] }
         },
         "Resources": {
             "MigrateFunction": function("migrate", "pqmigrate: migrate one object", json!([
-                { "Statement": [ { "Effect": "Allow", "Action": object_actions, "Resource": objects_arn } ] }
-            ])),
-            "ScanFunction": function("scan", "pqmigrate: list a data set and write the manifest", json!([
-                { "Statement": [
-                    { "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arn },
-                    { "Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectTagging"], "Resource": objects_arn },
-                    { "Effect": "Allow", "Action": ["s3:PutObject"], "Resource": internal_arn }
-                ] }
-            ])),
-            "ObjectStateMachine": state_machine(object_state_machine(&substituted), json!([
-                { "LambdaInvokePolicy": { "FunctionName": { "Ref": "MigrateFunction" } } }
-            ])),
-            "ParentStateMachine": state_machine(parent_state_machine(&substituted), json!([
-                { "LambdaInvokePolicy": { "FunctionName": { "Ref": "MigrateFunction" } } },
-                { "LambdaInvokePolicy": { "FunctionName": { "Ref": "ScanFunction" } } },
-                { "Statement": [
-                    { "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": internal_arn },
-                    { "Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"], "Resource": internal_arn },
-                    { "Effect": "Allow", "Action": ["states:StartExecution", "states:DescribeExecution", "states:StopExecution"], "Resource": "*" }
-                ] }
-            ]))
+                { "Effect": "Allow", "Action": MIGRATE_OBJECT_ACTIONS, "Resource": objects_arn },
+                { "Effect": "Allow", "Action": INTERNAL_ACTIONS, "Resource": internal_arn },
+                { "Effect": "Allow", "Action": MIGRATE_BUCKET_ACTIONS, "Resource": bucket_arn },
+                kms
+            ]), true),
+            "ScanFunction": function("scan", "pqmigrate: begin a run, list the data set and write the manifest; close the run", json!([
+                { "Effect": "Allow", "Action": SCAN_BUCKET_ACTIONS, "Resource": bucket_arn },
+                { "Effect": "Allow", "Action": SCAN_OBJECT_ACTIONS, "Resource": objects_arn },
+                { "Effect": "Allow", "Action": INTERNAL_ACTIONS, "Resource": internal_arn },
+                kms
+            ]), false),
+            "ObjectStateMachine": {
+                "Type": "AWS::Serverless::StateMachine",
+                "Properties": {
+                    "Definition": object_state_machine(&substituted),
+                    "DefinitionSubstitutions": substitutions,
+                    "Policies": [ { "LambdaInvokePolicy": { "FunctionName": { "Ref": "MigrateFunction" } } } ]
+                }
+            },
+            "ParentStateMachine": {
+                "Type": "AWS::Serverless::StateMachine",
+                "Properties": {
+                    "Name": parent_name,
+                    "Definition": parent_state_machine(&substituted),
+                    "DefinitionSubstitutions": substitutions,
+                    "Policies": [
+                        { "LambdaInvokePolicy": { "FunctionName": { "Ref": "MigrateFunction" } } },
+                        { "LambdaInvokePolicy": { "FunctionName": { "Ref": "ScanFunction" } } },
+                        { "Statement": [
+                            // ItemReader reads the manifest; ResultWriter writes the results.
+                            { "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"], "Resource": internal_arn },
+                            // The Distributed Map starts, watches and stops its own child executions.
+                            { "Effect": "Allow", "Action": ["states:StartExecution"],
+                              "Resource": { "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-parent" } },
+                            { "Effect": "Allow", "Action": ["states:DescribeExecution", "states:StopExecution"],
+                              "Resource": { "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-parent/*" } },
+                            kms
+                        ] }
+                    ]
+                }
+            }
         },
         "Outputs": {
             "ParentStateMachineArn": { "Value": { "Ref": "ParentStateMachine" } },

@@ -63,6 +63,10 @@ pub struct MigrateEvent {
     /// Why the state is `Error` or `MissingMigrationStep`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_cause: Option<String>,
+    /// The run the object is migrated in (written by the scan into every manifest line): its
+    /// intent and record go to the run's journal, and the object names the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
     /// Any other fields, passed through unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -90,6 +94,34 @@ pub struct ScanEvent {
     /// Where to write the manifest (default `_pqmigrate/manifests/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest_prefix: Option<String>,
+    /// Steps applied per invocation at most, written into every manifest line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_steps_per_invocation: Option<usize>,
+    /// Child executions of the Map at once (its `MaxConcurrencyPath`).
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: u32,
+    /// Share of objects that may fail before the Map fails (its `ToleratedFailurePercentagePath`).
+    #[serde(default = "default_tolerated_failure_percentage")]
+    pub tolerated_failure_percentage: u32,
+    /// Whether the execution fails when any object needs attention (default `true`).
+    #[serde(default = "default_true")]
+    pub fail_on_attention: bool,
+    /// How long the run holds the data set's lease, in seconds (the longest the execution may
+    /// take; default a day). Closing the run releases it earlier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ttl_seconds: Option<u64>,
+}
+
+fn default_max_concurrency() -> u32 {
+    100
+}
+
+fn default_tolerated_failure_percentage() -> u32 {
+    5
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// What the scan handler returns: where the manifest is, and the counts.
@@ -104,6 +136,76 @@ pub struct ScanResult {
     pub objects: u64,
     /// Objects seen, per status (`needs_migration`, `at_target`, ...).
     pub counts: std::collections::BTreeMap<String, u64>,
+    /// The run begun for this migration (`pqmigrate status <store> <run>` shows it).
+    pub run_id: String,
+    /// Objects left out of the manifest that need attention (missing step, unreadable, other
+    /// schema); recorded in the run with the reason.
+    pub skipped: u64,
+    /// Records the run should hold once every object is through: one per object seen.
+    pub expected: u64,
+    /// Echoed from the event for the Map and the final Choice.
+    pub max_concurrency: u32,
+    /// Echoed from the event.
+    pub tolerated_failure_percentage: u32,
+    /// Echoed from the event.
+    pub fail_on_attention: bool,
+    /// The event's schema (version key or id), for closing the run.
+    pub schema: String,
+}
+
+/// The event that closes a run begun by the scan, sent to the scan function by the parent
+/// machine's last Task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloseEvent {
+    /// The run to close.
+    pub close_run: String,
+    /// Bucket of the data set.
+    pub bucket: String,
+    /// Version key or schema id.
+    pub schema: String,
+    /// Records the run should hold ([`ScanResult::expected`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<u64>,
+    /// Whether the execution should fail when any object needs attention.
+    #[serde(default = "default_true")]
+    pub fail_on_attention: bool,
+}
+
+/// What closing a run returns: its counts, and the cause the final Choice fails with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloseResult {
+    /// The run.
+    pub run_id: String,
+    /// Objects per status.
+    pub counts: std::collections::BTreeMap<String, u64>,
+    /// Objects that need attention (and records missing).
+    pub needs_attention: u64,
+    /// Echoed from the event.
+    pub fail_on_attention: bool,
+    /// The first objects that need attention and why, for the Fail state's `CausePath`.
+    pub cause: String,
+}
+
+/// What the scan function takes: a scan (which begins a run) or the close of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ScanRequest {
+    /// Close a run.
+    Close(CloseEvent),
+    /// Scan and begin a run.
+    Scan(ScanEvent),
+}
+
+/// What the scan function answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ScanResponse {
+    /// A run begun and its manifest.
+    Scanned(ScanResult),
+    /// A run closed.
+    Closed(CloseResult),
 }
 
 /// A handler failure reported to Lambda: a stable error type and a message naming the object.

@@ -5,7 +5,9 @@
 //!   `Error` with `errorCause`). Retryable failures come back as Lambda errors of type
 //!   [`RETRYABLE_ERROR`], which the shipped state machines retry with backoff and jitter.
 //! - [`scan`]: the seed's scan event `{bucket, prefixes, type, filter, schema, desiredVersion}`;
-//!   writes the objects that need migration as a JSON-lines manifest for a Distributed Map.
+//!   begins a run (lease, `run.json`), writes the objects that need migration as a JSON-lines
+//!   manifest for a Distributed Map and records the others in the run; `{closeRun, ...}`
+//!   closes the run at the end. `pqmigrate status` and `rollback` work on such a run.
 //! - [`batch`]: S3 Batch Operations (invocation schema 2.0).
 //! - [`definitions`]: the Step Functions state machines and the SAM template, from one source.
 //!
@@ -27,8 +29,8 @@ pub mod scan;
 
 pub use config::Config;
 pub use events::{
-    HandlerError, INVALID_EVENT_ERROR, MigrateEvent, RETRYABLE_ERROR, STORE_REFUSED_ERROR, ScanEvent, ScanResult,
-    Version,
+    CloseEvent, CloseResult, HandlerError, INVALID_EVENT_ERROR, MigrateEvent, RETRYABLE_ERROR, STORE_REFUSED_ERROR,
+    ScanEvent, ScanRequest, ScanResponse, ScanResult, Version,
 };
 
 use std::sync::Arc;
@@ -94,9 +96,9 @@ pub fn run(handler: Handler) -> Result<(), lambda_runtime::Error> {
                 .await
             }
             Handler::Scan => {
-                lambda_runtime::run(service_fn(move |event: LambdaEvent<ScanEvent>| {
+                lambda_runtime::run(service_fn(move |event: LambdaEvent<ScanRequest>| {
                     let (config, registry) = (config.clone(), registry.clone());
-                    async move { scan::handle(&config, &registry, event.payload).await }
+                    async move { scan::handle_request(&config, &registry, event.payload).await }
                 }))
                 .await
             }

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use pqmigrate_core::{MigrateOptions, Outcome, Registry, migrate_object};
+use pqmigrate_core::detached;
+use pqmigrate_core::journal::DEFAULT_JOURNAL_PREFIX;
+use pqmigrate_core::{MigrateOptions, Origin, Outcome, Record, Registry, Store, migrate_object};
 
 use crate::config::Config;
 use crate::events::{HandlerError, MigrateEvent, schema_and_key};
@@ -54,7 +56,29 @@ pub async fn handle_until(
         .checked_store(&event.s3_bucket)
         .await
         .map_err(|e| HandlerError::store(&e))?;
-    match migrate_object(&store, registry, &event.s3_key, &options).await {
+    // In a run begun by the scan: the object's intent and record go to the run's journal, and
+    // a chain split over invocations is rolled back to where the object stood at its start.
+    let run_id = event.run_id.clone();
+    if let Some(run_id) = &run_id {
+        match detached::context(&store, DEFAULT_JOURNAL_PREFIX, run_id, &schema, None).await {
+            Ok(context) => options.run = Some(context),
+            Err(e) if e.is_retryable() => return Err(HandlerError::retryable(&e)),
+            Err(e) => {
+                event.state = "Error".to_string();
+                event.error_cause = Some(format!("{}: {}", event.s3_key, e.report()));
+                return Ok(event);
+            }
+        }
+        options.origin = event
+            .extra
+            .get(ORIGIN_FIELD)
+            .and_then(|v| serde_json::from_value::<Origin>(v.clone()).ok());
+    }
+    let result = migrate_object(&store, registry, &event.s3_key, &options).await;
+    if let Some(run_id) = &run_id {
+        record_in_run(&store, run_id, &mut event, &result).await?;
+    }
+    match result {
         Ok(record) => match &record.outcome {
             Outcome::Migrated(done) => {
                 tracing::info!(key = %event.s3_key, from = record.from, to = done.to, millis = record.millis, "migrated");
@@ -82,4 +106,46 @@ pub async fn handle_until(
         }
     }
     Ok(event)
+}
+
+/// Where the object stood before the run's first write of it, carried between the invocations
+/// of one chain.
+const ORIGIN_FIELD: &str = "runOrigin";
+
+/// Writes the object's record into the run once its chain is over (at the target, or failed):
+/// a step on the way records nothing but carries the object's first version in the event, so
+/// the final record, and a rollback, go back to it. A retryable failure records nothing (the
+/// invocation is retried).
+async fn record_in_run(
+    store: &Store,
+    run_id: &str,
+    event: &mut MigrateEvent,
+    result: &pqmigrate_core::Result<Record>,
+) -> Result<(), HandlerError> {
+    let record = match result {
+        Ok(record) => {
+            if let Outcome::Migrated(done) = &record.outcome
+                && done.to < event.desired_version.0
+            {
+                if !event.extra.contains_key(ORIGIN_FIELD) {
+                    let origin = Origin {
+                        e_tag: done.old_e_tag.clone(),
+                        version_id: done.old_version_id.clone(),
+                        version: record.from.unwrap_or(1),
+                    };
+                    event
+                        .extra
+                        .insert(ORIGIN_FIELD.into(), serde_json::to_value(origin).expect("serializable"));
+                }
+                return Ok(());
+            }
+            record.clone()
+        }
+        Err(e) if e.is_retryable() => return Ok(()),
+        Err(e) => Record::failed(&event.s3_key, e),
+    };
+    event.extra.remove(ORIGIN_FIELD);
+    detached::record(store, DEFAULT_JOURNAL_PREFIX, run_id, &record)
+        .await
+        .map_err(|e| HandlerError::retryable(&e))
 }

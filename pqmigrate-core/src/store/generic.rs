@@ -250,6 +250,7 @@ impl StoreIo for ObjectStoreIo {
             multipart: self.flavor == Flavor::Local,
             versions: false,
             copy_parts: self.flavor == Flavor::Local,
+            parts_in_any_order: false,
         }
     }
 

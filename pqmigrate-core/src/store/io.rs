@@ -132,6 +132,9 @@ pub struct Capabilities {
     /// its bytes passing through this process ([`StoreIo::upload_part_copy`]: S3's
     /// `UploadPartCopy`, the kernel's `copy_file_range` on local disk).
     pub copy_parts: bool,
+    /// Parts of a multipart upload may be sent in any order and at once (S3); otherwise they
+    /// are sent one after the other, in order (local disk appends them to a staged file).
+    pub parts_in_any_order: bool,
 }
 
 /// A byte range of an existing object, pinned to the ETag (and version) it was read with, as the

@@ -90,6 +90,7 @@ impl StoreIo for S3Io {
             multipart: true,
             versions: true,
             copy_parts: true,
+            parts_in_any_order: true,
         }
     }
 

@@ -17,6 +17,11 @@ pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 pub const MIN_PART: u64 = 5 * 1024 * 1024;
 /// The largest part S3 takes, copied or uploaded.
 pub const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
+/// Copied parts are about this size where parts may be sent at once, so the store copies
+/// them in parallel.
+const COPY_PART: u64 = 32 * 1024 * 1024;
+/// Copied parts in flight at once.
+const COPIES_IN_FLIGHT: usize = 8;
 
 /// An upload in progress: its id and the ETags of the parts sent.
 #[derive(Debug)]
@@ -37,6 +42,9 @@ pub struct ConditionalUpload {
     multipart: Option<Multipart>,
     bytes: u64,
     copied: u64,
+    /// Copied parts still under way, sent while the rest is pushed; their ETags fill the
+    /// first parts' places.
+    copying: Option<tokio::task::JoinHandle<Result<Vec<String>>>>,
 }
 
 impl std::fmt::Debug for ConditionalUpload {
@@ -85,6 +93,7 @@ impl ConditionalUpload {
             multipart: None,
             bytes: 0,
             copied: 0,
+            copying: None,
         })
     }
 
@@ -100,6 +109,7 @@ impl ConditionalUpload {
             multipart: None,
             bytes: 0,
             copied: 0,
+            copying: None,
         }
     }
 
@@ -113,7 +123,7 @@ impl ConditionalUpload {
     /// refuses copied parts.
     pub async fn copy_first(&mut self, source: &CopySource) -> Result<()> {
         let len = source.range.end.saturating_sub(source.range.start);
-        if len < MIN_PART || self.bytes > 0 || self.copied > 0 {
+        if len < MIN_PART || self.bytes > 0 || self.copied > 0 || self.copying.is_some() {
             return Err(Error::Config(format!(
                 "{}: a copied part must come first and hold at least 5 MiB",
                 self.key
@@ -123,23 +133,63 @@ impl ConditionalUpload {
             let id = self.store.create_multipart(&self.key, &self.options).await?;
             self.multipart = Some(Multipart { id, parts: Vec::new() });
         }
-        let count = len.div_ceil(MAX_PART);
+        let at_once = self.store.capabilities().parts_in_any_order;
+        let each = if at_once { COPY_PART.max(MIN_PART) } else { MAX_PART };
+        let count = len.div_ceil(each).max(len.div_ceil(MAX_PART));
         let each = len.div_ceil(count);
-        let mut start = source.range.start;
-        while start < source.range.end {
-            let end = (start + each).min(source.range.end);
-            let part = CopySource {
-                range: start..end,
+        let parts: Vec<CopySource> = (0..count)
+            .map(|i| CopySource {
+                range: source.range.start + i * each..(source.range.start + (i + 1) * each).min(source.range.end),
                 ..source.clone()
-            };
+            })
+            .collect();
+        let upload = self.multipart.as_mut().expect("started above");
+        let first = upload.parts.len();
+        let (store, key, id) = (self.store.clone(), self.key.clone(), upload.id.clone());
+        let copies = async move {
+            use futures::{StreamExt, TryStreamExt};
+            futures::stream::iter(parts.into_iter().enumerate())
+                .map(|(i, part)| {
+                    let (store, key, id) = (store.clone(), key.clone(), id.clone());
+                    async move { store.upload_part_copy(&key, &id, first + i, &part).await }
+                })
+                .buffered(if at_once { COPIES_IN_FLIGHT } else { 1 })
+                .try_collect::<Vec<String>>()
+                .await
+        };
+        self.copied = len;
+        if at_once {
+            // The pushed parts follow the copied ones, numbered after them, and are sent while
+            // the store copies.
+            upload.parts.extend(std::iter::repeat_n(String::new(), count as usize));
+            self.copying = Some(tokio::spawn(copies));
+            Ok(())
+        } else {
+            let e_tags = copies.await;
             let upload = self.multipart.as_mut().expect("started above");
-            let e_tag = self
-                .store
-                .upload_part_copy(&self.key, &upload.id, upload.parts.len(), &part)
-                .await?;
-            upload.parts.push(e_tag);
-            self.copied += end - start;
-            start = end;
+            upload.parts.extend(e_tags?);
+            Ok(())
+        }
+    }
+
+    /// Waits for the copied parts started by [`ConditionalUpload::copy_first`].
+    ///
+    /// # Errors
+    /// The first copied part's failure, as [`ConditionalUpload::copy_first`].
+    pub async fn copies_done(&mut self) -> Result<()> {
+        let Some(copying) = self.copying.take() else {
+            return Ok(());
+        };
+        let e_tags = copying.await.map_err(|e| Error::Task {
+            key: self.key.clone(),
+            message: e.to_string(),
+        })??;
+        let upload = self
+            .multipart
+            .as_mut()
+            .expect("copies are only made in a multipart upload");
+        for (slot, e_tag) in upload.parts.iter_mut().zip(e_tags) {
+            *slot = e_tag;
         }
         Ok(())
     }
@@ -222,6 +272,7 @@ impl ConditionalUpload {
     }
 
     async fn complete(&mut self) -> Result<Written> {
+        self.copies_done().await?;
         if self.multipart.is_none() {
             let payload = self.take_pending();
             return self.store.retry_write(&self.key, payload, &self.options).await;
@@ -241,6 +292,9 @@ impl ConditionalUpload {
 
     /// Abandons the write; nothing becomes visible. Best effort: a failure to abort is logged.
     pub async fn abort(&mut self) {
+        if let Some(copying) = self.copying.take() {
+            copying.abort();
+        }
         if let Some(upload) = self.multipart.take()
             && let Err(e) = self.store.abort_multipart(&self.key, &upload.id).await
         {
@@ -253,6 +307,9 @@ impl Drop for ConditionalUpload {
     /// An upload dropped mid-way (a timeout, a cancelled task) is aborted in the background so
     /// no orphaned multipart upload is left behind.
     fn drop(&mut self) {
+        if let Some(copying) = self.copying.take() {
+            copying.abort();
+        }
         let Some(upload) = self.multipart.take() else {
             return;
         };
