@@ -28,12 +28,22 @@ fi
 python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb polars cfn-lint kubernetes-validate botocore
 mkdir -p target/tools
 npm install --silent --no-save --no-audit --no-fund --prefix target/tools asl-validator
+# The SAM CLI (PyPI) packages the template in the tests, in its own virtualenv; cargo-zigbuild and
+# zig (PyPI) build the Lambda bootstraps against GLIBC 2.34, as provided.al2023 has.
+[ -x target/tools/sam/bin/sam ] || {
+  python3 -m venv target/tools/sam && target/tools/sam/bin/pip install --quiet --disable-pip-version-check aws-sam-cli
+}
+[ -x target/tools/zig/bin/cargo-zigbuild ] || {
+  python3 -m venv target/tools/zig && target/tools/zig/bin/pip install --quiet --disable-pip-version-check cargo-zigbuild ziglang
+}
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The CLI tests run the sensor_data example binary (the CLI with the sensorData steps), the Lambda
 # tests the bootstraps of examples/sensor-steps.
 cargo build --workspace --bins --examples --locked
+PATH="$PWD/target/tools/zig/bin:$PATH" cargo-zigbuild zigbuild --locked -p pqmigrate-sensor-steps --bins \
+  --target x86_64-unknown-linux-gnu.2.34
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked

@@ -400,6 +400,14 @@ impl pqmigrate::store::Hook for OtherWriter {
     }
 }
 
+/// Whether `message` refuses a store behind a [`ProxyMode::StripConditions`] proxy: the probe
+/// found the condition ignored, or the server refused the altered request outright (a server
+/// that checks the signed headers of every request sees `If-None-Match` missing; SeaweedFS does
+/// that at times). Either way nothing may be written, which the callers check.
+pub fn refused_for_stripped_conditions(message: &str) -> bool {
+    message.contains("If-None-Match: * of an existing key was accepted") || message.contains("SignatureDoesNotMatch")
+}
+
 /// What [`http_proxy`] does to the requests it passes on.
 #[derive(Debug, Clone, Copy)]
 pub enum ProxyMode {
