@@ -17,11 +17,10 @@ pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 pub const MIN_PART: u64 = 5 * 1024 * 1024;
 /// The largest part S3 takes, copied or uploaded.
 pub const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
-/// Copied parts are about this size where parts may be sent at once, so the store copies
-/// them in parallel.
-const COPY_PART: u64 = 32 * 1024 * 1024;
-/// Copied parts in flight at once.
-const COPIES_IN_FLIGHT: usize = 8;
+/// Copied parts in flight at once, where parts may be sent at once. Each copied part is as large
+/// as S3 allows (5 GiB): SeaweedFS copies one large part several times faster than the same
+/// bytes in 32 MiB parts side by side (measured: 2.7 s against 10.4 s for 196 MB).
+const COPIES_IN_FLIGHT: usize = 4;
 
 /// An upload in progress: its id and the ETags of the parts sent.
 #[derive(Debug)]
@@ -134,8 +133,7 @@ impl ConditionalUpload {
             self.multipart = Some(Multipart { id, parts: Vec::new() });
         }
         let at_once = self.store.capabilities().parts_in_any_order;
-        let each = if at_once { COPY_PART.max(MIN_PART) } else { MAX_PART };
-        let count = len.div_ceil(each).max(len.div_ceil(MAX_PART));
+        let count = len.div_ceil(MAX_PART);
         let each = len.div_ceil(count);
         let parts: Vec<CopySource> = (0..count)
             .map(|i| CopySource {
