@@ -11,23 +11,10 @@ use std::sync::Arc;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use pqmigrate::rewrite::{Footer, NotAppendable, plan_append, rewrite, rewrite_appended};
 use pqmigrate::{ColumnUse, Migration, StepError, StepRegistration, version_key};
 use pqmigrate_sensor_steps::{AddFeatures, DataSpec, RenameAndEncode, SCHEMA, generate_file};
 use support::*;
-
-/// Hides a step's column use, forcing the full decode-and-encode path.
-struct Opaque(&'static dyn Migration);
-
-impl Migration for Opaque {
-    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StepError> {
-        self.0.output_schema(input)
-    }
-    fn transform(&self, batch: RecordBatch, output: &SchemaRef) -> Result<RecordBatch, StepError> {
-        self.0.transform(batch, output)
-    }
-}
 
 /// Drops every `v..` payload column (most of the file's bytes) and keeps the rest.
 struct DropPayload;
@@ -67,21 +54,7 @@ impl Migration for DropPayload {
     }
 }
 
-static OPAQUE_ADD: Opaque = Opaque(&AddFeatures);
-static OPAQUE_RENAME: Opaque = Opaque(&RenameAndEncode);
 static DROP_PAYLOAD: DropPayload = DropPayload;
-
-fn step(from: u32, migration: &'static dyn Migration) -> StepRegistration {
-    StepRegistration {
-        schema: SCHEMA,
-        from,
-        to: from + 1,
-        name: "test",
-        revision: "",
-        crate_id: "tests",
-        migration,
-    }
-}
 
 fn spec() -> DataSpec {
     DataSpec {
@@ -89,13 +62,6 @@ fn spec() -> DataSpec {
         row_group_rows: 5_000,
         seed: 11,
     }
-}
-
-fn metadata(data: &Bytes) -> ParquetMetaData {
-    ParquetMetaDataReader::new()
-        .with_page_index_policy(PageIndexPolicy::Required)
-        .parse_and_finish(data)
-        .unwrap()
 }
 
 fn appended(input: &Bytes, chain: &[StepRegistration], to: u32) -> Bytes {
@@ -119,10 +85,10 @@ fn appended_outputs_read_back_equal_to_a_full_rewrite() {
     let footer = Footer::parse("f", &input).unwrap();
     let region_end = footer.footer_start().unwrap() as usize;
     for (fast, slow, to) in [
-        (vec![step(1, &AddFeatures)], vec![step(1, &OPAQUE_ADD)], 2),
+        (vec![sensor_step(1, &AddFeatures)], vec![sensor_step(1, &OPAQUE_ADD)], 2),
         (
-            vec![step(1, &AddFeatures), step(2, &RenameAndEncode)],
-            vec![step(1, &OPAQUE_ADD), step(2, &OPAQUE_RENAME)],
+            vec![sensor_step(1, &AddFeatures), sensor_step(2, &RenameAndEncode)],
+            vec![sensor_step(1, &OPAQUE_ADD), sensor_step(2, &OPAQUE_RENAME)],
             3,
         ),
     ] {
@@ -144,7 +110,7 @@ fn appended_outputs_read_back_equal_to_a_full_rewrite() {
         assert_eq!(footer_version(&out, &version_key(SCHEMA)), Some(to));
         assert_features_match(&read_all(&input), &a);
 
-        let (before, after) = (metadata(&input), metadata(&out));
+        let (before, after) = (page_indexed_metadata(&input), page_indexed_metadata(&out));
         assert_eq!(after.num_row_groups(), before.num_row_groups());
         let page_index = after.page_index().expect("page index loaded");
         for rg in 0..after.num_row_groups() {
@@ -173,8 +139,8 @@ fn appended_outputs_read_back_equal_to_a_full_rewrite() {
 fn pyarrow_duckdb_and_polars_read_appended_outputs_as_full_rewrites() {
     let dir = tempfile::tempdir().unwrap();
     let input = generate_file(&spec(), 4);
-    let chain_fast = [step(1, &AddFeatures), step(2, &RenameAndEncode)];
-    let chain_slow = [step(1, &OPAQUE_ADD), step(2, &OPAQUE_RENAME)];
+    let chain_fast = [sensor_step(1, &AddFeatures), sensor_step(2, &RenameAndEncode)];
+    let chain_slow = [sensor_step(1, &OPAQUE_ADD), sensor_step(2, &OPAQUE_RENAME)];
     let files = [
         ("appended.parquet", appended(&input, &chain_fast, 3)),
         ("full.parquet", full(&input, &chain_slow, 3)),
@@ -206,23 +172,27 @@ fn pyarrow_duckdb_and_polars_read_appended_outputs_as_full_rewrites() {
 fn dead_bytes_decide_between_append_and_a_whole_rewrite() {
     let input = generate_file(&spec(), 2);
     let footer = Footer::parse("f", &input).unwrap();
-    let small = plan_append("f", &footer, &[step(1, &AddFeatures), step(2, &RenameAndEncode)])
-        .unwrap()
-        .expect("two replaced columns keep the append layout");
+    let small = plan_append(
+        "f",
+        &footer,
+        &[sensor_step(1, &AddFeatures), sensor_step(2, &RenameAndEncode)],
+    )
+    .unwrap()
+    .expect("two replaced columns keep the append layout");
     assert!(
         small.dead > 0 && (small.dead as f64) < 0.05 * small.region_end as f64,
         "{small:?}"
     );
-    match plan_append("f", &footer, &[step(1, &DROP_PAYLOAD)]).unwrap() {
+    match plan_append("f", &footer, &[sensor_step(1, &DROP_PAYLOAD)]).unwrap() {
         Err(NotAppendable::TooMuchDead { dead, region }) => {
             assert!(dead as f64 > 0.25 * region as f64, "{dead} of {region}")
         }
         other => panic!("dropping the payload must be rewritten whole, got {other:?}"),
     }
     // And the whole rewrite of it is what the caller falls back to: it drops the bytes.
-    let compacted = full(&input, &[step(1, &DROP_PAYLOAD)], 2);
+    let compacted = full(&input, &[sensor_step(1, &DROP_PAYLOAD)], 2);
     assert!(compacted.len() < input.len() / 2);
-    let unchanged = plan_append("f", &footer, &[step(1, &OPAQUE_ADD)]).unwrap();
+    let unchanged = plan_append("f", &footer, &[sensor_step(1, &OPAQUE_ADD)]).unwrap();
     assert_eq!(unchanged, Err(NotAppendable::NothingCopied));
 }
 
@@ -232,9 +202,9 @@ fn dead_bytes_decide_between_append_and_a_whole_rewrite() {
 #[test]
 fn footers_with_unsafe_offsets_are_refused_for_the_append_layout() {
     let input = generate_file(&spec(), 3);
-    let meta = metadata(&input);
+    let meta = page_indexed_metadata(&input);
     let start = Footer::parse("f", &input).unwrap().footer_start().unwrap();
-    let chain = [step(1, &AddFeatures)];
+    let chain = [sensor_step(1, &AddFeatures)];
     let damaged = |column: usize, offset: i64| {
         let mut row_groups: Vec<_> = meta.row_groups().to_vec();
         let rg = row_groups[0].clone();

@@ -3,41 +3,12 @@
 
 mod support;
 
-use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::ParquetMetaData;
 use pqmigrate::rewrite::{Footer, rewrite};
-use pqmigrate::{ColumnUse, Migration, Registry, StepError, StepRegistration, version_key};
+use pqmigrate::{ColumnUse, Registry, StepRegistration, version_key};
 use pqmigrate_sensor_steps::{AddFeatures, DataSpec, RenameAndEncode, SCHEMA, generate_file};
 use support::*;
-
-/// Wraps a step and hides its column use, forcing the full decode-and-encode path.
-struct Opaque(&'static dyn Migration);
-
-impl Migration for Opaque {
-    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StepError> {
-        self.0.output_schema(input)
-    }
-    fn transform(&self, batch: RecordBatch, output: &SchemaRef) -> Result<RecordBatch, StepError> {
-        self.0.transform(batch, output)
-    }
-}
-
-static OPAQUE_ADD: Opaque = Opaque(&AddFeatures);
-static OPAQUE_RENAME: Opaque = Opaque(&RenameAndEncode);
-
-fn step(from: u32, migration: &'static dyn Migration) -> StepRegistration {
-    StepRegistration {
-        schema: SCHEMA,
-        from,
-        to: from + 1,
-        name: "test",
-        revision: "",
-        crate_id: "tests",
-        migration,
-    }
-}
 
 fn spec() -> DataSpec {
     DataSpec {
@@ -45,13 +16,6 @@ fn spec() -> DataSpec {
         row_group_rows: 5_000,
         seed: 5,
     }
-}
-
-fn metadata(data: &Bytes) -> ParquetMetaData {
-    ParquetMetaDataReader::new()
-        .with_page_index_policy(PageIndexPolicy::Required)
-        .parse_and_finish(data)
-        .unwrap()
 }
 
 fn chunk_bytes(data: &Bytes, meta: &ParquetMetaData, row_group: usize, column: &str) -> Bytes {
@@ -73,9 +37,9 @@ fn migrate(input: &Bytes, chain: &[StepRegistration], to: u32) -> pqmigrate::rew
 #[test]
 fn untouched_columns_are_copied_byte_for_byte() {
     let input = generate_file(&spec(), 1);
-    let out = migrate(&input, &[step(1, &AddFeatures)], 2);
+    let out = migrate(&input, &[sensor_step(1, &AddFeatures)], 2);
     assert_eq!(out.copied_columns, 65, "all 65 input columns copied, 4 computed");
-    let (before, after) = (metadata(&input), metadata(&out.data));
+    let (before, after) = (page_indexed_metadata(&input), page_indexed_metadata(&out.data));
     assert_eq!(after.num_row_groups(), 3);
     for rg in 0..3 {
         for column in ["ts", "device_id", "x", "v00", "v59"] {
@@ -92,10 +56,10 @@ fn untouched_columns_are_copied_byte_for_byte() {
 fn passthrough_reads_back_equal_to_a_full_rewrite() {
     let input = generate_file(&spec(), 2);
     for (fast, slow, to) in [
-        (vec![step(1, &AddFeatures)], vec![step(1, &OPAQUE_ADD)], 2),
+        (vec![sensor_step(1, &AddFeatures)], vec![sensor_step(1, &OPAQUE_ADD)], 2),
         (
-            vec![step(1, &AddFeatures), step(2, &RenameAndEncode)],
-            vec![step(1, &OPAQUE_ADD), step(2, &OPAQUE_RENAME)],
+            vec![sensor_step(1, &AddFeatures), sensor_step(2, &RenameAndEncode)],
+            vec![sensor_step(1, &OPAQUE_ADD), sensor_step(2, &OPAQUE_RENAME)],
             3,
         ),
     ] {
@@ -114,8 +78,12 @@ fn passthrough_reads_back_equal_to_a_full_rewrite() {
 #[test]
 fn statistics_and_page_index_are_present_on_every_column() {
     let input = generate_file(&spec(), 3);
-    let out = migrate(&input, &[step(1, &AddFeatures), step(2, &RenameAndEncode)], 3);
-    let meta = metadata(&out.data);
+    let out = migrate(
+        &input,
+        &[sensor_step(1, &AddFeatures), sensor_step(2, &RenameAndEncode)],
+        3,
+    );
+    let meta = page_indexed_metadata(&out.data);
     let page_index = meta.page_index().expect("page index loaded");
     for rg in 0..meta.num_row_groups() {
         for (i, column) in meta.row_group(rg).columns().iter().enumerate() {
@@ -154,8 +122,8 @@ fn the_registry_steps_declare_their_columns() {
 fn pyarrow_and_duckdb_read_passthrough_outputs_as_full_rewrites() {
     let dir = tempfile::tempdir().unwrap();
     let input = generate_file(&spec(), 4);
-    let chain_fast = [step(1, &AddFeatures), step(2, &RenameAndEncode)];
-    let chain_slow = [step(1, &OPAQUE_ADD), step(2, &OPAQUE_RENAME)];
+    let chain_fast = [sensor_step(1, &AddFeatures), sensor_step(2, &RenameAndEncode)];
+    let chain_slow = [sensor_step(1, &OPAQUE_ADD), sensor_step(2, &OPAQUE_RENAME)];
     let files = [
         ("passthrough.parquet", migrate(&input, &chain_fast, 3).data),
         ("full.parquet", migrate(&input, &chain_slow, 3).data),
@@ -203,13 +171,13 @@ fn every_page_decompresses(data: &Bytes) -> bool {
 #[test]
 fn the_checked_rewrite_refuses_every_file_whose_pages_are_damaged() {
     let input = generate_file(&spec(), 6);
-    let meta = metadata(&input);
+    let meta = page_indexed_metadata(&input);
     let data_end = (0..meta.num_row_groups())
         .flat_map(|rg| meta.row_group(rg).columns().iter().map(|c| c.byte_range()))
         .map(|(start, len)| start + len)
         .max()
         .unwrap() as usize;
-    let chain = [step(1, &AddFeatures)];
+    let chain = [sensor_step(1, &AddFeatures)];
     let (mut broken, mut refused_columns) = (0, std::collections::BTreeSet::new());
     // 150 places spread over the column data, each with 16 bytes overwritten.
     for n in 0..150usize {
@@ -253,8 +221,8 @@ fn the_checked_rewrite_refuses_every_file_whose_pages_are_damaged() {
 fn steps_choose_the_encoding_of_the_columns_they_write() {
     use parquet::basic::Encoding;
     let input = generate_file(&spec(), 7);
-    let out = migrate(&input, &[step(1, &AddFeatures)], 2);
-    let (before, after) = (metadata(&input), metadata(&out.data));
+    let out = migrate(&input, &[sensor_step(1, &AddFeatures)], 2);
+    let (before, after) = (page_indexed_metadata(&input), page_indexed_metadata(&out.data));
     let encodings = |meta: &ParquetMetaData, name: &str| {
         let column = meta
             .row_group(0)
@@ -300,11 +268,11 @@ pq.write_table(table, sys.argv[1], compression="snappy", use_dictionary=False, w
         String::from_utf8_lossy(&out.stderr)
     );
     let good = Bytes::from(std::fs::read(&path).unwrap());
-    let chain = [step(1, &AddFeatures)];
+    let chain = [sensor_step(1, &AddFeatures)];
     let footer = Footer::parse("crc.parquet", &good).unwrap();
     rewrite("crc.parquet", good.clone(), &footer, &chain, &version_key(SCHEMA), 2).expect("the intact file migrates");
 
-    let meta = metadata(&good);
+    let meta = page_indexed_metadata(&good);
     let (start, len) = meta
         .row_group(0)
         .columns()
