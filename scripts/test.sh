@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The full test suite: installs and starts SeaweedFS and moto server on loopback (unless
-# PQM_S3_ENDPOINT / PQM_MOTO_ENDPOINT already point at such servers), then checks formatting,
-# lints, tests and docs.
+# The full test suite: installs and starts SeaweedFS, moto server, Azurite and a GCS emulator on
+# loopback (unless PQM_S3_ENDPOINT / PQM_MOTO_ENDPOINT / PQM_AZURE_ENDPOINT already point at such
+# servers), then checks formatting, lints, tests and docs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,12 +22,19 @@ if [ -z "${PQM_MOTO_ENDPOINT:-}" ]; then
   echo "moto S3 at $PQM_MOTO_ENDPOINT"
 fi
 
+# Azurite (Azure Blob) and gcp-storage-emulator (GCS): the cloud stores beside S3.
+if [ -z "${PQM_AZURE_ENDPOINT:-}" ]; then
+  eval "$(scripts/cloud_emulators.sh start)"
+  started+=(cloud_emulators)
+  echo "Azurite at $PQM_AZURE_ENDPOINT, GCS emulator at $PQM_GCS_ENDPOINT"
+fi
+
 # pyarrow and DuckDB read the rewritten files back in the interop test; cfn-lint (PyPI) and
 # asl-validator (npm) check the shipped SAM template and state machines; kubernetes-validate and
 # botocore check the cluster examples.
 python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb polars cfn-lint kubernetes-validate botocore
 mkdir -p target/tools
-npm install --silent --no-save --no-audit --no-fund --prefix target/tools asl-validator
+npm install --silent --no-save --no-audit --no-fund --prefix target/tools asl-validator aws-local-stepfunctions@3.0.0
 # The SAM CLI (PyPI) packages the template in the tests, in its own virtualenv; cargo-zigbuild and
 # zig (PyPI) build the Lambda bootstraps against GLIBC 2.34, as provided.al2023 has.
 [ -x target/tools/sam/bin/sam ] || {

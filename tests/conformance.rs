@@ -1,4 +1,6 @@
-//! One conformance suite, run against every store kind: memory, local disk and S3.
+//! One conformance suite, run against every store kind: memory, local disk, S3 and Azure Blob
+//! (Azurite). The GCS emulator lacks generation preconditions, so there the probe's refusal is
+//! what is tested (tests/cloud_stores.rs).
 
 mod support;
 
@@ -33,6 +35,13 @@ async fn local() -> Fixture {
 async fn s3() -> Fixture {
     Fixture {
         store: new_bucket("conformance").await.0,
+        _dir: None,
+    }
+}
+
+async fn azure() -> Fixture {
+    Fixture {
+        store: Cloud::Azure.new_store("conformance").0,
         _dir: None,
     }
 }
@@ -171,6 +180,7 @@ macro_rules! conformance {
         mod memory_store { $( #[tokio::test] async fn $scenario() { super::$scenario(super::memory().await).await } )* }
         mod local_store { $( #[tokio::test] async fn $scenario() { super::$scenario(super::local().await).await } )* }
         mod s3_store { $( #[tokio::test] async fn $scenario() { super::$scenario(super::s3().await).await } )* }
+        mod azure_store { $( #[tokio::test] async fn $scenario() { super::$scenario(super::azure().await).await } )* }
     };
 }
 

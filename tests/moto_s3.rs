@@ -18,6 +18,7 @@ fn moto(multipart_threshold: usize) -> StoreOptions {
         max_retries: Some(2),
         multipart_threshold: Some(multipart_threshold),
         part_size: Some(5 * 1024 * 1024),
+        ..StoreOptions::default()
     }
 }
 

@@ -18,6 +18,14 @@ pub struct Cli {
     /// S3 endpoint for S3-compatible servers (MinIO, SeaweedFS); AWS when unset.
     #[arg(long, global = true, env = "PQM_S3_ENDPOINT")]
     pub endpoint: Option<String>,
+    /// GCS endpoint for an emulator (fake-gcs-server), addressed without credentials; Google
+    /// when unset.
+    #[arg(long, global = true, env = "PQM_GCS_ENDPOINT")]
+    pub gcs_endpoint: Option<String>,
+    /// Azure Blob endpoint with the account (Azurite: `http://127.0.0.1:10000/devstoreaccount1`);
+    /// the account's own when unset.
+    #[arg(long, global = true, env = "PQM_AZURE_ENDPOINT")]
+    pub azure_endpoint: Option<String>,
     /// S3 region (else AWS_REGION / AWS_DEFAULT_REGION, else us-east-1).
     #[arg(long, global = true)]
     pub region: Option<String>,

@@ -18,6 +18,8 @@ use crate::{report, status};
 pub(crate) async fn dispatch(cli: Cli) -> Result<u8> {
     let options = StoreOptions {
         endpoint: cli.endpoint.clone(),
+        gcs_endpoint: cli.gcs_endpoint.clone(),
+        azure_endpoint: cli.azure_endpoint.clone(),
         region: cli.region.clone(),
         ..StoreOptions::default()
     };

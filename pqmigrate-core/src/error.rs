@@ -450,7 +450,9 @@ pub(crate) fn is_transient_store_error(e: &object_store::Error) -> bool {
     use object_store::Error as E;
     match e {
         E::Precondition { .. } => true,
-        E::Generic { .. } => true,
+        // An answer without the headers a client needs (an emulator that gives no ETag) is the
+        // server's lasting behaviour, not a hiccup.
+        E::Generic { source, .. } => !lasting_answer(&source.to_string()),
         E::NotFound { .. }
         | E::InvalidPath { .. }
         | E::NotSupported { .. }
@@ -465,9 +467,28 @@ pub(crate) fn is_transient_store_error(e: &object_store::Error) -> bool {
     }
 }
 
+/// Whether an error's text names a lasting answer of the server.
+fn lasting_answer(text: &str) -> bool {
+    text.contains("Unable to extract metadata from headers") || text.contains("501 Not Implemented")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_missing_required_headers_are_not_retried() {
+        let missing = object_store::Error::Generic {
+            store: "GCS",
+            source: "Unable to extract metadata from headers: ETag Header missing from response".into(),
+        };
+        assert!(!is_transient_store_error(&missing));
+        let throttled = object_store::Error::Generic {
+            store: "GCS",
+            source: "503 SlowDown".into(),
+        };
+        assert!(is_transient_store_error(&throttled));
+    }
 
     #[test]
     fn a_chain_is_reported_once_with_a_hint_for_missing_credentials() {

@@ -20,17 +20,13 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::{Error, Result};
 use crate::intent::{Intent, IntentLog};
 use crate::outcome::{Record, RunSummary};
-use crate::store::{Condition, Store, WriteOptions};
+use crate::store::{Condition, Store, WriteOptions, in_rounds};
 
 /// Default journal prefix.
 pub const DEFAULT_JOURNAL_PREFIX: &str = "_pqmigrate/runs/";
 
 const RECORDS_PER_PART: usize = 1000;
 const PART_INTERVAL: Duration = Duration::from_secs(5);
-/// Rounds of request retries before a journal write is given up: a lost journal would lose the
-/// record of what the run changed.
-const JOURNAL_ROUNDS: u32 = 5;
-const JOURNAL_PAUSE: Duration = Duration::from_secs(1);
 /// How long the intent log waits for more intents to join a batch.
 const INTENT_WINDOW: Duration = Duration::from_millis(5);
 /// Most intents in one batch.
@@ -187,21 +183,14 @@ pub(crate) async fn create_journal_object(store: &Store, key: &str, data: Bytes)
         condition: Condition::Create,
         ..WriteOptions::default()
     };
-    let mut round = 0;
-    loop {
-        round += 1;
-        match store.write(key, data.clone(), create.clone()).await {
-            Ok(_) => return Ok(()),
-            Err(e) if e.is_already_exists() => {
-                return match store.get_if_exists(key).await {
-                    Ok(Some((_, there))) if there == data => Ok(()),
-                    Ok(_) => Err(Error::journal(key, "another writer created it first")),
-                    Err(e) => Err(Error::journal_store(key, e)),
-                };
-            }
-            Err(e) if round < JOURNAL_ROUNDS && e.is_transient() => tokio::time::sleep(JOURNAL_PAUSE).await,
-            Err(e) => return Err(Error::journal_store(key, e)),
-        }
+    match in_rounds(|| store.write(key, data.clone(), create.clone())).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_already_exists() => match in_rounds(|| store.get_if_exists(key)).await {
+            Ok(Some((_, there))) if there == data => Ok(()),
+            Ok(_) => Err(Error::journal(key, "another writer created it first")),
+            Err(e) => Err(Error::journal_store(key, e)),
+        },
+        Err(e) => Err(Error::journal_store(key, e)),
     }
 }
 

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::identity::host_name;
-use crate::store::{Condition, INTERNAL_PREFIX, Store, WriteOptions};
+use crate::store::{Condition, INTERNAL_PREFIX, Store, WriteOptions, in_rounds};
 
 /// Why a run or a rollback stopped when its lease was lost.
 pub const LEASE_LOST: &str = "the lease was lost (taken by another run, or not renewed in time)";
@@ -74,7 +74,9 @@ impl Found {
         if self.info.released {
             return Ok(true);
         }
-        Ok(self.info.lapsed_at(store.server_time().await?, self.last_modified))
+        Ok(self
+            .info
+            .lapsed_at(in_rounds(|| store.server_time()).await?, self.last_modified))
     }
 }
 
@@ -125,7 +127,7 @@ fn conditional(condition: Condition) -> WriteOptions {
 }
 
 async fn read(store: &Store, key: &str) -> Result<Option<Found>> {
-    let Some((head, bytes)) = store.get_if_exists(key).await? else {
+    let Some((head, bytes)) = in_rounds(|| store.get_if_exists(key)).await? else {
         return Ok(None);
     };
     let info = serde_json::from_slice(&bytes).map_err(|e| Error::journal(key, format!("unreadable lease: {e}")))?;
@@ -174,7 +176,8 @@ pub async fn release_held_by(store: &Store, key: &str, run_id: &str) -> Result<(
         Some(e_tag) => Condition::IfMatch(e_tag),
         None => return break_lease(store, key).await,
     };
-    match store.write(key, body(&released), conditional(condition)).await {
+    // A retried release whose first answer was lost meets a changed ETag: a conflict.
+    match in_rounds(|| store.write(key, body(&released), conditional(condition.clone()))).await {
         Ok(_) | Err(Error::Conflict { .. }) => Ok(()),
         Err(e) => Err(e),
     }
@@ -185,7 +188,7 @@ pub async fn release_held_by(store: &Store, key: &str, run_id: &str) -> Result<(
 /// # Errors
 /// Store errors.
 pub async fn break_lease(store: &Store, key: &str) -> Result<()> {
-    store.delete(key).await
+    in_rounds(|| store.delete(key)).await
 }
 
 impl Lease {
@@ -205,10 +208,8 @@ impl Lease {
         let mut took_over = None;
         let (e_tag, confirmed) = loop {
             let sent = Instant::now();
-            match store
-                .write(key, body(&mine(expiry(ttl))), conditional(Condition::Create))
-                .await
-            {
+            // A create whose answer was lost is found below as ours.
+            match in_rounds(|| store.write(key, body(&mine(expiry(ttl))), conditional(Condition::Create))).await {
                 Ok(r) => break (r.e_tag, sent),
                 Err(e) if e.is_already_exists() => {}
                 Err(e) => return Err(e),
@@ -238,7 +239,7 @@ impl Lease {
                 }
                 Some(e_tag) => {
                     let update = conditional(Condition::IfMatch(e_tag));
-                    match store.write(key, body(&mine(expiry(ttl))), update).await {
+                    match in_rounds(|| store.write(key, body(&mine(expiry(ttl))), update.clone())).await {
                         Ok(r) => Some(r.e_tag),
                         Err(Error::Conflict { .. }) => None,
                         Err(e) => return Err(e),
@@ -323,11 +324,8 @@ impl Lease {
             ttl_ms: Some(0),
             released: true,
         };
-        match self
-            .store
-            .write(&self.key, body(&released), conditional(Condition::IfMatch(e_tag)))
-            .await
-        {
+        let release = conditional(Condition::IfMatch(e_tag));
+        match in_rounds(|| self.store.write(&self.key, body(&released), release.clone())).await {
             Ok(_) => Ok(()),
             // Taken over after ours lapsed, or our own release whose answer was lost.
             Err(Error::Conflict { .. }) => Ok(()),

@@ -15,7 +15,7 @@ use crate::outcome::{Migrated, Outcome, Record};
 use crate::registry::Registry;
 use crate::rewrite::{AppendPlan, AppendRewriter, FileRanges, Footer, RowGroupRewriter, plan_append};
 use crate::store::{ConditionalUpload, CopySource, MIN_PART, ObjectInfo, ObjectReader, Store, Written, metadata};
-use crate::version::{VersionSource, resolve_version, version_key};
+use crate::version::{VersionSource, resolve_version, version_key, version_metadata_name};
 
 /// What to migrate objects to.
 #[derive(Debug, Clone)]
@@ -169,6 +169,14 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         }
         None => None,
     };
+    let capabilities = store.capabilities();
+    if !capabilities.tags && capabilities.user_metadata {
+        // No tags here: the version goes beside the data in the object's metadata.
+        named.attributes.insert(
+            object_store::Attribute::Metadata(version_metadata_name(&options.version_key).into()),
+            new_version.to_string().into(),
+        );
+    }
     let tags = tags.as_deref().unwrap_or(&[]);
     let mut upload = ConditionalUpload::new(store, &named, tags)?;
     let target = Target {

@@ -75,7 +75,7 @@ pub async fn rollback_run(
     let started = Instant::now();
     if !store.capabilities().versions {
         return Err(Error::Config(format!(
-            "rollback needs an S3 bucket with versioning on; {} keeps no previous versions",
+            "rollback reads the previous object versions, which only an S3 bucket with versioning on keeps for it; {} keeps no previous versions",
             store.url()
         )));
     }
@@ -118,12 +118,13 @@ pub async fn rollback_run(
         started,
     )
     .await;
-    let released = lease.release().await;
-    Ok(RollbackReport {
-        info,
-        summary,
-        failure: failure.or(released.err()),
-    })
+    if let Err(e) = lease.release().await {
+        tracing::warn!(
+            "{key}: the lease could not be released, it lapses at its TTL: {}",
+            e.report()
+        );
+    }
+    Ok(RollbackReport { info, summary, failure })
 }
 
 #[allow(clippy::too_many_arguments)]

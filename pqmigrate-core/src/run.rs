@@ -209,8 +209,13 @@ impl Migrator {
             }
         };
         let (summary, failure) = self.execute(&info, journal, &lease, started).await;
-        let released = lease.release().await;
-        let failure = failure.or(released.err());
+        if let Err(e) = lease.release().await {
+            // The run itself is over and journaled; the lease lapses at its TTL.
+            tracing::warn!(
+                "{key}: the lease could not be released, it lapses at its TTL: {}",
+                e.report()
+            );
+        }
         Ok(RunReport { info, summary, failure })
     }
 
@@ -374,6 +379,74 @@ mod tests {
         let head = store.head(key).await.unwrap();
         let value = |name| crate::store::metadata(&head.attributes, name).map(str::to_string);
         (value(RUN_METADATA), value(ATTEMPT_METADATA))
+    }
+
+    /// Throttles the first writes of each of the run's bookkeeping objects (the lease, the
+    /// journal) `in_a_row` times, more than one request's retries cover.
+    #[derive(Debug)]
+    struct ThrottledBookkeeping {
+        in_a_row: u32,
+        seen: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::store::Hook for ThrottledBookkeeping {
+        async fn before(
+            &self,
+            request: crate::store::Request,
+            key: &str,
+            _conditional: bool,
+            _inner: &crate::store::SharedIo,
+        ) -> Result<()> {
+            let bookkeeping = key.starts_with(crate::store::INTERNAL_PREFIX) && !key.contains("/probe/");
+            if request != crate::store::Request::Put || !bookkeeping {
+                return Ok(());
+            }
+            let mut seen = self.seen.lock().unwrap();
+            let throttled = seen.entry(key.to_string()).or_default();
+            if *throttled < self.in_a_row {
+                *throttled += 1;
+                return Err(Error::Store {
+                    key: key.into(),
+                    op: "put",
+                    source: object_store::Error::Generic {
+                        store: "test",
+                        source: "503 SlowDown".into(),
+                    },
+                });
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn throttling_longer_than_request_retries_costs_neither_the_lease_nor_the_journal() {
+        let plain = Store::memory();
+        let files = put_files(&plain, 3).await;
+        let in_a_row = crate::store::REQUEST_ATTEMPTS + 1;
+        let hook = Arc::new(ThrottledBookkeeping {
+            in_a_row,
+            seen: Default::default(),
+        });
+        let store = plain.clone().with_hook(hook.clone());
+        let report = Migrator::new(store, registry_1_to_2(), MigrateOptions::new("s", 2))
+            .run()
+            .await
+            .unwrap();
+        assert!(report.failure.is_none(), "{:?}", report.failure.map(|e| e.report()));
+        assert!(report.is_complete());
+        assert_eq!(report.summary.count(Status::Migrated), files.len() as u64);
+        let seen = hook.seen.lock().unwrap().clone();
+        let lease = lease_key("s", None);
+        assert_eq!(seen.get(&lease), Some(&in_a_row), "the lease's writes were throttled");
+        assert!(seen.keys().any(|k| k.ends_with("run.json")), "{seen:?}");
+        let journal = read_run(&plain, DEFAULT_JOURNAL_PREFIX, &report.info.run_id)
+            .await
+            .unwrap();
+        assert_eq!(journal.records.len(), files.len());
+        assert_eq!(journal.summary.unwrap(), report.summary);
+        let held = crate::lease::current_lease(&plain, &lease).await.unwrap();
+        assert!(held.is_none(), "released: {held:?}");
     }
 
     /// Slows every read and, once `cut` is set, fails every write of the lease.

@@ -28,6 +28,31 @@ pub fn schema_of_version_key(key: &str) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
+/// The user-metadata name holding the version on stores without object tags (GCS, Azure Blob),
+/// beside the footer key, which stays the source of truth: `pqm-v-` and the version key in
+/// lower case with every character but letters and digits as `-` (metadata names travel as
+/// HTTP headers, which come back in lower case, and Azure's must be identifiers).
+///
+/// ```
+/// assert_eq!(
+///     pqmigrate_core::version::version_metadata_name("schema:sensorData:version"),
+///     "pqm-v-schema-sensordata-version"
+/// );
+/// ```
+pub fn version_metadata_name(version_key: &str) -> String {
+    let name: String = version_key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("pqm-v-{name}")
+}
+
 /// Parses a recorded version value: a positive integer up to [`MAX_VERSION`].
 ///
 /// # Errors

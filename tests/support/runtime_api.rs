@@ -208,3 +208,72 @@ async fn serve(mut socket: TcpStream, state: Arc<State>) {
         }
     }
 }
+
+/// What the [`gateway`] saw.
+#[derive(Debug, Default)]
+pub struct GatewayCounts {
+    /// Invocations, by function.
+    pub invocations: std::sync::Mutex<HashMap<String, u64>>,
+    /// Invocations answered with an error, by error type.
+    pub errors: std::sync::Mutex<HashMap<String, u64>>,
+}
+
+/// The loopback endpoint `scripts/run_state_machine.mjs` sends a state machine's Tasks to, as
+/// Step Functions would call the Lambda service: `POST /function/<name>` invokes that function's
+/// bootstrap through its Runtime API (`functions`) and answers its result (200) or its error
+/// (500, `{"errorType", "errorMessage"}`); `POST /items` reads a Distributed Map's JSONL manifest
+/// (`{"Bucket", "Key"}`) from the S3 server the tests use. Returns its URL.
+pub async fn gateway(functions: HashMap<String, Arc<RuntimeApi>>) -> (String, Arc<GatewayCounts>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let counts = Arc::new(GatewayCounts::default());
+    let functions = Arc::new(functions);
+    let seen = counts.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (functions, counts) = (functions.clone(), seen.clone());
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                while let Some((method, path, _, body)) = read_request(&mut socket, &mut buffer).await {
+                    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let (status, answer) = match (method.as_str(), path.strip_prefix("/function/")) {
+                        ("POST", Some(name)) if functions.contains_key(name) => {
+                            *counts.invocations.lock().unwrap().entry(name.to_string()).or_default() += 1;
+                            match functions[name].invoke(request, Duration::from_secs(60)).await {
+                                Answer::Response(value) => ("200 OK", value),
+                                Answer::Error { error_type, body } => {
+                                    *counts.errors.lock().unwrap().entry(error_type.clone()).or_default() += 1;
+                                    let message = body["errorMessage"].clone();
+                                    (
+                                        "500 Internal Server Error",
+                                        serde_json::json!({"errorType": error_type, "errorMessage": message}),
+                                    )
+                                }
+                            }
+                        }
+                        ("POST", None) if path == "/items" => ("200 OK", read_items(&request).await),
+                        _ => ("404 Not Found", Value::Null),
+                    };
+                    if !respond(&mut socket, status, &[], &serde_json::to_vec(&answer).unwrap()).await {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, counts)
+}
+
+/// The items of a JSONL manifest, as a Distributed Map's `ItemReader` reads them.
+async fn read_items(request: &Value) -> Value {
+    assert_eq!(request["ReaderConfig"]["InputType"], "JSONL", "{request}");
+    let bucket = request["Bucket"].as_str().expect("Bucket");
+    let key = request["Key"].as_str().expect("Key");
+    let store = pqmigrate::Store::s3(bucket, &super::s3_options()).unwrap();
+    let (_, bytes) = store.get(key, Default::default()).await.unwrap();
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .collect()
+}

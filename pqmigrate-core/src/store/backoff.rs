@@ -85,6 +85,31 @@ where
     }
 }
 
+/// Rounds of a run's own bookkeeping calls (journal objects, the lease): each round is one store
+/// call with its own request retries, so a burst of throttling longer than those does not cost
+/// the run its record or its lease.
+pub(crate) const BOOKKEEPING_ROUNDS: u32 = 5;
+
+/// The pause between rounds of a bookkeeping call.
+pub(crate) const BOOKKEEPING_PAUSE: Duration = Duration::from_secs(1);
+
+/// Runs a bookkeeping call until it succeeds, fails with an error that is not transient, or
+/// [`BOOKKEEPING_ROUNDS`] are used.
+pub(crate) async fn in_rounds<T, F, Fut>(mut call: F) -> crate::error::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = crate::error::Result<T>>,
+{
+    let mut round = 0;
+    loop {
+        round += 1;
+        match call().await {
+            Err(e) if round < BOOKKEEPING_ROUNDS && e.is_transient() => tokio::time::sleep(BOOKKEEPING_PAUSE).await,
+            result => return result,
+        }
+    }
+}
+
 /// A uniform draw in [0, 1) for retry jitter.
 ///
 /// ```

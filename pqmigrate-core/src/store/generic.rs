@@ -14,7 +14,10 @@ use bytes::Bytes;
 use futures::StreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{Attributes, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
+use object_store::{
+    Attributes, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    UpdateVersion,
+};
 
 use super::convert::{self, conflict_or, put_mode};
 use super::io::{
@@ -34,6 +37,12 @@ pub(crate) enum Flavor {
     Memory,
     /// Local disk: writes staged and renamed.
     Local,
+    /// Google Cloud Storage: conditional single PUTs (generation preconditions), custom
+    /// metadata.
+    Gcs,
+    /// Azure Blob Storage: conditional single PUTs (`If-Match` on the ETag), metadata, whose
+    /// names must be C# identifiers (see [`azure_name`]).
+    Azure,
 }
 
 struct Staged {
@@ -122,6 +131,18 @@ impl ObjectStoreIo {
         }
     }
 
+    /// An object's metadata as the rest of the engine knows it: Azure's metadata names turned
+    /// back; on GCS the generation as the "ETag" that conditions and pinned reads use (GCS
+    /// preconditions are on the generation, and it names one content exactly).
+    fn named_back(&self, mut head: Head) -> Head {
+        match self.flavor {
+            Flavor::Azure => head.attributes = renamed(&head.attributes, engine_name),
+            Flavor::Gcs => head.e_tag = head.version_id.take().or(head.e_tag),
+            Flavor::Memory | Flavor::Local => {}
+        }
+        head
+    }
+
     fn no_versions(key: &str) -> Error {
         Error::Config(format!("{key}: this store keeps no object versions"))
     }
@@ -136,7 +157,7 @@ impl ObjectStoreIo {
     ) -> Result<Written> {
         let path = object_path(key)?;
         let result = match self.flavor {
-            Flavor::Memory => {
+            Flavor::Memory | Flavor::Gcs | Flavor::Azure => {
                 let data = self
                     .inner
                     .get(staged)
@@ -221,11 +242,28 @@ impl ObjectStoreIo {
 
     async fn put_native(&self, key: &str, data: PutPayload, options: WriteOptions) -> Result<Written> {
         let attributes = match self.flavor {
-            Flavor::Memory => options.attributes,
+            Flavor::Memory | Flavor::Gcs => options.attributes,
+            Flavor::Azure => renamed(&options.attributes, azure_name),
             Flavor::Local => Attributes::new(),
         };
+        let mode = match (self.flavor, put_mode(key, &options.condition)?) {
+            // What is not a generation can never be this object's generation.
+            (Flavor::Gcs, PutMode::Update(UpdateVersion { e_tag: Some(e_tag), .. }))
+                if !e_tag.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                return Err(Error::Conflict {
+                    key: key.to_string(),
+                    expected: e_tag,
+                });
+            }
+            (Flavor::Gcs, PutMode::Update(UpdateVersion { e_tag, .. })) => PutMode::Update(UpdateVersion {
+                e_tag: None,
+                version: e_tag,
+            }),
+            (_, mode) => mode,
+        };
         let put = PutOptions {
-            mode: put_mode(key, &options.condition)?,
+            mode,
             attributes,
             ..PutOptions::default()
         };
@@ -234,9 +272,15 @@ impl ObjectStoreIo {
             .put_opts(&object_path(key)?, data, put)
             .await
             .map_err(|e| conflict_or(key, &options.condition, "put", e))?;
-        Ok(Written {
-            e_tag: result.e_tag,
-            version_id: result.version,
+        Ok(match self.flavor {
+            Flavor::Gcs => Written {
+                e_tag: result.version.or(result.e_tag),
+                version_id: None,
+            },
+            _ => Written {
+                e_tag: result.e_tag,
+                version_id: result.version,
+            },
         })
     }
 }
@@ -246,7 +290,7 @@ impl StoreIo for ObjectStoreIo {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             tags: false,
-            user_metadata: self.flavor == Flavor::Memory,
+            user_metadata: self.flavor != Flavor::Local,
             multipart: self.flavor == Flavor::Local,
             versions: false,
             copy_parts: self.flavor == Flavor::Local,
@@ -274,7 +318,11 @@ impl StoreIo for ObjectStoreIo {
             if !key.starts_with(prefix) || page.as_deref().is_some_and(|after| key.as_str() <= after) {
                 continue;
             }
-            smallest.insert((key, meta.size, meta.e_tag));
+            let e_tag = match self.flavor {
+                Flavor::Gcs => meta.version.or(meta.e_tag),
+                _ => meta.e_tag,
+            };
+            smallest.insert((key, meta.size, e_tag));
             if smallest.len() > size {
                 smallest.pop_last();
                 more = true;
@@ -297,7 +345,8 @@ impl StoreIo for ObjectStoreIo {
             return Err(Self::no_versions(key));
         }
         self.inside_root(key)?;
-        convert::head(self.inner.as_ref(), key, None).await
+        let head = convert::head(self.inner.as_ref(), key, None).await?;
+        Ok(self.named_back(head))
     }
 
     async fn get(&self, key: &str, options: ReadOptions) -> Result<(Head, Bytes)> {
@@ -305,12 +354,18 @@ impl StoreIo for ObjectStoreIo {
             return Err(Self::no_versions(key));
         }
         self.inside_root(key)?;
-        convert::get(self.inner.as_ref(), key, options).await
+        let mut options = options;
+        if self.flavor == Flavor::Gcs {
+            // A read pinned to what was seen is pinned to its generation.
+            options.version_id = options.if_match.take();
+        }
+        let (head, bytes) = convert::get(self.inner.as_ref(), key, options).await?;
+        Ok((self.named_back(head), bytes))
     }
 
     async fn put(&self, key: &str, data: PutPayload, options: WriteOptions) -> Result<Written> {
         self.inside_root(key)?;
-        if self.flavor == Flavor::Memory || matches!(options.condition, Condition::None | Condition::Create) {
+        if self.flavor != Flavor::Local || matches!(options.condition, Condition::None | Condition::Create) {
             return self.put_native(key, data, options).await;
         }
         let staged = staging_path(key)?;
@@ -606,6 +661,36 @@ fn staging_path(key: &str) -> Result<Path> {
     object_path(&format!("{INTERNAL_PREFIX}staging/{key}.{unique}"))
 }
 
+/// The engine's metadata names (`pqm-run`) as Azure takes them: metadata names there must be C#
+/// identifiers, so `-` becomes `_` in the engine's own names.
+fn azure_name(name: &str) -> String {
+    match name.strip_prefix("pqm-") {
+        Some(rest) => format!("pqm_{}", rest.replace('-', "_")),
+        None => name.to_string(),
+    }
+}
+
+/// The inverse of [`azure_name`] for the engine's own names.
+fn engine_name(name: &str) -> String {
+    match name.strip_prefix("pqm_") {
+        Some(rest) => format!("pqm-{}", rest.replace('_', "-")),
+        None => name.to_string(),
+    }
+}
+
+/// `attributes` with every metadata name passed through `rename`.
+fn renamed(attributes: &Attributes, rename: fn(&str) -> String) -> Attributes {
+    attributes
+        .iter()
+        .map(|(attribute, value)| match attribute {
+            object_store::Attribute::Metadata(name) => {
+                (object_store::Attribute::Metadata(rename(name).into()), value.clone())
+            }
+            other => (other.clone(), value.clone()),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -681,5 +766,15 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(std::fs::read(root.join("d/inner/a.parquet")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn the_engines_metadata_names_round_trip_through_azures_rules() {
+        for name in ["pqm-run", "pqm-attempt", "pqm-v-schema-sensordata-version"] {
+            let azure = azure_name(name);
+            assert!(azure.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{azure}");
+            assert_eq!(engine_name(&azure), name);
+        }
+        assert_eq!(azure_name("owner"), "owner", "a user's own names are theirs");
     }
 }

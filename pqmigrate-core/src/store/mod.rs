@@ -4,6 +4,7 @@
 //! [`Capabilities`] value. Nothing here knows about scans, plans, journals or executors.
 
 mod backoff;
+mod cloud;
 mod convert;
 mod decorate;
 #[cfg(feature = "fault-injection")]
@@ -29,6 +30,9 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{Attribute, Attributes, ClientOptions, RetryConfig};
 
+#[cfg(test)]
+pub(crate) use backoff::REQUEST_ATTEMPTS;
+pub(crate) use backoff::in_rounds;
 pub use backoff::{RetryPolicy, jitter_unit};
 pub use decorate::{Decorated, Hook};
 pub use io::{
@@ -91,6 +95,12 @@ pub fn form_decode(key: &str) -> Option<String> {
 pub struct StoreOptions {
     /// S3 endpoint (`http://127.0.0.1:8333`); AWS when `None` (or `AWS_ENDPOINT_URL`).
     pub endpoint: Option<String>,
+    /// GCS endpoint for an emulator (fake-gcs-server), addressed without credentials; Google's
+    /// when `None`.
+    pub gcs_endpoint: Option<String>,
+    /// Azure Blob endpoint including the account (Azurite:
+    /// `http://127.0.0.1:10000/devstoreaccount1`); the account's own when `None`.
+    pub azure_endpoint: Option<String>,
     /// Region; `AWS_REGION`/`AWS_DEFAULT_REGION` or `us-east-1` when `None`.
     pub region: Option<String>,
     /// Retries done inside each store call before an error reaches the executor.
@@ -228,8 +238,9 @@ impl Store {
         Ok(store.with_upload_sizes(options))
     }
 
-    /// Opens `s3://bucket/prefix`, `file:///dir/prefix` or `memory://`. Returns the store and
-    /// the prefix inside it given by the URL's path.
+    /// Opens `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix` (or
+    /// `abfss://container@account.dfs.core.windows.net/prefix`), `file:///dir/prefix` or
+    /// `memory://`. Returns the store and the prefix inside it given by the URL's path.
     ///
     /// # Errors
     /// [`Error::Config`] for an unknown scheme or a bad URL.
@@ -254,8 +265,21 @@ impl Store {
                 Self::memory().with_upload_sizes(options),
                 parsed.path().trim_start_matches('/').to_string(),
             )),
+            "gs" => {
+                let bucket = parsed
+                    .host_str()
+                    .filter(|b| !b.is_empty())
+                    .ok_or_else(|| Error::Config(format!("{url}: no bucket")))?;
+                let prefix = parsed.path().trim_start_matches('/').to_string();
+                Ok((cloud::gcs(bucket, options)?, prefix))
+            }
+            "az" | "azure" | "abfs" | "abfss" => {
+                let (container, account) = cloud::azure_container(&parsed)?;
+                let prefix = parsed.path().trim_start_matches('/').to_string();
+                Ok((cloud::azure(&container, account.as_deref(), options)?, prefix))
+            }
             other => Err(Error::Config(format!(
-                "{url}: unsupported scheme {other:?} (use s3://, file:// or memory://)"
+                "{url}: unsupported scheme {other:?} (use s3://, gs://, az://, file:// or memory://)"
             ))),
         }
     }

@@ -43,7 +43,7 @@ impl Guarantees {
     pub fn refusal(&self) -> Option<&'static str> {
         if !self.conditional_create {
             Some(
-                "a create with If-None-Match: * of an existing key was accepted, so two runs could both take the lease",
+                "a create-only write of an existing key (If-None-Match: *, or if-generation-match 0 on GCS) was accepted, so two runs could both take the lease",
             )
         } else if !self.conditional_put {
             Some("a PUT with a stale If-Match was accepted, so a concurrent writer's change could be overwritten")
@@ -81,7 +81,8 @@ impl Store {
         {
             return Ok(found);
         }
-        let found = self.probe().await?;
+        // Each round probes a fresh key, so a throttled round leaves nothing half-checked.
+        let found = super::in_rounds(|| self.probe()).await?;
         cache()
             .lock()
             .expect("probe cache")

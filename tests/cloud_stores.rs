@@ -1,0 +1,188 @@
+//! Azure Blob (Azurite) and Google Cloud Storage (gcp-storage-emulator) beside S3: what the
+//! capability probe finds on each, and a whole CLI run on Azure over a data set with objects at
+//! every version, metadata to keep, corrupt objects and distractors.
+
+mod support;
+
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::file::metadata::KeyValue;
+use pqmigrate::store::metadata;
+use pqmigrate::version::version_metadata_name;
+use pqmigrate::{MigrateOptions, Store, migrate_object, version_key};
+use pqmigrate_sensor_steps::{SCHEMA, generate_batch, generate_file};
+use support::*;
+
+#[tokio::test]
+async fn the_probe_finds_azures_conditional_writes_and_metadata() {
+    let (store, _) = Cloud::Azure.new_store("probe");
+    let found = store.probe().await.unwrap();
+    assert!(found.conditional_create, "{found:?}");
+    assert!(found.conditional_put, "{found:?}");
+    assert_eq!(found.metadata_round_trips, Some(true), "{found:?}");
+    assert_eq!(found.tags_round_trip, None, "object_store reads no blob index tags");
+    assert_eq!(found.conditional_complete, None, "every write is one request");
+    assert!(!found.versioning, "no listable versions here");
+    assert!(found.refusal().is_none());
+}
+
+/// gcp-storage-emulator stores object_store's XML-API writes but answers them without an ETag
+/// or a generation, and ignores `x-goog-if-generation-match`: no conditional write can be made
+/// there, so the probe must refuse the store before a run writes anything.
+#[tokio::test]
+async fn a_gcs_emulator_without_generations_is_refused_before_anything_is_written() {
+    let (store, url) = Cloud::Gcs.new_store("probe");
+    let err = store.clone().checked().await.unwrap_err();
+    assert!(err.report().contains("ETag Header missing"), "{}", err.report());
+
+    let out = cli(&["run", &url, "--schema", SCHEMA, "--to", "3", "--json"], &[]);
+    assert_ne!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("ETag Header missing"), "{}", out.stderr);
+    // The emulator lists through its JSON API only.
+    let bucket = url.trim_start_matches("gs://").trim_end_matches('/');
+    let listed = std::process::Command::new("python3")
+        .args([
+            concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cloud_bucket.py"),
+            "gcs-list",
+            bucket,
+        ])
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    // The emulator serves no XML-API DELETE either, so each probe's scratch object stays; no
+    // lease, journal or data was written.
+    let left = String::from_utf8_lossy(&listed.stdout);
+    let left: Vec<&str> = left.lines().collect();
+    assert_eq!(left.len(), 2, "one probe object a refusal: {left:?}");
+    assert!(left.iter().all(|k| k.starts_with("_pqmigrate/probe/")), "{left:?}");
+}
+
+fn file_at_footer_version(seed: u64, version: &str) -> Bytes {
+    let batch = generate_batch(&small_spec(), seed, 200);
+    let mut file = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut file, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.append_key_value_metadata(KeyValue::new(version_key(SCHEMA), version.to_string()));
+    writer.close().unwrap();
+    Bytes::from(file)
+}
+
+async fn put(store: &Store, key: &str, data: &Bytes, owner: Option<&str>) {
+    let attributes = match owner {
+        Some(owner) => pqmigrate::store::user_metadata(&[("owner", owner)]),
+        None => Default::default(),
+    };
+    store.put(key, data.clone(), &[], attributes).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_run_on_azure_migrates_every_version_keeps_metadata_and_reports_bad_objects() {
+    let (store, url) = Cloud::Azure.new_store("run");
+    let mut v1 = Vec::new();
+    for i in 0..6 {
+        let key = format!("sensors/sensorData_{i:03}.parquet");
+        let data = generate_file(&small_spec(), i);
+        put(&store, &key, &data, (i % 2 == 0).then_some("team-a")).await;
+        v1.push((key, data));
+    }
+    // One object already at 2, one at the target, one ahead of it.
+    let at_two = "sensors/sensorData_100.parquet";
+    let two_source = generate_file(&small_spec(), 100);
+    put(&store, at_two, &two_source, None).await;
+    migrate_object(&store, &registry(), at_two, &MigrateOptions::new(SCHEMA, 2))
+        .await
+        .unwrap();
+    let at_three = "sensors/sensorData_101.parquet";
+    put(&store, at_three, &file_at_footer_version(101, "3"), None).await;
+    let ahead = "sensors/sensorData_102.parquet";
+    let ahead_bytes = file_at_footer_version(102, "4");
+    put(&store, ahead, &ahead_bytes, None).await;
+    // Bad objects and distractors.
+    let corrupt = "sensors/sensorData_200.parquet";
+    let full = generate_file(&small_spec(), 200);
+    let corrupt_bytes = full.slice(..full.len() / 2);
+    put(&store, corrupt, &corrupt_bytes, None).await;
+    let not_parquet = "sensors/sensorData_201.parquet";
+    let text = Bytes::from_static(b"timestamp,x\n1,2\n");
+    put(&store, not_parquet, &text, None).await;
+    let distractor = "sensors/readme.txt";
+    put(&store, distractor, &text, None).await;
+
+    let run = cli(
+        &[
+            "run", &url, "--schema", SCHEMA, "--to", "3", "--suffix", ".parquet", "--json",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 1, "objects need attention: {}\n{}", run.stdout, run.stderr);
+    let summary = json(&run);
+    assert_eq!(summary["by_status"]["migrated"], 7, "{summary}");
+    assert_eq!(summary["by_status"]["at_target"], 1, "{summary}");
+    assert_eq!(summary["by_status"]["failed"], 2, "{summary}");
+    assert_eq!(summary["by_status"]["ahead_of_target"], 1, "{summary}");
+    let failed: Vec<String> = summary["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    assert!(failed.iter().any(|f| f.contains(corrupt)), "{failed:?}");
+    assert!(failed.iter().any(|f| f.contains(not_parquet)), "{failed:?}");
+
+    let run_id = summary["run_id"].as_str().unwrap().to_string();
+    let version_name = version_metadata_name(&version_key(SCHEMA));
+    for (i, (key, original)) in v1.iter().enumerate() {
+        let data = raw_bytes(&store, key).await;
+        assert_eq!(footer_version(&data, &version_key(SCHEMA)), Some(3), "{key}");
+        assert_features_match(&read_all(original), &read_all(&data));
+        let head = store.head(key).await.unwrap();
+        assert_eq!(metadata(&head.attributes, &version_name), Some("3"), "{key}");
+        assert_eq!(metadata(&head.attributes, "pqm-run"), Some(run_id.as_str()), "{key}");
+        let owner = (i % 2 == 0).then_some("team-a");
+        assert_eq!(
+            metadata(&head.attributes, "owner"),
+            owner,
+            "{key}: the user's metadata is kept"
+        );
+    }
+    let from_two = raw_bytes(&store, at_two).await;
+    assert_eq!(footer_version(&from_two, &version_key(SCHEMA)), Some(3));
+    assert_features_match(&read_all(&two_source), &read_all(&from_two));
+    assert_eq!(
+        raw_bytes(&store, ahead).await,
+        ahead_bytes,
+        "ahead of the target: untouched"
+    );
+    assert_eq!(raw_bytes(&store, corrupt).await, corrupt_bytes, "corrupt: untouched");
+    assert_eq!(raw_bytes(&store, not_parquet).await, text);
+    assert_eq!(raw_bytes(&store, distractor).await, text);
+
+    // A re-run takes only what is left; status sees the run; rollback is refused, clearly.
+    let again = cli(
+        &[
+            "run", &url, "--schema", SCHEMA, "--to", "3", "--suffix", ".parquet", "--json",
+        ],
+        &[],
+    );
+    let again = json(&again);
+    assert_eq!(again["by_status"]["migrated"], serde_json::Value::Null, "{again}");
+    assert_eq!(again["by_status"]["at_target"], 8, "{again}");
+    let status = cli(&["status", &url, "--json"], &[]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(status.stdout.contains(&run_id), "{}", status.stdout);
+    let rollback = cli(&["rollback", &url, &run_id], &[]);
+    assert_ne!(rollback.code, 0);
+    assert!(
+        rollback.stderr.contains("keeps no previous versions"),
+        "{}",
+        rollback.stderr
+    );
+    assert_eq!(
+        footer_version(&raw_bytes(&store, &v1[0].0).await, &version_key(SCHEMA)),
+        Some(3)
+    );
+}
+
+fn registry() -> pqmigrate::Registry {
+    pqmigrate::Registry::from_inventory().unwrap()
+}
