@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -15,18 +14,6 @@ use pqmigrate_sensor_steps::{SCHEMA, generate_file};
 use serde_json::{Value, json};
 use support::runtime_api::{Answer, RuntimeApi};
 use support::*;
-
-/// A bootstrap built by `cargo build --workspace --bins` (scripts/test.sh does it).
-fn bootstrap(name: &str) -> PathBuf {
-    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
-    let binary = deps.parent().unwrap().join(name);
-    assert!(
-        binary.exists(),
-        "{} is missing: build it with `cargo build --workspace --bins` (scripts/test.sh does)",
-        binary.display()
-    );
-    binary
-}
 
 fn start(name: &str, api: &RuntimeApi) -> Child {
     let mut command = Command::new(bootstrap(name));

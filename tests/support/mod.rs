@@ -305,6 +305,19 @@ pub async fn migrate_done(store: &Store, key: &str, schema: &str, target: u32) -
 
 /// The CLI binary with the sensorData steps: the `sensor_data` example, built by
 /// `cargo build --examples` (scripts/test.sh does it before the tests).
+/// A bootstrap of examples/sensor-steps built by `cargo build --workspace --bins`
+/// (scripts/test.sh does it).
+pub fn bootstrap(name: &str) -> PathBuf {
+    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let binary = deps.parent().unwrap().join(name);
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build --workspace --bins` (scripts/test.sh does)",
+        binary.display()
+    );
+    binary
+}
+
 pub fn cli_binary() -> PathBuf {
     let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
     let binary = deps.parent().unwrap().join("examples").join("sensor_data");

@@ -17,8 +17,8 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 pub enum Answer {
     /// `/response`: the handler's result.
     Response(Value),
-    /// `/error`: the error type (`Lambda-Runtime-Function-Error-Type`, else the body's
-    /// `errorType`) and the body.
+    /// `/error`: the error type (the body's `errorType`, else `Lambda-Runtime-Function-Error-Type`)
+    /// and the body.
     Error { error_type: String, body: Value },
 }
 
@@ -187,11 +187,13 @@ async fn serve(mut socket: TcpStream, state: Arc<State>) {
                 let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 let answer = match kind {
                     "response" => Answer::Response(value),
+                    // The body's errorType is the error a caller (Step Functions) sees; the
+                    // header only says whether it was handled.
                     _ => Answer::Error {
-                        error_type: headers
-                            .get("lambda-runtime-function-error-type")
-                            .cloned()
-                            .or_else(|| value["errorType"].as_str().map(str::to_string))
+                        error_type: value["errorType"]
+                            .as_str()
+                            .map(str::to_string)
+                            .or_else(|| headers.get("lambda-runtime-function-error-type").cloned())
                             .unwrap_or_default(),
                         body: value,
                     },
@@ -222,8 +224,13 @@ pub struct GatewayCounts {
 /// Step Functions would call the Lambda service: `POST /function/<name>` invokes that function's
 /// bootstrap through its Runtime API (`functions`) and answers its result (200) or its error
 /// (500, `{"errorType", "errorMessage"}`); `POST /items` reads a Distributed Map's JSONL manifest
-/// (`{"Bucket", "Key"}`) from the S3 server the tests use. Returns its URL.
-pub async fn gateway(functions: HashMap<String, Arc<RuntimeApi>>) -> (String, Arc<GatewayCounts>) {
+/// (`{"Bucket", "Key"}`) from the S3 server the tests use. Every `short_every`-th invocation
+/// gets a deadline half a second away, shorter than the margin a handler keeps, as a sandbox
+/// near its timeout would. Returns its URL.
+pub async fn gateway(
+    functions: HashMap<String, Arc<RuntimeApi>>,
+    short_every: Option<u64>,
+) -> (String, Arc<GatewayCounts>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let counts = Arc::new(GatewayCounts::default());
@@ -238,8 +245,17 @@ pub async fn gateway(functions: HashMap<String, Arc<RuntimeApi>>) -> (String, Ar
                     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                     let (status, answer) = match (method.as_str(), path.strip_prefix("/function/")) {
                         ("POST", Some(name)) if functions.contains_key(name) => {
-                            *counts.invocations.lock().unwrap().entry(name.to_string()).or_default() += 1;
-                            match functions[name].invoke(request, Duration::from_secs(60)).await {
+                            let n = {
+                                let mut invocations = counts.invocations.lock().unwrap();
+                                let n = invocations.entry(name.to_string()).or_default();
+                                *n += 1;
+                                *n
+                            };
+                            let deadline = match short_every {
+                                Some(every) if n % every == 0 => Duration::from_millis(500),
+                                _ => Duration::from_secs(60),
+                            };
+                            match functions[name].invoke(request, deadline).await {
                                 Answer::Response(value) => ("200 OK", value),
                                 Answer::Error { error_type, body } => {
                                     *counts.errors.lock().unwrap().entry(error_type.clone()).or_default() += 1;
