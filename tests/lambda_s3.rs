@@ -408,6 +408,50 @@ async fn an_invocation_out_of_time_answers_retryable_and_the_retry_completes() {
     assert_eq!(states, vec!["Done"]);
 }
 
+/// A large file whose invocation runs out of time part-way through its rewrite: the handler
+/// stops before the deadline, aborts its multipart upload (none is left open), leaves the object
+/// as it was and answers retryable; the retry, with time enough, completes.
+#[tokio::test]
+async fn a_large_file_out_of_time_leaves_no_upload_open_and_the_retry_completes() {
+    let (store, bucket) = new_bucket("lambda-deadline-large").await;
+    let original = generate_file(&pqmigrate_sensor_steps::DataSpec::default(), 7);
+    assert!(original.len() > 30 << 20, "a seed-sized file: {}", original.len());
+    store
+        .put("big.parquet", original.clone(), &[], Default::default())
+        .await
+        .unwrap();
+    let slow = Config {
+        store: pqmigrate::StoreOptions {
+            multipart_threshold: Some(5 << 20),
+            part_size: Some(5 << 20),
+            ..s3_options()
+        },
+        faults: Some(pqmigrate::store::fault::FaultConfig::parse("latency_ms=400").unwrap()),
+    };
+    // The probe runs once a sandbox; this invocation is not the sandbox's first.
+    slow.checked_store(&bucket).await.unwrap();
+    let registry = Registry::from_inventory().unwrap();
+    let started = std::time::Instant::now();
+    let time = std::time::Duration::from_millis(3000);
+    let err = migrate::handle_until(
+        &slow,
+        &registry,
+        seed_event(&bucket, "big.parquet", "3"),
+        Some(std::time::SystemTime::now() + time),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.error_type, RETRYABLE_ERROR, "{err}");
+    assert!(started.elapsed() < time, "answered before the deadline");
+    let open = store.s3_api().unwrap().open_multipart_uploads("big").await.unwrap();
+    assert!(open.is_empty(), "no multipart upload left open: {open:?}");
+    assert_eq!(raw_bytes(&store, "big.parquet").await, original, "untouched");
+    let (states, _) = drive(&config(), seed_event(&bucket, "big.parquet", "3")).await;
+    assert_eq!(states, vec!["Done"]);
+    let found = check_object(&store, "big.parquet", std::slice::from_ref(&original), 3).await;
+    assert_eq!(found, Found::Migrated { version: 3 });
+}
+
 /// A Lambda migration is a run: the scan begins it (lease, `run.json`) and records the objects
 /// it leaves out with the reason; each migrate invocation records its object under the run
 /// (a chain split over invocations as one migration from the object's first version); closing
