@@ -167,11 +167,18 @@ async fn the_object_machine_as_shipped_takes_two_hundred_seed_events_to_their_en
         assert_eq!(&raw_bytes(&store, key).await, data, "{key}: untouched");
     }
     // One invocation a step (v1 -> v2 -> v3) for each object migrated, one for each other, and
-    // one more for each retried: exactly the invocations handed a short deadline.
+    // one more for each retried. Every invocation handed a short deadline is retried, but for
+    // those of the four objects whose checks end them before any rewrite starts (a deadline
+    // bounds the rewrite).
     let invocations = counts.invocations.lock().unwrap()["PqmMigrate"];
     let errors = counts.errors.lock().unwrap().clone();
     let retried = errors.get("PqmRetryable").copied().unwrap_or(0);
-    assert_eq!(retried, invocations / 10, "{counts:?}");
+    let short = invocations / 10;
+    assert!(
+        retried <= short && retried + 4 >= short,
+        "{short} short deadlines: {counts:?}"
+    );
+    assert!(retried > 0, "{counts:?}");
     assert_eq!(
         errors.values().sum::<u64>(),
         retried,
