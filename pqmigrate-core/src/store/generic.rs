@@ -1,9 +1,11 @@
-//! Local disk and memory behind the seam, through `object_store`. Neither has tags or versions;
-//! local disk has no conditional write either, so a conditional write there is staged under
-//! `_pqmigrate/staging/`, made durable (fsync), and checked and renamed over the object under an
-//! exclusive lock of the root (`_pqmigrate/local.lock`), so no two pqmigrate processes can
-//! interleave a check and a rename. A key whose path leads outside the root through a symbolic
-//! link is refused.
+//! Local disk, memory, Google Cloud Storage and Azure Blob behind the seam, through
+//! `object_store`. None has tags or versions here (the clouds' own are not read through
+//! `object_store`). Memory, GCS and Azure take conditional writes natively, one request a write
+//! (`store::cloud` opens the two clouds). Local disk has no conditional write, so a conditional
+//! write there is staged under `_pqmigrate/staging/`, made durable (fsync), and checked and
+//! renamed over the object under an exclusive lock of the root (`_pqmigrate/local.lock`), so no
+//! two pqmigrate processes can interleave a check and a rename. A key whose path leads outside
+//! the root through a symbolic link is refused.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -30,7 +32,7 @@ use crate::error::{Error, Result};
 /// Keys a listing page holds when the caller sets no size.
 const PAGE: usize = 1000;
 
-/// Which of the two stores.
+/// Which store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flavor {
     /// In memory: conditional PUT and attributes, one request per write.
@@ -61,7 +63,7 @@ enum Staging {
     File(PathBuf),
 }
 
-/// An `object_store` store without tags or versions.
+/// An `object_store` store without tags or versions: memory, local disk, GCS or Azure Blob.
 pub(crate) struct ObjectStoreIo {
     inner: Arc<dyn ObjectStore>,
     flavor: Flavor,

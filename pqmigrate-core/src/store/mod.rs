@@ -1,5 +1,5 @@
 //! Storage: the [`Store`] facade a data set lives behind, over one I/O seam ([`StoreIo`]) that
-//! each backend implements (S3, local disk, memory) and that decorators wrap (the rate limiter,
+//! each backend implements (S3, GCS, Azure Blob, local disk, memory) and that decorators wrap (the rate limiter,
 //! the fault injector). Retries of single requests live here; what a backend can do is a
 //! [`Capabilities`] value. Nothing here knows about scans, plans, journals or executors.
 
