@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,19 +13,6 @@ use pqmigrate_sensor_steps::{SCHEMA, generate_file};
 use serde_json::{Value, json};
 use support::runtime_api::{Answer, RuntimeApi};
 use support::*;
-
-fn start(name: &str, api: &RuntimeApi) -> Child {
-    let mut command = Command::new(bootstrap(name));
-    command
-        .env("PQM_S3_ENDPOINT", s3_endpoint())
-        .env("PQM_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (k, v) in api.environment(name) {
-        command.env(k, v);
-    }
-    command.spawn().unwrap()
-}
 
 fn event(bucket: &str, key: &str, desired: &str) -> Value {
     json!({
@@ -86,7 +72,7 @@ async fn the_shipped_bootstraps_migrate_through_the_runtime_api() {
 
     // The scan: a manifest of exactly the objects that need migration.
     let api = RuntimeApi::start().await;
-    let mut scan = start("bootstrap-scan", &api);
+    let mut scan = api.spawn("bootstrap-scan", &[]);
     let scan_event = json!({
         "bucket": bucket, "prefixes": ["p/"], "type": ".parquet", "filter": "",
         "schema": "schema:sensorData:version", "desiredVersion": "3"
@@ -116,7 +102,7 @@ async fn the_shipped_bootstraps_migrate_through_the_runtime_api() {
 
     // The per-object loop, one step an invocation.
     let api = RuntimeApi::start().await;
-    let mut migrate = start("bootstrap-migrate", &api);
+    let mut migrate = api.spawn("bootstrap-migrate", &[]);
     let (states, _) = drive(&api, event(&bucket, "p/one.parquet", "3")).await;
     assert_eq!(states, vec!["Migrating", "Done"]);
     assert_eq!(

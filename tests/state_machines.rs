@@ -39,19 +39,11 @@ fn interpreter() -> PathBuf {
 fn sandboxes(name: &str, api: &RuntimeApi, count: usize, faults: Option<&str>) -> Vec<Child> {
     (0..count)
         .map(|i| {
-            let mut command = Command::new(bootstrap(name));
-            command
-                .env("PQM_S3_ENDPOINT", s3_endpoint())
-                .env("PQM_LOG", "error")
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit());
-            for (k, v) in api.environment(name) {
-                command.env(k, v);
-            }
+            let mut extra = vec![("PQM_LOG", "error".to_string())];
             if let Some(faults) = faults {
-                command.env("PQM_INJECT_FAULTS", format!("{faults},seed={}", 11 + i));
+                extra.push(("PQM_INJECT_FAULTS", format!("{faults},seed={}", 11 + i)));
             }
-            command.spawn().unwrap()
+            api.spawn(name, &extra)
         })
         .collect()
 }

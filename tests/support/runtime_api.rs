@@ -75,6 +75,24 @@ impl RuntimeApi {
             .expect("an answer")
     }
 
+    /// Starts one sandbox of function `name`: the bootstrap binary taking its invocations from
+    /// this endpoint, against the S3 server the tests use, with `extra` environment on top.
+    pub fn spawn(&self, name: &str, extra: &[(&str, String)]) -> std::process::Child {
+        let mut command = std::process::Command::new(super::bootstrap(name));
+        command
+            .env("PQM_S3_ENDPOINT", super::s3_endpoint())
+            .env("PQM_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit());
+        for (k, v) in self.environment(name) {
+            command.env(k, v);
+        }
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        command.spawn().unwrap()
+    }
+
     /// The environment Lambda gives a bootstrap, pointing at this endpoint.
     pub fn environment(&self, function: &str) -> Vec<(String, String)> {
         [

@@ -66,7 +66,26 @@ pub(crate) const REQUEST_POLICY: RetryPolicy = RetryPolicy {
 pub(crate) async fn retry_transient<T, E, F, Fut>(
     retries: &AtomicU64,
     transient: impl Fn(&E) -> bool,
+    call: F,
+) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    repeat(REQUEST_ATTEMPTS, transient, call, |attempt| {
+        retries.fetch_add(1, Ordering::Relaxed);
+        REQUEST_POLICY.delay(attempt, jitter_unit())
+    })
+    .await
+}
+
+/// Runs `call` up to `attempts` times while it fails with an error `transient` accepts, waiting
+/// `pause(attempt)` after each failed attempt.
+async fn repeat<T, E, F, Fut>(
+    attempts: u32,
+    transient: impl Fn(&E) -> bool,
     mut call: F,
+    mut pause: impl FnMut(u32) -> Duration,
 ) -> Result<T, E>
 where
     F: FnMut() -> Fut,
@@ -76,10 +95,7 @@ where
     loop {
         attempt += 1;
         match call().await {
-            Err(e) if attempt < REQUEST_ATTEMPTS && transient(&e) => {
-                retries.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(REQUEST_POLICY.delay(attempt, jitter_unit())).await;
-            }
+            Err(e) if attempt < attempts && transient(&e) => tokio::time::sleep(pause(attempt)).await,
             result => return result,
         }
     }
@@ -95,19 +111,15 @@ pub(crate) const BOOKKEEPING_PAUSE: Duration = Duration::from_secs(1);
 
 /// Runs a bookkeeping call until it succeeds, fails with an error that is not transient, or
 /// [`BOOKKEEPING_ROUNDS`] are used.
-pub(crate) async fn in_rounds<T, F, Fut>(mut call: F) -> crate::error::Result<T>
+pub(crate) async fn in_rounds<T, F, Fut>(call: F) -> crate::error::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = crate::error::Result<T>>,
 {
-    let mut round = 0;
-    loop {
-        round += 1;
-        match call().await {
-            Err(e) if round < BOOKKEEPING_ROUNDS && e.is_transient() => tokio::time::sleep(BOOKKEEPING_PAUSE).await,
-            result => return result,
-        }
-    }
+    repeat(BOOKKEEPING_ROUNDS, crate::Error::is_transient, call, |_| {
+        BOOKKEEPING_PAUSE
+    })
+    .await
 }
 
 /// A uniform draw in [0, 1) for retry jitter.

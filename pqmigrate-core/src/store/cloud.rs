@@ -5,11 +5,10 @@
 //! so `rollback` is refused on them with a clear message.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use object_store::ClientOptions;
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
-use object_store::{ClientOptions, RetryConfig};
 
 use super::generic::{Flavor, ObjectStoreIo};
 use super::{Store, StoreOptions};
@@ -17,14 +16,6 @@ use crate::error::{Error, Result};
 
 /// The service-account key object_store takes for an emulator: no OAuth token is asked for.
 const EMULATOR_KEY: &str = r#"{"private_key": "", "private_key_id": "", "client_email": "", "disable_oauth": true}"#;
-
-fn retry(options: &StoreOptions) -> RetryConfig {
-    RetryConfig {
-        max_retries: options.max_retries.unwrap_or(3),
-        retry_timeout: Duration::from_secs(60),
-        ..RetryConfig::default()
-    }
-}
 
 fn client(endpoint: Option<&str>) -> ClientOptions {
     ClientOptions::new().with_allow_http(endpoint.is_some_and(|e| e.starts_with("http://")))
@@ -44,7 +35,7 @@ pub(super) fn gcs(bucket: &str, options: &StoreOptions) -> Result<Store> {
     }
     let gcs = builder
         .with_client_options(client(endpoint))
-        .with_retry(retry(options))
+        .with_retry(options.retry_config())
         .build()
         .map_err(|e| Error::Config(format!("GCS bucket {bucket}: {e}")))?;
     let io = ObjectStoreIo::new(Arc::new(gcs), Flavor::Gcs);
@@ -65,7 +56,7 @@ pub(super) fn azure(container: &str, account: Option<&str>, options: &StoreOptio
     }
     let azure = builder
         .with_client_options(client(endpoint))
-        .with_retry(retry(options))
+        .with_retry(options.retry_config())
         .build()
         .map_err(|e| Error::Config(format!("Azure container {container}: {e}")))?;
     let io = ObjectStoreIo::new(Arc::new(azure), Flavor::Azure);

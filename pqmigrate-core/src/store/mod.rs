@@ -1,6 +1,6 @@
 //! Storage: the [`Store`] facade a data set lives behind, over one I/O seam ([`StoreIo`]) that
-//! each backend implements (S3, GCS, Azure Blob, local disk, memory) and that decorators wrap (the rate limiter,
-//! the fault injector). Retries of single requests live here; what a backend can do is a
+//! each backend implements (S3, GCS, Azure Blob, local disk, memory) and that decorators wrap
+//! (the rate limiter, the fault injector). Retries of single requests live here; what a backend can do is a
 //! [`Capabilities`] value. Nothing here knows about scans, plans, journals or executors.
 
 mod backoff;
@@ -111,6 +111,17 @@ pub struct StoreOptions {
     pub part_size: Option<usize>,
 }
 
+impl StoreOptions {
+    /// The retries object_store's own client does inside each request.
+    fn retry_config(&self) -> RetryConfig {
+        RetryConfig {
+            max_retries: self.max_retries.unwrap_or(3),
+            retry_timeout: Duration::from_secs(60),
+            ..RetryConfig::default()
+        }
+    }
+}
+
 /// An object store holding a data set: every request goes through one [`StoreIo`], with
 /// transient failures retried request by request. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -202,11 +213,7 @@ impl Store {
         }
         let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
         let allow_http = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
-        builder = builder.with_allow_http(allow_http).with_retry(RetryConfig {
-            max_retries: options.max_retries.unwrap_or(3),
-            retry_timeout: Duration::from_secs(60),
-            ..RetryConfig::default()
-        });
+        builder = builder.with_allow_http(allow_http).with_retry(options.retry_config());
         let region = builder
             .get_config_value(&AmazonS3ConfigKey::Region)
             .unwrap_or_else(|| "us-east-1".to_string());
@@ -247,36 +254,21 @@ impl Store {
     pub fn open(url: &str, options: &StoreOptions) -> Result<(Self, String)> {
         let parsed = url::Url::parse(url).map_err(|e| Error::Config(format!("bad store URL {url:?}: {e}")))?;
         match parsed.scheme() {
-            "s3" => {
-                let bucket = parsed
-                    .host_str()
-                    .filter(|b| !b.is_empty())
-                    .ok_or_else(|| Error::Config(format!("{url}: no bucket")))?;
-                let prefix = parsed.path().trim_start_matches('/').to_string();
-                Ok((Self::s3(bucket, options)?, prefix))
-            }
+            "s3" => Ok((Self::s3(bucket_of(&parsed, url)?, options)?, prefix_of(&parsed))),
             "file" => {
                 let path = parsed
                     .to_file_path()
                     .map_err(|()| Error::Config(format!("{url}: not a local path")))?;
                 Ok((Self::local(path)?.with_upload_sizes(options), String::new()))
             }
-            "memory" => Ok((
-                Self::memory().with_upload_sizes(options),
-                parsed.path().trim_start_matches('/').to_string(),
-            )),
-            "gs" => {
-                let bucket = parsed
-                    .host_str()
-                    .filter(|b| !b.is_empty())
-                    .ok_or_else(|| Error::Config(format!("{url}: no bucket")))?;
-                let prefix = parsed.path().trim_start_matches('/').to_string();
-                Ok((cloud::gcs(bucket, options)?, prefix))
-            }
+            "memory" => Ok((Self::memory().with_upload_sizes(options), prefix_of(&parsed))),
+            "gs" => Ok((cloud::gcs(bucket_of(&parsed, url)?, options)?, prefix_of(&parsed))),
             "az" | "azure" | "abfs" | "abfss" => {
                 let (container, account) = cloud::azure_container(&parsed)?;
-                let prefix = parsed.path().trim_start_matches('/').to_string();
-                Ok((cloud::azure(&container, account.as_deref(), options)?, prefix))
+                Ok((
+                    cloud::azure(&container, account.as_deref(), options)?,
+                    prefix_of(&parsed),
+                ))
             }
             other => Err(Error::Config(format!(
                 "{url}: unsupported scheme {other:?} (use s3://, gs://, az://, file:// or memory://)"
@@ -709,6 +701,19 @@ pub fn check_tag_limits(key: &str, tags: &[(String, String)]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The bucket a store URL names (its host).
+fn bucket_of<'a>(parsed: &'a url::Url, url: &str) -> Result<&'a str> {
+    parsed
+        .host_str()
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| Error::Config(format!("{url}: no bucket")))
+}
+
+/// The key prefix a store URL names (its path).
+fn prefix_of(parsed: &url::Url) -> String {
+    parsed.path().trim_start_matches('/').to_string()
 }
 
 #[cfg(test)]
