@@ -56,6 +56,39 @@ impl Migration for DropPayload {
 
 static DROP_PAYLOAD: DropPayload = DropPayload;
 
+/// Renames `sensor_type` to `sensor_kind` and `v00` to `payload_0` and nothing else: a
+/// metadata-only step.
+struct RenameOnly;
+
+impl Migration for RenameOnly {
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StepError> {
+        let fields: Vec<_> = input
+            .fields()
+            .iter()
+            .map(|f| match self.renames().iter().find(|(old, _)| f.name() == old) {
+                Some((_, new)) => Arc::new(f.as_ref().clone().with_name(*new)),
+                None => f.clone(),
+            })
+            .collect();
+        Ok(Arc::new(Schema::new_with_metadata(fields, input.metadata().clone())))
+    }
+    fn transform(&self, batch: RecordBatch, output: &SchemaRef) -> Result<RecordBatch, StepError> {
+        Ok(RecordBatch::try_new(output.clone(), batch.columns().to_vec())?)
+    }
+    fn column_use(&self) -> ColumnUse {
+        ColumnUse::Declared {
+            reads: &[],
+            writes: &[],
+        }
+    }
+    fn renames(&self) -> &'static [(&'static str, &'static str)] {
+        &[("sensor_type", "sensor_kind"), ("v00", "payload_0")]
+    }
+}
+
+static RENAME_ONLY: RenameOnly = RenameOnly;
+static OPAQUE_RENAME_ONLY: Opaque = Opaque(&RENAME_ONLY);
+
 fn spec() -> DataSpec {
     DataSpec {
         rows: 12_000,
@@ -129,6 +162,68 @@ fn appended_outputs_read_back_equal_to_a_full_rewrite() {
                     assert_eq!(old.byte_range(), column.byte_range(), "{name} stays where it was");
                 }
             }
+        }
+    }
+}
+
+/// A renamed column costs only the footer: its chunks stay where they were, with their
+/// statistics, page index and encodings, under the new name. A step that only renames writes a
+/// new footer and nothing else, and every reader sees the new names with the old values.
+#[test]
+fn renamed_columns_cost_only_the_footer() {
+    let input = generate_file(&spec(), 5);
+    let footer = Footer::parse("f", &input).unwrap();
+    let region_end = footer.footer_start().unwrap() as usize;
+    let before = page_indexed_metadata(&input);
+
+    // Rename only: the data region and then a footer, nothing between.
+    let out = appended(&input, &[sensor_step(1, &RENAME_ONLY)], 2);
+    assert_eq!(&out[..region_end], &input[..region_end]);
+    let new_footer = Footer::parse("out", &out).unwrap();
+    assert_eq!(
+        new_footer.footer_start(),
+        Some(region_end as u64),
+        "nothing but the footer follows the data region"
+    );
+    let (a, b) = (
+        read_all(&out),
+        read_all(&full(&input, &[sensor_step(1, &OPAQUE_RENAME_ONLY)], 2)),
+    );
+    assert_eq!(a.schema(), b.schema());
+    assert_eq!(a, b, "same values as the full rewrite");
+    assert!(a.column_by_name("sensor_kind").is_some() && a.column_by_name("sensor_type").is_none());
+    let original = read_all(&input);
+    assert_eq!(a.column_by_name("payload_0"), original.column_by_name("v00"));
+    assert_eq!(a.column_by_name("sensor_kind"), original.column_by_name("sensor_type"));
+
+    // The shipped 2->3 step declares its rename: sensor_kind is sensor_type's chunks, in place.
+    for out in [
+        out,
+        appended(
+            &input,
+            &[sensor_step(1, &AddFeatures), sensor_step(2, &RenameAndEncode)],
+            3,
+        ),
+    ] {
+        let after = page_indexed_metadata(&out);
+        let page_index = after.page_index().expect("page index loaded");
+        let position = |meta: &parquet::file::metadata::ParquetMetaData, name: &str| {
+            (0..meta.row_group(0).num_columns())
+                .find(|i| meta.row_group(0).column(*i).column_path().string() == name)
+                .unwrap_or_else(|| panic!("no column {name}"))
+        };
+        let (old, new) = (position(&before, "sensor_type"), position(&after, "sensor_kind"));
+        for rg in 0..after.num_row_groups() {
+            let (was, is) = (before.row_group(rg).column(old), after.row_group(rg).column(new));
+            assert_eq!(
+                was.byte_range(),
+                is.byte_range(),
+                "row group {rg}: the chunk stays where it was"
+            );
+            assert_eq!(was.statistics(), is.statistics());
+            assert_eq!(was.encodings_mask(), is.encodings_mask());
+            assert_eq!(was.offset_index_range(), is.offset_index_range());
+            assert!(page_index.offset_index(rg, new).is_some() && page_index.column_index(rg, new).is_some());
         }
     }
 }

@@ -36,8 +36,8 @@ async fn migrate(store: &Store, key: &str, verify: bool) -> pqmigrate::Result<Mi
     }
 }
 
-/// The footer, and the chunks of the columns the sensor steps read (x, y, sensor_type,
-/// device_id): what a trusting append must download at most.
+/// The footer, and the chunks of the columns the sensor steps read (x, y, device_id; the
+/// renamed sensor_type is not read): what a trusting append must download at most.
 fn needed_bytes(data: &Bytes) -> (u64, u64) {
     let footer = Footer::parse("f", data).unwrap();
     let start = footer.footer_start().unwrap();
@@ -48,7 +48,7 @@ fn needed_bytes(data: &Bytes) -> (u64, u64) {
         .row_groups()
         .iter()
         .flat_map(|rg| rg.columns())
-        .filter(|c| ["x", "y", "sensor_type", "device_id"].contains(&c.column_path().string().as_str()))
+        .filter(|c| ["x", "y", "device_id"].contains(&c.column_path().string().as_str()))
         .map(|c| c.byte_range().1)
         .sum();
     (data.len() as u64 - start, read)

@@ -72,6 +72,49 @@ pub trait Migration: Send + Sync + 'static {
         ColumnUse::All
     }
 
+    /// Input columns this step renames, as `(old, new)` pairs: output column `new` holds input
+    /// column `old` with its values and type unchanged. With a declared
+    /// [`Migration::column_use`], a renamed column no step reads is carried over as its
+    /// encoded chunks under the new name, so the rename costs only the footer. List neither
+    /// name in `writes`; list `old` in `reads` only when the transform reads its values.
+    ///
+    /// On that path the step runs on the columns it reads, plus each renamed column as a
+    /// nullable column of nulls of its type (its real values are copied, not decoded): a
+    /// rename written as a map over the input's fields by name works unchanged. The default
+    /// renames nothing.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use arrow::datatypes::{Schema, SchemaRef};
+    /// # use arrow::record_batch::RecordBatch;
+    /// # use pqmigrate_core::{ColumnUse, Migration, StepError};
+    /// /// Renames `temp` to `temperature_c`.
+    /// struct RenameTemp;
+    /// impl Migration for RenameTemp {
+    ///     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StepError> {
+    ///         let fields: Vec<_> = input.fields().iter()
+    ///             .map(|f| match f.name().as_str() {
+    ///                 "temp" => Arc::new(f.as_ref().clone().with_name("temperature_c")),
+    ///                 _ => f.clone(),
+    ///             })
+    ///             .collect();
+    ///         Ok(Arc::new(Schema::new_with_metadata(fields, input.metadata().clone())))
+    ///     }
+    ///     fn transform(&self, batch: RecordBatch, output: &SchemaRef) -> Result<RecordBatch, StepError> {
+    ///         Ok(RecordBatch::try_new(output.clone(), batch.columns().to_vec())?)
+    ///     }
+    ///     fn column_use(&self) -> ColumnUse {
+    ///         ColumnUse::Declared { reads: &[], writes: &[] }
+    ///     }
+    ///     fn renames(&self) -> &'static [(&'static str, &'static str)] {
+    ///         &[("temp", "temperature_c")]
+    ///     }
+    /// }
+    /// ```
+    fn renames(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
     /// Tunes how the columns this step writes are encoded (dictionary, encodings, statistics,
     /// bloom filters), for example turning the dictionary off for a continuous float feature,
     /// where building one only to abandon it costs more than the rest of the encoding. Called
@@ -175,10 +218,15 @@ impl StepRegistration {
     /// ```
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
-        let columns = match self.migration.column_use() {
+        let mut columns = match self.migration.column_use() {
             ColumnUse::All => "all".to_string(),
             ColumnUse::Declared { reads, writes } => format!("reads={};writes={}", reads.join(","), writes.join(",")),
         };
+        let renames = self.migration.renames();
+        if !renames.is_empty() {
+            let pairs: Vec<String> = renames.iter().map(|(old, new)| format!("{old}>{new}")).collect();
+            columns.push_str(&format!(";renames={}", pairs.join(",")));
+        }
         let identity = format!(
             "{}|{}|{}|{}|{}|rev={}|crate={}",
             self.schema, self.from, self.to, self.name, columns, self.revision, self.crate_id

@@ -35,8 +35,6 @@ pub enum NotAppendable {
     /// Every column is computed (a step does not declare its column use, or the input's
     /// encoding cannot host copied chunks).
     NothingCopied,
-    /// No column is computed: nothing would follow the copied region.
-    NothingComputed,
     /// Columns replaced or dropped would leave more than [`MAX_DEAD_SHARE`] of the copied
     /// region unreferenced.
     TooMuchDead {
@@ -56,7 +54,6 @@ impl std::fmt::Display for NotAppendable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::NothingCopied => f.write_str("no column is copied"),
-            Self::NothingComputed => f.write_str("no column is computed"),
             Self::TooMuchDead { dead, region } => write!(
                 f,
                 "replaced or dropped columns leave {dead} of {region} bytes unreferenced (more than {:.0}%)",
@@ -117,9 +114,6 @@ fn append_plan(plan: &Plan) -> std::result::Result<AppendPlan, NotAppendable> {
     let layout = &plan.layout;
     if layout.copied() == 0 {
         return Err(NotAppendable::NothingCopied);
-    }
-    if layout.copied() == layout.sources.len() {
-        return Err(NotAppendable::NothingComputed);
     }
     let region_end = plan.footer.footer_start.ok_or(NotAppendable::UnknownFooterStart)?;
     let metadata = plan.footer.meta.metadata();
@@ -341,8 +335,11 @@ impl<W: Write + Send> AppendRewriter<W> {
             for (field, source) in plan.layout.sources.iter().enumerate() {
                 match source {
                     Some(input_field) => {
-                        for leaf in plan.input_leaves[*input_field].clone() {
-                            columns.push(input.column(leaf).clone());
+                        let leaves = plan.input_leaves[*input_field]
+                            .clone()
+                            .zip(plan.output_leaves[field].clone());
+                        for (leaf, out_leaf) in leaves {
+                            columns.push(plan.copied_metadata(input.column(leaf), out_leaf).map_err(write_err)?);
                             column_index.push(None);
                             offset_index.push(None);
                         }

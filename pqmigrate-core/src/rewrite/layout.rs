@@ -1,7 +1,7 @@
 //! Which output columns are copied as encoded chunks and which are computed, for a chain of
 //! steps. Pure: decided from schemas and the steps' declared column use.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use arrow::datatypes::{Schema, SchemaRef};
 
@@ -12,8 +12,11 @@ use crate::migration::{ColumnUse, StepRegistration};
 pub struct Layout {
     /// Input (file) field indexes to decode, ascending.
     pub decode: Vec<usize>,
+    /// Input fields a step renames and no step reads, ascending: the steps are given them as
+    /// nulls of their type (their values are copied, never decoded).
+    pub stand_ins: Vec<usize>,
     /// Per output field: `Some(input field index)` when it is copied from the input as encoded
-    /// chunks, `None` when it is encoded from the steps' output.
+    /// chunks (under its output name), `None` when it is encoded from the steps' output.
     pub sources: Vec<Option<usize>>,
 }
 
@@ -22,6 +25,7 @@ impl Layout {
     pub fn full(input: &Schema, output: &Schema) -> Self {
         Self {
             decode: (0..input.fields().len()).collect(),
+            stand_ins: Vec::new(),
             sources: vec![None; output.fields().len()],
         }
     }
@@ -30,54 +34,86 @@ impl Layout {
     pub fn copied(&self) -> usize {
         self.sources.iter().filter(|s| s.is_some()).count()
     }
+
+    /// Whether no output column is computed: the steps never see data.
+    pub fn nothing_computed(&self) -> bool {
+        self.sources.iter().all(Option::is_some)
+    }
 }
 
 /// Plans the columns of a chain whose steps all declare their column use. `output` is the
 /// chain's final schema computed from the whole `input` schema.
 ///
-/// A final column is copied when it is an input column of the same name and type that no step
-/// writes; the columns any step reads are decoded. Returns `None` when a step does not declare
-/// (then everything is decoded).
+/// Each column is followed through the chain by name: a step's renames carry an input column
+/// to its new name, a step's writes make a column computed. A final column is copied when it
+/// is still an input column, under this or an earlier name, of the same type; the input columns
+/// any step reads are decoded. Returns `None` when a step does not declare (then everything is
+/// decoded).
 pub fn plan_layout(input: &Schema, output: &Schema, chain: &[StepRegistration]) -> Option<Layout> {
-    let mut reads = BTreeSet::new();
-    let mut writes = BTreeSet::new();
-    for step in chain {
-        match step.migration.column_use() {
-            ColumnUse::All => return None,
-            ColumnUse::Declared { reads: r, writes: w } => {
-                reads.extend(r.iter().copied());
-                writes.extend(w.iter().copied());
-            }
-        }
-    }
-    let decode = input
+    // Current name -> the input field it still is, or `None` once a step computed it.
+    let mut origin: HashMap<String, Option<usize>> = input
         .fields()
         .iter()
         .enumerate()
-        .filter(|(_, f)| reads.contains(f.name().as_str()))
-        .map(|(i, _)| i)
+        .map(|(i, f)| (f.name().clone(), Some(i)))
         .collect();
+    let mut decode = BTreeSet::new();
+    let mut renamed = BTreeSet::new();
+    for step in chain {
+        let ColumnUse::Declared { reads, writes } = step.migration.column_use() else {
+            return None;
+        };
+        decode.extend(reads.iter().filter_map(|name| origin.get(*name).copied().flatten()));
+        for (old, new) in step.migration.renames() {
+            let from = origin.remove(*old).flatten();
+            renamed.extend(from);
+            origin.insert((*new).to_string(), from);
+        }
+        for name in writes {
+            origin.insert((*name).to_string(), None);
+        }
+    }
     let sources = output
         .fields()
         .iter()
         .map(|out| {
-            if writes.contains(out.name().as_str()) {
-                return None;
-            }
-            let (index, field) = input.column_with_name(out.name())?;
-            (field.data_type() == out.data_type()).then_some(index)
+            let index = origin.get(out.name()).copied().flatten()?;
+            (input.field(index).data_type() == out.data_type()).then_some(index)
         })
         .collect();
-    Some(Layout { decode, sources })
+    Some(Layout {
+        stand_ins: renamed.difference(&decode).copied().collect(),
+        decode: decode.into_iter().collect(),
+        sources,
+    })
 }
 
-/// The input schema restricted to the decoded fields, in file order.
+/// The input schema the steps run on when not every column is decoded: the decoded fields and
+/// the stand-ins (as nullable), in file order.
 pub fn decoded_schema(input: &SchemaRef, layout: &Layout) -> SchemaRef {
-    std::sync::Arc::new(
-        input
-            .project(&layout.decode)
-            .expect("decode indexes come from the schema"),
-    )
+    let fields: Vec<_> = thin_fields(layout)
+        .map(|(index, stand_in)| {
+            let field = input.field(index);
+            if stand_in {
+                std::sync::Arc::new(field.clone().with_nullable(true))
+            } else {
+                input.fields()[index].clone()
+            }
+        })
+        .collect();
+    std::sync::Arc::new(Schema::new_with_metadata(fields, input.metadata().clone()))
+}
+
+/// The input fields the steps run on, in file order, each with whether it is a stand-in.
+pub fn thin_fields(layout: &Layout) -> impl Iterator<Item = (usize, bool)> + '_ {
+    let mut all: Vec<(usize, bool)> = layout
+        .decode
+        .iter()
+        .map(|i| (*i, false))
+        .chain(layout.stand_ins.iter().map(|i| (*i, true)))
+        .collect();
+    all.sort_unstable();
+    all.into_iter()
 }
 
 #[cfg(test)]
@@ -86,6 +122,7 @@ mod tests {
     use crate::migration::{Migration, StepError};
     use arrow::datatypes::{DataType, Field};
     use arrow::record_batch::RecordBatch;
+    use std::sync::Arc;
 
     struct Declared(ColumnUse);
     impl Migration for Declared {
@@ -167,6 +204,7 @@ mod tests {
                 &after_add,
                 Some(Layout {
                     decode: vec![3, 4],
+                    stand_ins: vec![],
                     sources: vec![Some(0), Some(1), Some(2), Some(3), Some(4), Some(5), None],
                 }),
             ),
@@ -175,6 +213,7 @@ mod tests {
                 &after_both,
                 Some(Layout {
                     decode: vec![1, 2, 3, 4],
+                    stand_ins: vec![],
                     sources: vec![Some(0), None, None, Some(3), Some(4), Some(5), None],
                 }),
             ),
@@ -183,6 +222,110 @@ mod tests {
         for (chain, output, expected) in cases {
             assert_eq!(plan_layout(&input, output, &chain), expected, "{output}");
         }
+    }
+
+    /// Renames declared by the steps: a renamed column is copied under its new name through a
+    /// chain of renames, given to the steps as a stand-in unless one reads it, and computed
+    /// once a step writes it.
+    #[test]
+    fn renamed_columns_are_followed_through_the_chain() {
+        struct Renaming(ColumnUse, &'static [(&'static str, &'static str)]);
+        impl Migration for Renaming {
+            fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StepError> {
+                Ok(input.clone())
+            }
+            fn transform(&self, batch: RecordBatch, _: &SchemaRef) -> Result<RecordBatch, StepError> {
+                Ok(batch)
+            }
+            fn column_use(&self) -> ColumnUse {
+                self.0
+            }
+            fn renames(&self) -> &'static [(&'static str, &'static str)] {
+                self.1
+            }
+        }
+        static KIND_TO_SORT: Renaming = Renaming(
+            ColumnUse::Declared {
+                reads: &["dev"],
+                writes: &["dev"],
+            },
+            &[("kind", "sort")],
+        );
+        static SORT_TO_CLASS_READ: Renaming = Renaming(
+            ColumnUse::Declared {
+                reads: &["sort"],
+                writes: &["m"],
+            },
+            &[("sort", "class")],
+        );
+        static CLASS_WRITTEN: Renaming = Renaming(
+            ColumnUse::Declared {
+                reads: &[],
+                writes: &["class"],
+            },
+            &[],
+        );
+        let reg = |step: &'static Renaming, from| StepRegistration {
+            revision: "",
+            crate_id: "test",
+            schema: "s",
+            from,
+            to: from + 1,
+            name: "Renaming",
+            migration: step,
+        };
+        use DataType::*;
+        let input = schema(&[("ts", Int64), ("dev", Utf8), ("kind", Utf8)]);
+        let one = schema(&[("ts", Int64), ("dev", Utf8), ("sort", Utf8)]);
+        let two = schema(&[("ts", Int64), ("dev", Utf8), ("class", Utf8), ("m", Float64)]);
+        let cases: Vec<(Vec<StepRegistration>, &Schema, Layout)> = vec![
+            (
+                vec![reg(&KIND_TO_SORT, 1)],
+                &one,
+                Layout {
+                    decode: vec![1],
+                    stand_ins: vec![2],
+                    sources: vec![Some(0), None, Some(2)],
+                },
+            ),
+            (
+                vec![reg(&KIND_TO_SORT, 1), reg(&SORT_TO_CLASS_READ, 2)],
+                &two,
+                Layout {
+                    decode: vec![1, 2],
+                    stand_ins: vec![],
+                    sources: vec![Some(0), None, Some(2), None],
+                },
+            ),
+            (
+                vec![
+                    reg(&KIND_TO_SORT, 1),
+                    reg(&SORT_TO_CLASS_READ, 2),
+                    reg(&CLASS_WRITTEN, 3),
+                ],
+                &two,
+                Layout {
+                    decode: vec![1, 2],
+                    stand_ins: vec![],
+                    sources: vec![Some(0), None, None, None],
+                },
+            ),
+        ];
+        for (chain, output, expected) in cases {
+            assert_eq!(plan_layout(&input, output, &chain), Some(expected), "{output}");
+        }
+        // A stand-in is nullable, whatever the input says.
+        let strict = Arc::new(Schema::new(vec![
+            Field::new("ts", Int64, false),
+            Field::new("kind", Utf8, false),
+        ]));
+        let layout = Layout {
+            decode: vec![0],
+            stand_ins: vec![1],
+            sources: vec![Some(0), Some(1)],
+        };
+        let thin = decoded_schema(&strict, &layout);
+        assert!(!thin.field(0).is_nullable() && thin.field(1).is_nullable());
     }
 
     #[test]

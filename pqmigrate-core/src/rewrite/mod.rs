@@ -350,6 +350,10 @@ struct Plan {
     chain: Vec<StepRegistration>,
     /// Each step's output on the decoded columns only.
     thin_schemas: Vec<SchemaRef>,
+    /// What the steps run on: the decoded columns and the renamed columns' stand-ins.
+    thin_input: SchemaRef,
+    /// The output's column descriptors (copied chunks are recorded under them).
+    descr: parquet::schema::types::SchemaDescPtr,
     layout: Layout,
     output: SchemaRef,
     factory: ArrowRowGroupWriterFactory,
@@ -454,10 +458,14 @@ impl<W: Write + Send> RowGroupRewriter<W> {
             .iter()
             .enumerate()
             .map(|(i, source)| match source {
-                Some(input_index) => input_descr.root_schema().get_fields()[*input_index].clone(),
-                None => converted.root_schema().get_fields()[i].clone(),
+                Some(input_index) => renamed_type(
+                    &input_descr.root_schema().get_fields()[*input_index],
+                    output.field(i).name(),
+                ),
+                None => Ok(converted.root_schema().get_fields()[i].clone()),
             })
-            .collect();
+            .collect::<parquet::errors::Result<_>>()
+            .map_err(write_err)?;
         let root = Arc::new(
             Type::group_type_builder(input_descr.root_schema().name())
                 .with_fields(fields)
@@ -490,6 +498,8 @@ impl<W: Write + Send> RowGroupRewriter<W> {
         Ok(Self {
             plan: Plan {
                 key: key.to_string(),
+                thin_input: decoded_schema(footer.schema(), layout),
+                descr: Arc::new(SchemaDescriptor::new(root.clone())),
                 root,
                 version_key: version_key.to_string(),
                 new_version,
@@ -613,6 +623,21 @@ impl<W: Write + Send> RowGroupRewriter<W> {
 }
 
 impl Plan {
+    /// A copied chunk's metadata as output leaf `out_leaf` records it: the input's, under the
+    /// output's column path when a step renamed the column.
+    fn copied_metadata(
+        &self,
+        column: &parquet::file::metadata::ColumnChunkMetaData,
+        out_leaf: usize,
+    ) -> parquet::errors::Result<parquet::file::metadata::ColumnChunkMetaData> {
+        let descr = self.descr.column(out_leaf);
+        if column.column_descr().path() == descr.path() {
+            Ok(column.clone())
+        } else {
+            renamed_chunk(column, descr)
+        }
+    }
+
     fn write_err(&self, source: ParquetError) -> Error {
         Error::Write {
             key: self.key.clone(),
@@ -655,12 +680,15 @@ impl Plan {
         for (field, source) in self.layout.sources.iter().enumerate() {
             match source {
                 Some(input_field) => {
-                    for leaf in self.input_leaves[*input_field].clone() {
+                    let leaves = self.input_leaves[*input_field]
+                        .clone()
+                        .zip(self.output_leaves[field].clone());
+                    for (leaf, out_leaf) in leaves {
                         let column = row_group.column(leaf);
                         let close = ColumnCloseResult {
                             bytes_written: column.compressed_size() as u64,
                             rows_written: rows,
-                            metadata: column.clone(),
+                            metadata: self.copied_metadata(column, out_leaf).map_err(|e| self.write_err(e))?,
                             bloom_filter: Sbbf::read_from_column_chunk(column, input).ok().flatten(),
                             column_index: page_index.and_then(|p| p.column_index(index, leaf)).cloned(),
                             offset_index: page_index.and_then(|p| p.offset_index(index, leaf)).cloned(),
@@ -680,6 +708,26 @@ impl Plan {
         }
         out.close().map_err(|e| self.write_err(e))?;
         Ok(rows)
+    }
+
+    /// The decoded `batch` with the renamed columns' stand-ins (nulls of their type) in their
+    /// places, as [`Plan::thin_input`] lays them out.
+    fn with_stand_ins(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        if self.layout.stand_ins.is_empty() {
+            return Ok(batch);
+        }
+        let mut decoded = batch.columns().iter();
+        let columns = layout::thin_fields(&self.layout)
+            .zip(self.thin_input.fields())
+            .map(|((_, stand_in), field)| match stand_in {
+                true => Some(arrow::array::new_null_array(field.data_type(), batch.num_rows())),
+                false => decoded.next().cloned(),
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| self.corrupt("the decoded batch lacks a column the steps read".to_string()))?;
+        let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        RecordBatch::try_new_with_options(self.thin_input.clone(), columns, &options)
+            .map_err(|e| self.write_err(ParquetError::General(format!("stand-ins for renamed columns: {e}"))))
     }
 
     /// Decodes the columns the steps read, runs the chain and encodes the computed columns of
@@ -714,6 +762,7 @@ impl Plan {
         for batch in reader {
             let batch = batch.map_err(|e| self.corrupt(format!("row group {index}: {e}")))?;
             decoded += batch.num_rows();
+            let batch = self.with_stand_ins(batch)?;
             let out = apply_chain(&self.key, batch, &self.chain, &self.thin_schemas)?;
             for &field in &computed {
                 let target = self.output.field(field);
@@ -786,6 +835,89 @@ fn footer_entries(
     entries
 }
 
+/// The input's field type `field` under the output's `name` (itself when the name is unchanged).
+fn renamed_type(
+    field: &parquet::schema::types::TypePtr,
+    name: &str,
+) -> parquet::errors::Result<parquet::schema::types::TypePtr> {
+    if field.name() == name {
+        return Ok(field.clone());
+    }
+    let info = field.get_basic_info();
+    let id = info.has_id().then(|| info.id());
+    let repetition = info.has_repetition().then(|| info.repetition());
+    let renamed = match field.as_ref() {
+        Type::PrimitiveType {
+            physical_type,
+            type_length,
+            scale,
+            precision,
+            ..
+        } => Type::primitive_type_builder(name, *physical_type)
+            .with_repetition(repetition.unwrap_or(parquet::basic::Repetition::OPTIONAL))
+            .with_converted_type(info.converted_type())
+            .with_logical_type(info.logical_type_ref().cloned())
+            .with_length(*type_length)
+            .with_precision(*precision)
+            .with_scale(*scale)
+            .with_id(id)
+            .build()?,
+        Type::GroupType { fields, .. } => {
+            let mut builder = Type::group_type_builder(name)
+                .with_fields(fields.clone())
+                .with_converted_type(info.converted_type())
+                .with_logical_type(info.logical_type_ref().cloned())
+                .with_id(id);
+            if let Some(repetition) = repetition {
+                builder = builder.with_repetition(repetition);
+            }
+            builder.build()?
+        }
+    };
+    Ok(Arc::new(renamed))
+}
+
+/// `column`'s metadata recorded under the descriptor `descr` (a renamed column's new path),
+/// every other field as it was: offsets, sizes, statistics, encodings, indexes, bloom filter.
+fn renamed_chunk(
+    column: &parquet::file::metadata::ColumnChunkMetaData,
+    descr: parquet::schema::types::ColumnDescPtr,
+) -> parquet::errors::Result<parquet::file::metadata::ColumnChunkMetaData> {
+    let mut builder = parquet::file::metadata::ColumnChunkMetaData::builder(descr)
+        .set_compression_codec(column.compression_codec())
+        .set_encodings_mask(*column.encodings_mask())
+        .set_num_values(column.num_values())
+        .set_total_compressed_size(column.compressed_size())
+        .set_total_uncompressed_size(column.uncompressed_size())
+        .set_data_page_offset(column.data_page_offset())
+        .set_index_page_offset(column.index_page_offset())
+        .set_dictionary_page_offset(column.dictionary_page_offset())
+        .set_bloom_filter_offset(column.bloom_filter_offset())
+        .set_bloom_filter_length(column.bloom_filter_length())
+        .set_offset_index_offset(column.offset_index_offset())
+        .set_offset_index_length(column.offset_index_length())
+        .set_column_index_offset(column.column_index_offset())
+        .set_column_index_length(column.column_index_length())
+        .set_unencoded_byte_array_data_bytes(column.unencoded_byte_array_data_bytes())
+        .set_repetition_level_histogram(column.repetition_level_histogram().cloned())
+        .set_definition_level_histogram(column.definition_level_histogram().cloned());
+    if let Some(path) = column.file_path() {
+        builder = builder.set_file_path(path.to_string());
+    }
+    if let Some(statistics) = column.statistics() {
+        builder = builder.set_statistics(statistics.clone());
+    }
+    if let Some(geo) = column.geo_statistics() {
+        builder = builder.set_geo_statistics(Box::new(geo.clone()));
+    }
+    if let Some(stats) = column.page_encoding_stats() {
+        builder = builder.set_page_encoding_stats(stats.clone());
+    } else if let Some(mask) = column.page_encoding_stats_mask() {
+        builder = builder.set_page_encoding_stats_mask(*mask);
+    }
+    builder.build()
+}
+
 /// Leaf column ranges of each top-level field.
 fn leaf_ranges(descr: &SchemaDescriptor, fields: usize) -> Vec<Range<usize>> {
     let mut ranges = vec![0..0; fields];
@@ -810,6 +942,10 @@ fn thin_schemas(
     layout: &Layout,
     chain: &[StepRegistration],
 ) -> Option<Vec<SchemaRef>> {
+    if layout.nothing_computed() {
+        // Every output column is copied: the steps never run on data.
+        return Some(Vec::new());
+    }
     if layout.decode.is_empty() {
         return None;
     }
