@@ -1,8 +1,9 @@
 //! Migration 1->2 of one sensorData file at the reference size (1,000,000 rows, ~205 MB
 //! stored) on S3 (SeaweedFS, or the S3 in `PQM_S3_ENDPOINT`): the data region copied in place by
 //! the server with only the read columns fetched (trusting copied pages) or the whole region
-//! read to check them, today's whole-file stream, and a raw GET + PUT of the same bytes as the
-//! floor. Also writes the bytes each path moved to `target/bench-report/copy-in-place.json`.
+//! read to check them, today's whole-file stream, a raw GET + PUT of the same bytes as the
+//! floor of today's path, and the server's copy of the data region alone (the floor of the
+//! appended paths). Also writes the bytes each path moved to `target/bench-report/copy-in-place.json`.
 //!
 //! `cargo bench --bench copy_in_place` (scripts/bench.sh runs it and records the ratios).
 
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pqmigrate::rewrite::Footer;
+use pqmigrate::store::{ConditionalUpload, CopySource};
 use pqmigrate::{MigrateOptions, Migrated, Outcome, Registry, Store, migrate_object};
 use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
 
@@ -105,6 +107,37 @@ fn bench(c: &mut Criterion) {
                 runtime.block_on(async {
                     let (_, bytes) = store.get(KEY, Default::default()).await.expect("get");
                     store.put(KEY, bytes, &[], Default::default()).await.expect("put");
+                });
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    // The server's own copy of the data region, alone (into another key, with a 1 KiB last
+    // part): the floor of both appended paths on this store.
+    let region_end = footer.footer_start().expect("footer start");
+    group.bench_function("server_copy_only", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                reset(&store);
+                let head = runtime.block_on(store.head(KEY)).expect("head");
+                let source = CopySource {
+                    key: KEY.to_string(),
+                    e_tag: head.e_tag.expect("an ETag"),
+                    version_id: head.version_id,
+                    range: 0..region_end,
+                };
+                let start = Instant::now();
+                runtime.block_on(async {
+                    let mut upload = ConditionalUpload::new_object(&store, "copy-only/region");
+                    upload.copy_first(&source).await.expect("copy");
+                    upload
+                        .push(bytes::Bytes::from(vec![0u8; 1024]))
+                        .await
+                        .expect("last part");
+                    upload.copies_done().await.expect("copied");
+                    upload.finish().await.expect("complete");
                 });
                 total += start.elapsed();
             }

@@ -38,7 +38,9 @@ for rows in 2000000 500000; do
 done
 
 # Local disk, whole process: one file of 556,000 rows migrated 1->2 by the CLI (data region
-# copied by the kernel), against `cp` of the same file; five rounds each, fresh copies between.
+# copied by the kernel), against `cp` of the same file and against the floor of a crash-safe
+# replacement (copy, fsync, rename over the old file, fsync of the folder: what the run must do
+# too); five rounds each, fresh copies between.
 local=$(mktemp -d)
 "$cli" generate "file://$local/pristine" --days 1 --files-per-day 1 --rows 556000 > /dev/null
 file=$(find "$local/pristine" -name '*.parq*' | head -1)
@@ -46,6 +48,9 @@ file=$(find "$local/pristine" -name '*.parq*' | head -1)
 for round in 1 2 3 4 5; do
   rm -rf "$local/work" "$local/copy" && cp -r "$local/pristine" "$local/work" && mkdir -p "$local/copy" && sync
   /usr/bin/time -f "cp %e %M" cp "$file" "$local/copy/" 2>> "$out/local-times.txt"
+  sync
+  /usr/bin/time -f "durable %e %M" sh -c 'cp "$1" "$2/staged" && sync "$2/staged" && mv -f "$2/staged" "$2/$(basename "$1")" && sync "$2"' \
+    _ "$file" "$local/copy" 2>> "$out/local-times.txt"
   /usr/bin/time -f "run %e %M" "$cli" run "file://$local/work/" --schema sensorData --to 2 \
     --trust-copied-columns --json > "$out/local-run.json" 2>> "$out/local-times.txt"
 done

@@ -87,6 +87,30 @@ impl Migration for RenameOnly {
 }
 
 static RENAME_ONLY: RenameOnly = RenameOnly;
+
+/// Declares that it renames `sensor_type` but keeps the name (a step bug): the declaration must
+/// not turn the column into the stand-in's nulls.
+struct FalseRename;
+
+impl Migration for FalseRename {
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StepError> {
+        RENAME_ONLY.output_schema(input).map(|_| input.clone())
+    }
+    fn transform(&self, batch: RecordBatch, output: &SchemaRef) -> Result<RecordBatch, StepError> {
+        Ok(RecordBatch::try_new(output.clone(), batch.columns().to_vec())?)
+    }
+    fn column_use(&self) -> ColumnUse {
+        ColumnUse::Declared {
+            reads: &["x"],
+            writes: &[],
+        }
+    }
+    fn renames(&self) -> &'static [(&'static str, &'static str)] {
+        &[("sensor_type", "sensor_kind")]
+    }
+}
+
+static FALSE_RENAME: FalseRename = FalseRename;
 static OPAQUE_RENAME_ONLY: Opaque = Opaque(&RENAME_ONLY);
 
 fn spec() -> DataSpec {
@@ -226,6 +250,20 @@ fn renamed_columns_cost_only_the_footer() {
             assert!(page_index.offset_index(rg, new).is_some() && page_index.column_index(rg, new).is_some());
         }
     }
+}
+
+/// A rename the step declares but its schema does not do is not trusted: the file is decoded
+/// whole, and every value comes through.
+#[test]
+fn a_declared_rename_the_schema_does_not_do_is_not_trusted() {
+    let input = generate_file(&spec(), 6);
+    let out = full(&input, &[sensor_step(1, &FALSE_RENAME)], 2);
+    assert_eq!(read_all(&out), read_all(&input), "sensor_type keeps its values");
+    let footer = Footer::parse("f", &input).unwrap();
+    assert_eq!(
+        plan_append("f", &footer, &[sensor_step(1, &FALSE_RENAME)]).unwrap(),
+        Err(NotAppendable::NothingCopied)
+    );
 }
 
 /// pyarrow, DuckDB and Polars (installed by scripts/test.sh) read the appended output with the

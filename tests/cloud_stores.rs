@@ -8,19 +8,18 @@ use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 use pqmigrate::store::metadata;
-use pqmigrate::version::version_metadata_name;
 use pqmigrate::{MigrateOptions, Store, migrate_object, version_key};
 use pqmigrate_sensor_steps::{SCHEMA, generate_batch, generate_file};
 use support::*;
 
 #[tokio::test]
-async fn the_probe_finds_azures_conditional_writes_and_metadata() {
+async fn the_probe_finds_azures_conditional_writes_metadata_and_index_tags() {
     let (store, _) = Cloud::Azure.new_store("probe");
     let found = store.probe().await.unwrap();
     assert!(found.conditional_create, "{found:?}");
     assert!(found.conditional_put, "{found:?}");
     assert_eq!(found.metadata_round_trips, Some(true), "{found:?}");
-    assert_eq!(found.tags_round_trip, None, "object_store reads no blob index tags");
+    assert_eq!(found.tags_round_trip, Some(true), "blob index tags: {found:?}");
     assert_eq!(found.conditional_complete, None, "every write is one request");
     assert!(!found.versioning, "no listable versions here");
     assert!(found.refusal().is_none());
@@ -68,21 +67,34 @@ fn file_at_footer_version(seed: u64, version: &str) -> Bytes {
 }
 
 async fn put(store: &Store, key: &str, data: &Bytes, owner: Option<&str>) {
+    put_tagged(store, key, data, owner, &[]).await;
+}
+
+async fn put_tagged(store: &Store, key: &str, data: &Bytes, owner: Option<&str>, tags: &[(String, String)]) {
     let attributes = match owner {
         Some(owner) => pqmigrate::store::user_metadata(&[("owner", owner)]),
         None => Default::default(),
     };
-    store.put(key, data.clone(), &[], attributes).await.unwrap();
+    store.put(key, data.clone(), tags, attributes).await.unwrap();
 }
 
 #[tokio::test]
 async fn a_run_on_azure_migrates_every_version_keeps_metadata_and_reports_bad_objects() {
     let (store, url) = Cloud::Azure.new_store("run");
+    let team = ("team".to_string(), "ml".to_string());
     let mut v1 = Vec::new();
     for i in 0..6 {
         let key = format!("sensors/sensorData_{i:03}.parquet");
         let data = generate_file(&small_spec(), i);
-        put(&store, &key, &data, (i % 2 == 0).then_some("team-a")).await;
+        // Every third has an index tag of the user's own, and one says version 1 outright.
+        let mut tags = Vec::new();
+        if i % 3 == 0 {
+            tags.push(team.clone());
+        }
+        if i == 1 {
+            tags.push((version_key(SCHEMA), "1".to_string()));
+        }
+        put_tagged(&store, &key, &data, (i % 2 == 0).then_some("team-a"), &tags).await;
         v1.push((key, data));
     }
     // One object already at 2, one at the target, one ahead of it.
@@ -93,10 +105,12 @@ async fn a_run_on_azure_migrates_every_version_keeps_metadata_and_reports_bad_ob
         .await
         .unwrap();
     let at_three = "sensors/sensorData_101.parquet";
-    put(&store, at_three, &file_at_footer_version(101, "3"), None).await;
+    // Written elsewhere at 3 and 4, tag and footer agreeing (a missing tag means version 1).
+    let tagged = |v: &str| vec![(version_key(SCHEMA), v.to_string())];
+    put_tagged(&store, at_three, &file_at_footer_version(101, "3"), None, &tagged("3")).await;
     let ahead = "sensors/sensorData_102.parquet";
     let ahead_bytes = file_at_footer_version(102, "4");
-    put(&store, ahead, &ahead_bytes, None).await;
+    put_tagged(&store, ahead, &ahead_bytes, None, &tagged("4")).await;
     // Bad objects and distractors.
     let corrupt = "sensors/sensorData_200.parquet";
     let full = generate_file(&small_spec(), 200);
@@ -130,13 +144,19 @@ async fn a_run_on_azure_migrates_every_version_keeps_metadata_and_reports_bad_ob
     assert!(failed.iter().any(|f| f.contains(not_parquet)), "{failed:?}");
 
     let run_id = summary["run_id"].as_str().unwrap().to_string();
-    let version_name = version_metadata_name(&version_key(SCHEMA));
     for (i, (key, original)) in v1.iter().enumerate() {
         let data = raw_bytes(&store, key).await;
         assert_eq!(footer_version(&data, &version_key(SCHEMA)), Some(3), "{key}");
         assert_features_match(&read_all(original), &read_all(&data));
+        // The version is an index tag now, written with the blob; the user's tag came along.
+        let tags = store.tags(key).await.unwrap().expect("Azure has index tags");
+        assert!(
+            tags.contains(&(version_key(SCHEMA), "3".to_string())),
+            "{key}: {tags:?}"
+        );
+        assert_eq!(tags.contains(&team), i % 3 == 0, "{key}: {tags:?}");
+        assert_eq!(tags.len(), 1 + usize::from(i % 3 == 0), "{key}: {tags:?}");
         let head = store.head(key).await.unwrap();
-        assert_eq!(metadata(&head.attributes, &version_name), Some("3"), "{key}");
         assert_eq!(metadata(&head.attributes, "pqm-run"), Some(run_id.as_str()), "{key}");
         let owner = (i % 2 == 0).then_some("team-a");
         assert_eq!(
@@ -147,6 +167,15 @@ async fn a_run_on_azure_migrates_every_version_keeps_metadata_and_reports_bad_ob
     }
     let from_two = raw_bytes(&store, at_two).await;
     assert_eq!(footer_version(&from_two, &version_key(SCHEMA)), Some(3));
+    assert_eq!(
+        store.tags(at_two).await.unwrap().unwrap(),
+        vec![(version_key(SCHEMA), "3".to_string())]
+    );
+    assert_eq!(
+        store.tags(ahead).await.unwrap().unwrap(),
+        tagged("4"),
+        "ahead of the target: its tag untouched"
+    );
     assert_features_match(&read_all(&two_source), &read_all(&from_two));
     assert_eq!(
         raw_bytes(&store, ahead).await,

@@ -88,6 +88,28 @@ pub fn plan_layout(input: &Schema, output: &Schema, chain: &[StepRegistration]) 
     })
 }
 
+/// Whether every rename a step declares is what its schema does: where the step's input has
+/// `old`, its output has `new` of the same type and no longer `old`. `schemas` are the steps'
+/// outputs over the whole `input`, in chain order. A rename that does not hold would hand a
+/// computed column the stand-in's nulls, so the caller then decodes everything instead.
+pub fn renames_hold(input: &SchemaRef, schemas: &[SchemaRef], chain: &[StepRegistration]) -> bool {
+    let inputs = std::iter::once(input).chain(schemas.iter());
+    chain.iter().zip(inputs.zip(schemas)).all(|(step, (before, after))| {
+        step.migration
+            .renames()
+            .iter()
+            .all(|(old, new)| match before.field_with_name(old) {
+                Err(_) => true,
+                Ok(field) => {
+                    after.field_with_name(old).is_err()
+                        && after
+                            .field_with_name(new)
+                            .is_ok_and(|renamed| renamed.data_type() == field.data_type())
+                }
+            })
+    })
+}
+
 /// The input schema the steps run on when not every column is decoded: the decoded fields and
 /// the stand-ins (as nullable), in file order.
 pub fn decoded_schema(input: &SchemaRef, layout: &Layout) -> SchemaRef {

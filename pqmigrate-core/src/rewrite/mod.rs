@@ -30,7 +30,7 @@ mod verify;
 
 pub use append::{AppendPlan, AppendRewriter, MAX_DEAD_SHARE, NotAppendable, plan_append, rewrite_appended};
 use layout::decoded_schema;
-pub use layout::{Layout, plan_layout};
+pub use layout::{Layout, plan_layout, renames_hold};
 use verify::CopyCheck;
 
 use crate::error::{Error, Result};
@@ -390,6 +390,7 @@ impl<W: Write + Send> RowGroupRewriter<W> {
         let schemas = output_schemas(key, &input, chain)?;
         let output = schemas.last().cloned().unwrap_or_else(|| input.clone());
         let planned = plan_layout(&input, &output, chain)
+            .filter(|_| renames_hold(&input, &schemas, chain))
             .and_then(|layout| thin_schemas(key, &input, &output, &layout, chain).map(|thin| (layout, thin)));
         let (layout, thin_schemas) = match planned {
             Some(planned) => planned,

@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use object_store::ClientOptions;
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::client::{HttpConnector, ReqwestConnector};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 
+use super::azure_tags::AzureTags;
 use super::generic::{Flavor, ObjectStoreIo};
 use super::{Store, StoreOptions};
 use crate::error::{Error, Result};
@@ -54,12 +56,24 @@ pub(super) fn azure(container: &str, account: Option<&str>, options: &StoreOptio
     if let Some(endpoint) = endpoint {
         builder = builder.with_config(AzureConfigKey::Endpoint, endpoint.trim_end_matches('/'));
     }
-    let azure = builder
+    let builder = builder
         .with_client_options(client(endpoint))
-        .with_retry(options.retry_config())
+        .with_retry(options.retry_config());
+    let account = builder
+        .get_config_value(&AzureConfigKey::AccountName)
+        .unwrap_or_default();
+    let container_url = match endpoint {
+        Some(endpoint) => format!("{}/{container}", endpoint.trim_end_matches('/')),
+        None => format!("https://{account}.blob.core.windows.net/{container}"),
+    };
+    let azure = builder
         .build()
         .map_err(|e| Error::Config(format!("Azure container {container}: {e}")))?;
-    let io = ObjectStoreIo::new(Arc::new(azure), Flavor::Azure);
+    let http = ReqwestConnector::default()
+        .connect(&client(endpoint))
+        .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+    let tags = AzureTags::new(http, azure.credentials().clone(), container_url, account);
+    let io = ObjectStoreIo::new(Arc::new(azure), Flavor::Azure).with_azure_tags(tags);
     Ok(Store::from_io(Arc::new(io), format!("az://{container}")))
 }
 

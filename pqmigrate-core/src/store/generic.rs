@@ -21,6 +21,7 @@ use object_store::{
     UpdateVersion,
 };
 
+use super::azure_tags::AzureTags;
 use super::convert::{self, conflict_or, put_mode};
 use super::io::{
     Capabilities, Condition, CopySource, Head, ListPage, Listed, ObjectVersion, ReadOptions, StoreIo, WriteOptions,
@@ -70,6 +71,8 @@ pub(crate) struct ObjectStoreIo {
     uploads: Mutex<HashMap<String, Staged>>,
     /// Local disk: the file system beneath, and its root (resolved).
     local: Option<(Arc<LocalFileSystem>, PathBuf)>,
+    /// Azure: the blob index tags, read and set beside `object_store`.
+    azure_tags: Option<AzureTags>,
 }
 
 impl std::fmt::Debug for ObjectStoreIo {
@@ -88,7 +91,14 @@ impl ObjectStoreIo {
             flavor,
             uploads: Mutex::default(),
             local: None,
+            azure_tags: None,
         }
+    }
+
+    /// Azure with its blob index tags: written with each blob, read and set by `tags`.
+    pub(crate) fn with_azure_tags(mut self, tags: AzureTags) -> Self {
+        self.azure_tags = Some(tags);
+        self
     }
 
     /// Local disk under `root`.
@@ -264,11 +274,16 @@ impl ObjectStoreIo {
             }),
             (_, mode) => mode,
         };
-        let put = PutOptions {
+        let mut put = PutOptions {
             mode,
             attributes,
             ..PutOptions::default()
         };
+        if self.azure_tags.is_some() {
+            for (name, value) in &options.tags {
+                put.tags.push(name, value);
+            }
+        }
         let result = self
             .inner
             .put_opts(&object_path(key)?, data, put)
@@ -291,7 +306,7 @@ impl ObjectStoreIo {
 impl StoreIo for ObjectStoreIo {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            tags: false,
+            tags: self.azure_tags.is_some(),
             user_metadata: self.flavor != Flavor::Local,
             multipart: self.flavor == Flavor::Local,
             versions: false,
@@ -383,12 +398,18 @@ impl StoreIo for ObjectStoreIo {
         convert::delete(self.inner.as_ref(), key).await
     }
 
-    async fn get_tags(&self, _key: &str, _version_id: Option<&str>) -> Result<Vec<(String, String)>> {
-        Ok(Vec::new())
+    async fn get_tags(&self, key: &str, _version_id: Option<&str>) -> Result<Vec<(String, String)>> {
+        match &self.azure_tags {
+            Some(tags) => tags.get(key).await,
+            None => Ok(Vec::new()),
+        }
     }
 
-    async fn put_tags(&self, key: &str, _version_id: Option<&str>, _tags: &[(String, String)]) -> Result<()> {
-        Err(Error::Config(format!("{key}: this store has no object tags")))
+    async fn put_tags(&self, key: &str, _version_id: Option<&str>, tags: &[(String, String)]) -> Result<()> {
+        match &self.azure_tags {
+            Some(azure) => azure.put(key, tags).await,
+            None => Err(Error::Config(format!("{key}: this store has no object tags"))),
+        }
     }
 
     async fn create_multipart(&self, key: &str, options: &WriteOptions) -> Result<String> {

@@ -3,6 +3,7 @@
 //! (the rate limiter, the fault injector). Retries of single requests live here; what a backend can do is a
 //! [`Capabilities`] value. Nothing here knows about scans, plans, journals or executors.
 
+mod azure_tags;
 mod backoff;
 mod cloud;
 mod convert;

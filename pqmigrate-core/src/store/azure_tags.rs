@@ -1,0 +1,166 @@
+//! Azure blob index tags, which `object_store` writes with a blob (`x-ms-tags`) but cannot read
+//! back: Get Blob Tags and Set Blob Tags (`?comp=tags`), signed with `object_store`'s own
+//! Azure credentials and authorizer.
+
+use bytes::Bytes;
+use http::Method;
+use object_store::azure::{AzureAuthorizer, AzureCredentialProvider};
+use object_store::client::{HttpClient, HttpRequest, HttpRequestBody};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// What a blob name keeps unescaped in a URL path: `/` separates its segments.
+const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
+/// The service version sent: blob index tags need 2019-12-12 or later.
+const VERSION: &str = "2021-08-06";
+
+/// Reads and writes the index tags of the blobs of one container.
+#[derive(Debug, Clone)]
+pub(crate) struct AzureTags {
+    client: HttpClient,
+    credentials: AzureCredentialProvider,
+    /// `https://account.blob.core.windows.net/container` or, on an emulator,
+    /// `http://host:port/account/container`; no trailing `/`.
+    container_url: String,
+    account: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Tags {
+    tag_set: TagSet,
+}
+
+#[derive(Deserialize, Default)]
+struct TagSet {
+    #[serde(rename = "Tag", default)]
+    tags: Vec<Tag>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Tag {
+    key: String,
+    #[serde(default)]
+    value: String,
+}
+
+impl AzureTags {
+    pub(crate) fn new(
+        client: HttpClient,
+        credentials: AzureCredentialProvider,
+        container_url: String,
+        account: String,
+    ) -> Self {
+        Self {
+            client,
+            credentials,
+            container_url: container_url.trim_end_matches('/').to_string(),
+            account,
+        }
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!(
+            "{}/{}?comp=tags",
+            self.container_url,
+            utf8_percent_encode(key, KEY_ENCODE_SET)
+        )
+    }
+
+    /// The blob's index tags (Get Blob Tags).
+    ///
+    /// # Errors
+    /// [`Error::Store`] naming `key`: not found (404), or the service's answer.
+    pub(crate) async fn get(&self, key: &str) -> Result<Vec<(String, String)>> {
+        let body = self.send(key, "get blob tags", Method::GET, Bytes::new()).await?;
+        let parsed: Tags = quick_xml::de::from_reader(body.as_ref())
+            .map_err(|e| failed(key, "get blob tags", format!("unreadable answer: {e}")))?;
+        Ok(parsed.tag_set.tags.into_iter().map(|t| (t.key, t.value)).collect())
+    }
+
+    /// Replaces the blob's index tags (Set Blob Tags).
+    ///
+    /// # Errors
+    /// As [`AzureTags::get`].
+    pub(crate) async fn put(&self, key: &str, tags: &[(String, String)]) -> Result<()> {
+        let mut body = String::from(r#"<?xml version="1.0" encoding="utf-8"?><Tags><TagSet>"#);
+        for (name, value) in tags {
+            body.push_str(&format!(
+                "<Tag><Key>{}</Key><Value>{}</Value></Tag>",
+                quick_xml::escape::escape(name.as_str()),
+                quick_xml::escape::escape(value.as_str())
+            ));
+        }
+        body.push_str("</TagSet></Tags>");
+        self.send(key, "set blob tags", Method::PUT, Bytes::from(body)).await?;
+        Ok(())
+    }
+
+    async fn send(&self, key: &str, op: &'static str, method: Method, body: Bytes) -> Result<Bytes> {
+        let credential = self
+            .credentials
+            .get_credential()
+            .await
+            .map_err(|e| Error::store(key, op, e))?;
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(self.url(key))
+            .header("x-ms-version", VERSION);
+        if !body.is_empty() {
+            builder = builder
+                .header("Content-Type", "application/xml; charset=UTF-8")
+                .header("Content-Length", body.len().to_string());
+        }
+        let mut request: HttpRequest = builder
+            .body(HttpRequestBody::from(body))
+            .map_err(|e| failed(key, op, e.to_string()))?;
+        AzureAuthorizer::new(&credential, &self.account)
+            .try_authorize(&mut request)
+            .map_err(|e| Error::store(key, op, e))?;
+        let response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| failed(key, op, e.to_string()))?;
+        let status = response.status();
+        let (_, body) = response.into_parts();
+        let bytes = body.bytes().await.map_err(|e| failed(key, op, e.to_string()))?;
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let message = format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes).trim());
+        if status.as_u16() == 404 {
+            return Err(Error::store(
+                key,
+                op,
+                object_store::Error::NotFound {
+                    path: key.to_string(),
+                    source: message.into(),
+                },
+            ));
+        }
+        Err(failed(key, op, message))
+    }
+}
+
+/// A failed call, as the store error `object_store` would give (transient unless the answer is
+/// a lasting one).
+fn failed(key: &str, op: &'static str, message: String) -> Error {
+    Error::store(
+        key,
+        op,
+        object_store::Error::Generic {
+            store: "MicrosoftAzure",
+            source: message.into(),
+        },
+    )
+}
