@@ -25,6 +25,7 @@ start() {
   weed=$(weed_bin)
   dir=$(mktemp -d "${TMPDIR:-/tmp}/pqmigrate-weed.XXXXXX")
   s3=$(free_port)
+  master=$(free_port)
   log="$dir/weed.log"
   mkdir -p "$dir/data"
   # Every port is chosen free so several servers (parallel CI jobs, a developer's own) coexist.
@@ -32,7 +33,7 @@ start() {
   # the server from running out of them (the default sizes volumes from the free disk space).
   "$weed" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -s3.port="$s3" -s3.port.grpc="$(free_port)" -s3.port.iceberg="$(free_port)" \
-    -master.port="$(free_port)" -master.port.grpc="$(free_port)" \
+    -master.port="$master" -master.port.grpc="$(free_port)" \
     -volume.port="$(free_port)" -volume.port.grpc="$(free_port)" \
     -filer.port="$(free_port)" -filer.port.grpc="$(free_port)" \
     -webdav.port="$(free_port)" -admin.port="$(free_port)" -admin.port.grpc="$(free_port)" \
@@ -49,6 +50,7 @@ start() {
   echo "export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-pqmigrate-secret}"
   echo "export AWS_REGION=${AWS_REGION:-us-east-1}"
   echo "export PQM_WEED_PID=$pid"
+  echo "export PQM_WEED_MASTER=http://127.0.0.1:$master"
   echo "export PQM_WEED_DIR=$dir"
 }
 
