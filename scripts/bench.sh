@@ -84,6 +84,18 @@ for c in 1 8; do
   after=$(cpu_ticks "$PQM_WEED_PID" 2>/dev/null || echo 0)
   echo "$((after - before))" > "$out/cpu$c-server-ticks.txt"
 done
+# End to end through the append layout: 200 files of 20,000 rows (about 6.7 MB each, above S3's
+# 5 MiB part minimum) migrated 1->2 at concurrency 8 by the CLI, copied in place (checked and
+# trusting) and streamed whole (today's path before the append layout), one after the other.
+for path in appended trusted streamed; do
+  bucket=pqm-bench-e2e-$path-$$
+  "$cli" generate "s3://$bucket/e2e" --days 1 --files-per-day 200 --rows 20000 > /dev/null
+  flags=()
+  [ "$path" = trusted ] && flags=(--trust-copied-columns)
+  [ "$path" = streamed ] && flags=(--no-copy-in-place)
+  /usr/bin/time -v "$cli" run "s3://$bucket/e2e/" --schema sensorData --to 2 --concurrency 8 "${flags[@]}" \
+    --json > "$out/e2e-$path-run.json" 2> "$out/e2e-$path-time.txt"
+done
 getconf CLK_TCK > "$out/clk_tck.txt"
 weed version 2>/dev/null | head -1 > "$out/weed-version.txt" || true
 

@@ -1,6 +1,7 @@
 //! Local disk, memory, Google Cloud Storage and Azure Blob behind the seam, through
-//! `object_store`. None has tags or versions here (the clouds' own are not read through
-//! `object_store`). Memory, GCS and Azure take conditional writes natively, one request a write
+//! `object_store`. None keeps versions here; only Azure has tags (its blob index tags, read and
+//! set beside `object_store` in `store::azure_tags`). Memory, GCS and Azure take conditional
+//! writes natively, one request a write
 //! (`store::cloud` opens the two clouds). Local disk has no conditional write, so a conditional
 //! write there is staged under `_pqmigrate/staging/`, made durable (fsync), and checked and
 //! renamed over the object under an exclusive lock of the root (`_pqmigrate/local.lock`), so no
@@ -64,7 +65,8 @@ enum Staging {
     File(PathBuf),
 }
 
-/// An `object_store` store without tags or versions: memory, local disk, GCS or Azure Blob.
+/// An `object_store` store without versions: memory, local disk, GCS or Azure Blob (the last
+/// with its blob index tags as tags).
 pub(crate) struct ObjectStoreIo {
     inner: Arc<dyn ObjectStore>,
     flavor: Flavor,
