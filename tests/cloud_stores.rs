@@ -25,6 +25,36 @@ async fn the_probe_finds_azures_conditional_writes_metadata_and_index_tags() {
     assert!(found.refusal().is_none());
 }
 
+/// With tagging turned off in the client (`AZURE_DISABLE_TAGGING`), tags sent with a blob never
+/// arrive: the probe finds it, and the run is refused, naming the guarantee, before it writes.
+#[tokio::test]
+async fn an_azure_client_that_drops_tags_is_refused_before_anything_is_written() {
+    use futures::TryStreamExt;
+    let (store, url) = Cloud::Azure.new_store("notags");
+    let key = "sensors/sensorData_000.parquet";
+    let data = generate_file(&small_spec(), 7);
+    put(&store, key, &data, None).await;
+    let out = cli(
+        &["run", &url, "--schema", SCHEMA, "--to", "3", "--json"],
+        &[("AZURE_DISABLE_TAGGING", "true")],
+    );
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("did not read back"), "{}", out.stderr);
+    assert_eq!(raw_bytes(&store, key).await, data, "the object is untouched");
+    let keys: Vec<String> = store
+        .list_prefix("", None)
+        .map_ok(|listed| listed.key)
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(
+        keys.iter().all(|k| k == key || k.starts_with("_pqmigrate/probe/")),
+        "no lease, journal or data written: {keys:?}"
+    );
+    // The same store with tags on passes the probe.
+    assert!(store.clone().checked().await.is_ok());
+}
+
 /// gcp-storage-emulator stores object_store's XML-API writes but answers them without an ETag
 /// or a generation, and ignores `x-goog-if-generation-match`: no conditional write can be made
 /// there, so the probe must refuse the store before a run writes anything.

@@ -49,7 +49,7 @@ impl Guarantees {
             Some("a PUT with a stale If-Match was accepted, so a concurrent writer's change could be overwritten")
         } else if self.tags_round_trip == Some(false) {
             Some(
-                "tags written with an object did not read back (is AWS_DISABLE_TAGGING set?), so migrated objects would lose their version tag and their other tags",
+                "tags written with an object did not read back (is AWS_DISABLE_TAGGING or AZURE_DISABLE_TAGGING set?), so migrated objects would lose their version tag and their other tags",
             )
         } else if self.metadata_round_trips == Some(false) {
             Some("user metadata written with an object did not read back, so a written object could not name its run")
