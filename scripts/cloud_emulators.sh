@@ -6,6 +6,8 @@
 #   eval "$(scripts/cloud_emulators.sh start)"   # exports PQM_AZURE_ENDPOINT, PQM_GCS_ENDPOINT, ...
 #   scripts/cloud_emulators.sh stop               # stops the servers started from this shell
 set -euo pipefail
+# shellcheck source=scripts/stop_server.sh
+. "$(dirname "$0")/stop_server.sh"
 cd "$(dirname "$0")/.."
 
 # Azurite's well-known development account (documented by Microsoft; not a secret).
@@ -64,7 +66,7 @@ start() {
 stop() {
   local pid
   for pid in "${PQM_AZURITE_PID:-}" "${PQM_GCS_PID:-}"; do
-    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    stop_server "$pid"
   done
   if [ -n "${PQM_AZURITE_DIR:-}" ]; then rm -rf "$PQM_AZURITE_DIR" "$PQM_AZURITE_DIR.log"; fi
 }

@@ -6,6 +6,8 @@
 #   eval "$(scripts/moto.sh start)"   # starts, exports PQM_MOTO_ENDPOINT
 #   scripts/moto.sh stop               # stops the server started from this shell
 set -euo pipefail
+# shellcheck source=scripts/stop_server.sh
+. "$(dirname "$0")/stop_server.sh"
 
 start() {
   local port log pid i
@@ -26,7 +28,7 @@ start() {
 }
 
 stop() {
-  if [ -n "${PQM_MOTO_PID:-}" ]; then kill "$PQM_MOTO_PID" 2>/dev/null || true; wait "$PQM_MOTO_PID" 2>/dev/null || true; fi
+  stop_server "${PQM_MOTO_PID:-}"
 }
 
 case "${1:-}" in

@@ -6,6 +6,8 @@
 #   eval "$(scripts/seaweedfs.sh start)"   # starts, exports PQM_S3_ENDPOINT etc.
 #   scripts/seaweedfs.sh stop               # stops the server started from this shell
 set -euo pipefail
+# shellcheck source=scripts/stop_server.sh
+. "$(dirname "$0")/stop_server.sh"
 
 weed_bin() {
   if command -v weed >/dev/null 2>&1; then command -v weed; return; fi
@@ -55,7 +57,7 @@ start() {
 }
 
 stop() {
-  if [ -n "${PQM_WEED_PID:-}" ]; then kill "$PQM_WEED_PID" 2>/dev/null || true; wait "$PQM_WEED_PID" 2>/dev/null || true; fi
+  stop_server "${PQM_WEED_PID:-}"
   if [ -n "${PQM_WEED_DIR:-}" ]; then rm -rf "$PQM_WEED_DIR"; fi
 }
 
