@@ -87,48 +87,48 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(data.len() as u64));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(30));
-    // Each iteration starts from the version 1 object; only the migration is timed.
-    let timed = |on: &Store, verify: bool, iters: u64| {
+    // Each iteration starts from the version 1 object; only `work` is timed, after `prepare`.
+    let timed = |iters: u64, prepare: &dyn Fn() -> Option<CopySource>, work: &dyn Fn(Option<CopySource>)| {
         let mut total = Duration::ZERO;
         for _ in 0..iters {
             reset(&store);
+            let prepared = prepare();
             let start = Instant::now();
-            runtime.block_on(migrate(on, &registry, verify));
+            work(prepared);
             total += start.elapsed();
         }
         total
     };
+    let nothing = || None;
+    let migration = |on: &Store, verify: bool| {
+        runtime.block_on(migrate(on, &registry, verify));
+    };
     group.bench_function("raw_get_put", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                reset(&store);
-                let start = Instant::now();
+            timed(iters, &nothing, &|_| {
                 runtime.block_on(async {
                     let (_, bytes) = store.get(KEY, Default::default()).await.expect("get");
                     store.put(KEY, bytes, &[], Default::default()).await.expect("put");
-                });
-                total += start.elapsed();
-            }
-            total
+                })
+            })
         })
     });
     // The server's own copy of the data region, alone (into another key, with a 1 KiB last
     // part): the floor of both appended paths on this store.
     let region_end = footer.footer_start().expect("footer start");
+    let source = || {
+        let head = runtime.block_on(store.head(KEY)).expect("head");
+        Some(CopySource {
+            key: KEY.to_string(),
+            e_tag: head.e_tag.expect("an ETag"),
+            version_id: head.version_id,
+            range: 0..region_end,
+        })
+    };
     group.bench_function("server_copy_only", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                reset(&store);
-                let head = runtime.block_on(store.head(KEY)).expect("head");
-                let source = CopySource {
-                    key: KEY.to_string(),
-                    e_tag: head.e_tag.expect("an ETag"),
-                    version_id: head.version_id,
-                    range: 0..region_end,
-                };
-                let start = Instant::now();
+            timed(iters, &source, &|source| {
+                let source = source.expect("a source");
                 runtime.block_on(async {
                     let mut upload = ConditionalUpload::new_object(&store, "copy-only/region");
                     upload.copy_first(&source).await.expect("copy");
@@ -138,20 +138,18 @@ fn bench(c: &mut Criterion) {
                         .expect("last part");
                     upload.copies_done().await.expect("copied");
                     upload.finish().await.expect("complete");
-                });
-                total += start.elapsed();
-            }
-            total
+                })
+            })
         })
     });
     group.bench_function("appended_trusted", |b| {
-        b.iter_custom(|iters| timed(&store, false, iters))
+        b.iter_custom(|iters| timed(iters, &nothing, &|_| migration(&store, false)))
     });
     group.bench_function("appended_checked", |b| {
-        b.iter_custom(|iters| timed(&store, true, iters))
+        b.iter_custom(|iters| timed(iters, &nothing, &|_| migration(&store, true)))
     });
     group.bench_function("streamed_checked", |b| {
-        b.iter_custom(|iters| timed(&streaming, true, iters))
+        b.iter_custom(|iters| timed(iters, &nothing, &|_| migration(&streaming, true)))
     });
     group.finish();
 }

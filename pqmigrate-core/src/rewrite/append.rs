@@ -19,7 +19,6 @@ use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::page_index::offset_index::OffsetIndexMetaData;
 use parquet::file::properties::BloomFilterPosition;
 use parquet::file::writer::{SerializedFileWriter, TrackedWrite};
-use parquet::schema::types::SchemaDescriptor;
 
 use super::{FileRanges, Footer, Plan, RowGroupRewriter, footer_entries, writer_properties};
 use crate::error::{Error, Result};
@@ -322,7 +321,7 @@ impl<W: Write + Send> AppendRewriter<W> {
         let mut sink = self.tail.inner_mut().inner.take().expect("the sink is taken once");
         let shift = self.append.region_end as i64 - 4;
         let metadata = plan.footer.meta.metadata();
-        let schema = Arc::new(SchemaDescriptor::new(plan.root.clone()));
+        let schema = plan.descr.clone();
         let tail_index = written.page_index();
         let mut row_groups = Vec::with_capacity(metadata.num_row_groups());
         let mut indexes = NewIndexes::default();

@@ -169,14 +169,14 @@ mod tests {
     });
     static ALL: Declared = Declared(ColumnUse::All);
 
-    fn reg(step: &'static Declared, from: u32) -> StepRegistration {
+    fn reg(step: &'static dyn Migration, from: u32) -> StepRegistration {
         StepRegistration {
             revision: "",
             crate_id: "test",
             schema: "s",
             from,
             to: from + 1,
-            name: "Declared",
+            name: "test step",
             migration: step,
         }
     }
@@ -287,15 +287,6 @@ mod tests {
             },
             &[],
         );
-        let reg = |step: &'static Renaming, from| StepRegistration {
-            revision: "",
-            crate_id: "test",
-            schema: "s",
-            from,
-            to: from + 1,
-            name: "Renaming",
-            migration: step,
-        };
         use DataType::*;
         let input = schema(&[("ts", Int64), ("dev", Utf8), ("kind", Utf8)]);
         let one = schema(&[("ts", Int64), ("dev", Utf8), ("sort", Utf8)]);

@@ -342,8 +342,6 @@ pub struct RowGroupRewriter<W: Write + Send> {
 /// What a rewrite knows before it reads any data; shared by the threads of a row group's rewrite.
 struct Plan {
     key: String,
-    /// The output's Parquet schema: copied fields with their input types verbatim.
-    root: parquet::schema::types::TypePtr,
     version_key: String,
     new_version: u32,
     footer: Footer,
@@ -352,7 +350,8 @@ struct Plan {
     thin_schemas: Vec<SchemaRef>,
     /// What the steps run on: the decoded columns and the renamed columns' stand-ins.
     thin_input: SchemaRef,
-    /// The output's column descriptors (copied chunks are recorded under them).
+    /// The output's Parquet schema: copied fields with their input types verbatim (renamed where
+    /// a step renames them); copied chunks are recorded under its column descriptors.
     descr: parquet::schema::types::SchemaDescPtr,
     layout: Layout,
     output: SchemaRef,
@@ -500,8 +499,7 @@ impl<W: Write + Send> RowGroupRewriter<W> {
             plan: Plan {
                 key: key.to_string(),
                 thin_input: decoded_schema(footer.schema(), layout),
-                descr: Arc::new(SchemaDescriptor::new(root.clone())),
-                root,
+                descr: Arc::new(SchemaDescriptor::new(root)),
                 version_key: version_key.to_string(),
                 new_version,
                 footer: footer.clone(),

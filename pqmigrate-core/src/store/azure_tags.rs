@@ -6,18 +6,10 @@ use bytes::Bytes;
 use http::Method;
 use object_store::azure::{AzureAuthorizer, AzureCredentialProvider};
 use object_store::client::{HttpClient, HttpRequest, HttpRequestBody};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::Deserialize;
+use percent_encoding::utf8_percent_encode;
 
+use super::s3api::{KEY_ENCODE_SET, parse_tag_set, tag_set_xml};
 use crate::error::{Error, Result};
-
-/// What a blob name keeps unescaped in a URL path: `/` separates its segments.
-const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'/');
 
 /// The service version sent: blob index tags need 2019-12-12 or later.
 const VERSION: &str = "2021-08-06";
@@ -31,26 +23,6 @@ pub(crate) struct AzureTags {
     /// `http://host:port/account/container`; no trailing `/`.
     container_url: String,
     account: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Tags {
-    tag_set: TagSet,
-}
-
-#[derive(Deserialize, Default)]
-struct TagSet {
-    #[serde(rename = "Tag", default)]
-    tags: Vec<Tag>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Tag {
-    key: String,
-    #[serde(default)]
-    value: String,
 }
 
 impl AzureTags {
@@ -82,9 +54,7 @@ impl AzureTags {
     /// [`Error::Store`] naming `key`: not found (404), or the service's answer.
     pub(crate) async fn get(&self, key: &str) -> Result<Vec<(String, String)>> {
         let body = self.send(key, "get blob tags", Method::GET, Bytes::new()).await?;
-        let parsed: Tags = quick_xml::de::from_reader(body.as_ref())
-            .map_err(|e| failed(key, "get blob tags", format!("unreadable answer: {e}")))?;
-        Ok(parsed.tag_set.tags.into_iter().map(|t| (t.key, t.value)).collect())
+        parse_tag_set(&body).map_err(|e| failed(key, "get blob tags", format!("unreadable answer: {e}")))
     }
 
     /// Replaces the blob's index tags (Set Blob Tags).
@@ -92,15 +62,10 @@ impl AzureTags {
     /// # Errors
     /// As [`AzureTags::get`].
     pub(crate) async fn put(&self, key: &str, tags: &[(String, String)]) -> Result<()> {
-        let mut body = String::from(r#"<?xml version="1.0" encoding="utf-8"?><Tags><TagSet>"#);
-        for (name, value) in tags {
-            body.push_str(&format!(
-                "<Tag><Key>{}</Key><Value>{}</Value></Tag>",
-                quick_xml::escape::escape(name.as_str()),
-                quick_xml::escape::escape(value.as_str())
-            ));
-        }
-        body.push_str("</TagSet></Tags>");
+        let body = format!(
+            r#"<?xml version="1.0" encoding="utf-8"?><Tags>{}</Tags>"#,
+            tag_set_xml(tags)
+        );
         self.send(key, "set blob tags", Method::PUT, Bytes::from(body)).await?;
         Ok(())
     }

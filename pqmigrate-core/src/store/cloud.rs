@@ -1,8 +1,8 @@
 //! Google Cloud Storage and Azure Blob Storage, through `object_store`'s own clients: every write
 //! one conditional request (GCS `x-goog-if-generation-match`, Azure `If-Match` on the ETag, or
 //! "create only" for both), the version beside the data (Azure: a blob index tag, GCS: the
-//! object's custom metadata), and the footer key as the source of truth. Neither keeps object versions that this adapter can list,
-//! so `rollback` is refused on them with a clear message.
+//! object's custom metadata), and the footer key as the source of truth. Neither keeps object
+//! versions that this adapter can list, so `rollback` is refused on them with a clear message.
 
 use std::sync::Arc;
 

@@ -1,8 +1,8 @@
 //! Local disk, memory, Google Cloud Storage and Azure Blob behind the seam, through
 //! `object_store`. None keeps versions here; only Azure has tags (its blob index tags, read and
 //! set beside `object_store` in `store::azure_tags`). Memory, GCS and Azure take conditional
-//! writes natively, one request a write
-//! (`store::cloud` opens the two clouds). Local disk has no conditional write, so a conditional
+//! writes natively, one request a write (`store::cloud` opens the two clouds). Local disk has
+//! no conditional write, so a conditional
 //! write there is staged under `_pqmigrate/staging/`, made durable (fsync), and checked and
 //! renamed over the object under an exclusive lock of the root (`_pqmigrate/local.lock`), so no
 //! two pqmigrate processes can interleave a check and a rename. A key whose path leads outside

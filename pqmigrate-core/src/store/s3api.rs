@@ -11,8 +11,9 @@ use serde::Deserialize;
 use super::io::{CopySource, Listed, ObjectVersion};
 use crate::error::{Error, Result};
 
-/// Characters S3 wants percent-encoded in an object key path (everything but unreserved and `/`).
-const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
+/// Characters S3 (and Azure Blob) want percent-encoded in an object key path (everything but
+/// unreserved and `/`).
+pub(super) const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
@@ -244,13 +245,12 @@ impl S3Api {
                 &[],
             )
             .await?;
-        let parsed: Tagging = quick_xml::de::from_reader(body.as_ref()).map_err(|e| Error::S3Api {
+        parse_tag_set(&body).map_err(|e| Error::S3Api {
             key: key.to_string(),
             op: "GetObjectTagging",
             status: 200,
             message: format!("unreadable answer: {e}"),
-        })?;
-        Ok(parsed.tag_set.tags.into_iter().map(|t| (t.key, t.value)).collect())
+        })
     }
 
     /// PutObjectTagging: replaces the object's tags (for baselining and tests; migrations carry
@@ -268,15 +268,7 @@ impl S3Api {
     /// # Errors
     /// [`Error::S3Api`].
     pub async fn put_tags_at(&self, key: &str, version_id: Option<&str>, tags: &[(String, String)]) -> Result<()> {
-        let mut xml = String::from("<Tagging><TagSet>");
-        for (k, v) in tags {
-            xml.push_str(&format!(
-                "<Tag><Key>{}</Key><Value>{}</Value></Tag>",
-                xml_escape(k),
-                xml_escape(v)
-            ));
-        }
-        xml.push_str("</TagSet></Tagging>");
+        let xml = format!("<Tagging>{}</Tagging>", tag_set_xml(tags));
         let query = match version_id {
             Some(v) => format!("tagging=&versionId={}", utf8_percent_encode(v, QUERY_ENCODE_SET)),
             None => "tagging=".to_string(),
@@ -643,6 +635,27 @@ fn parse_list_objects(prefix: &str, body: &[u8]) -> Result<(Vec<Listed>, Option<
     Ok((objects, next))
 }
 
+/// `<TagSet>` of `tags`, as S3's tagging and Azure's blob tags bodies hold it.
+pub(super) fn tag_set_xml(tags: &[(String, String)]) -> String {
+    let mut xml = String::from("<TagSet>");
+    for (k, v) in tags {
+        xml.push_str(&format!(
+            "<Tag><Key>{}</Key><Value>{}</Value></Tag>",
+            xml_escape(k),
+            xml_escape(v)
+        ));
+    }
+    xml.push_str("</TagSet>");
+    xml
+}
+
+/// The tags of an answer whose root element (S3's `<Tagging>`, Azure's `<Tags>`) holds a
+/// `<TagSet>`.
+pub(super) fn parse_tag_set(body: &[u8]) -> std::result::Result<Vec<(String, String)>, quick_xml::DeError> {
+    let parsed: Tagging = quick_xml::de::from_reader(body)?;
+    Ok(parsed.tag_set.tags.into_iter().map(|t| (t.key, t.value)).collect())
+}
+
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -753,6 +766,15 @@ mod tests {
         );
         let empty: Tagging = quick_xml::de::from_reader(&b"<Tagging><TagSet></TagSet></Tagging>"[..]).unwrap();
         assert!(empty.tag_set.tags.is_empty());
+        // Azure's Get Blob Tags answer has another root; the tag set is read alike, and what
+        // `tag_set_xml` writes reads back.
+        let tags = vec![("team".to_string(), "a<b".to_string())];
+        let azure = format!(
+            r#"<?xml version="1.0" encoding="utf-8"?><Tags>{}</Tags>"#,
+            tag_set_xml(&tags)
+        );
+        assert_eq!(parse_tag_set(azure.as_bytes()).unwrap(), tags);
+        assert!(parse_tag_set(b"<Tags><TagSet/></Tags>").unwrap().is_empty());
     }
 
     #[test]
