@@ -56,7 +56,7 @@ pub enum Command {
     Run(RunArgs),
     /// Show past runs, or one run's records.
     Status(StatusArgs),
-    /// Restore every object a run migrated to its previous version (needs bucket versioning).
+    /// Restore every object a run migrated to its previous version (needs bucket versioning on S3; local disk keeps versions).
     Rollback(RollbackArgs),
     /// Record a version on objects without rewriting them (baselining).
     Stamp(StampArgs),

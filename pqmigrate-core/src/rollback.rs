@@ -63,7 +63,8 @@ pub struct RollbackReport {
 /// restore is one conditional write, so a concurrent writer is never overwritten.
 ///
 /// # Errors
-/// [`Error::Config`] when the store keeps no versions (S3 with bucket versioning on is needed),
+/// [`Error::Config`] when the store keeps no versions (S3 with bucket versioning on, or local
+/// disk, is needed),
 /// [`Error::Journal`] when the run cannot be read, [`Error::LeaseHeld`] when a run holds the
 /// data set.
 pub async fn rollback_run(
@@ -75,7 +76,7 @@ pub async fn rollback_run(
     let started = Instant::now();
     if !store.capabilities().versions {
         return Err(Error::Config(format!(
-            "rollback reads the previous object versions, which only an S3 bucket with versioning on keeps for it; {} keeps no previous versions",
+            "rollback reads the previous object versions, which an S3 bucket with versioning on and local disk keep for it; {} keeps no previous versions",
             store.url()
         )));
     }

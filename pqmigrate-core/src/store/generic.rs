@@ -1,5 +1,6 @@
 //! Local disk, memory, Google Cloud Storage and Azure Blob behind the seam, through
-//! `object_store`. None keeps versions here; only Azure has tags (its blob index tags, read and
+//! `object_store`. Only local disk keeps versions here (a replaced file is hard-linked under
+//! `_pqmigrate/versions/`, see `store::local_versions`); only Azure has tags (its blob index tags, read and
 //! set beside `object_store` in `store::azure_tags`). Memory, GCS and Azure take conditional
 //! writes natively, one request a write (`store::cloud` opens the two clouds). Local disk has
 //! no conditional write, so a conditional
@@ -28,6 +29,7 @@ use super::io::{
     Capabilities, Condition, CopySource, Head, ListPage, Listed, ObjectVersion, ReadOptions, StoreIo, WriteOptions,
     Written,
 };
+use super::local_versions::{self, VERSIONS_PREFIX};
 use super::{INTERNAL_PREFIX, object_path};
 use crate::error::{Error, Result};
 
@@ -65,8 +67,8 @@ enum Staging {
     File(PathBuf),
 }
 
-/// An `object_store` store without versions: memory, local disk, GCS or Azure Blob (the last
-/// with its blob index tags as tags).
+/// An `object_store` store: memory, local disk (keeping replaced versions), GCS or Azure Blob
+/// (with its blob index tags as tags).
 pub(crate) struct ObjectStoreIo {
     inner: Arc<dyn ObjectStore>,
     flavor: Flavor,
@@ -152,9 +154,33 @@ impl ObjectStoreIo {
         match self.flavor {
             Flavor::Azure => head.attributes = renamed(&head.attributes, engine_name),
             Flavor::Gcs => head.e_tag = head.version_id.take().or(head.e_tag),
-            Flavor::Memory | Flavor::Local => {}
+            Flavor::Local => head.version_id = head.e_tag.as_deref().map(local_versions::version_of),
+            Flavor::Memory => {}
         }
         head
+    }
+
+    /// Version `version_id` of `key` on local disk: the current file if it is that version
+    /// (read pinned to it), else the kept one.
+    async fn get_local_version(&self, key: &str, version_id: &str, options: ReadOptions) -> Result<(Head, Bytes)> {
+        let kept = local_versions::kept_key(key, version_id)?;
+        let pinned = ReadOptions {
+            if_match: Some(local_versions::e_tag_of(version_id)),
+            version_id: None,
+            ..options.clone()
+        };
+        match convert::get(self.inner.as_ref(), key, pinned).await {
+            Ok((head, bytes)) => return Ok((self.named_back(head), bytes)),
+            Err(Error::Conflict { .. }) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        let options = ReadOptions {
+            version_id: None,
+            ..options
+        };
+        let (head, bytes) = convert::get(self.inner.as_ref(), &kept, options).await?;
+        Ok((self.named_back(head), bytes))
     }
 
     fn no_versions(key: &str) -> Error {
@@ -237,6 +263,23 @@ impl ObjectStoreIo {
                 });
             }
         }
+        if let (Some((fs, _)), Some(ObjectMeta { e_tag: Some(e_tag), .. }), Some((_, target, _))) =
+            (&self.local, &found, &files)
+            && local_versions::keeps_versions(key)
+        {
+            let kept_key = local_versions::kept_key(key, &local_versions::version_of(e_tag))?;
+            let kept = fs
+                .path_to_filesystem(&object_path(&kept_key)?)
+                .map_err(|e| Error::store(key, "resolve path", e))?;
+            let target = target.clone();
+            let linked = blocking(key, move || {
+                local_versions::keep(&target, &kept).map_err(|e| ("keep the replaced version", e))
+            })
+            .await?;
+            if !linked {
+                tracing::warn!("{key}: the file system takes no hard links, so the replaced version is not kept");
+            }
+        }
         self.inner
             .rename(staged, path)
             .await
@@ -249,8 +292,8 @@ impl ObjectStoreIo {
         let meta = self.inner.head(path).await.map_err(|e| Error::store(key, "head", e))?;
         drop(lock);
         Ok(Written {
+            version_id: meta.e_tag.as_deref().map(local_versions::version_of),
             e_tag: meta.e_tag,
-            version_id: meta.version,
         })
     }
 
@@ -311,7 +354,7 @@ impl StoreIo for ObjectStoreIo {
             tags: self.azure_tags.is_some(),
             user_metadata: self.flavor != Flavor::Local,
             multipart: self.flavor == Flavor::Local,
-            versions: false,
+            versions: self.flavor == Flavor::Local,
             copy_parts: self.flavor == Flavor::Local,
             parts_in_any_order: false,
         }
@@ -360,19 +403,35 @@ impl StoreIo for ObjectStoreIo {
     }
 
     async fn head(&self, key: &str, version_id: Option<&str>) -> Result<Head> {
-        if version_id.is_some() {
+        self.inside_root(key)?;
+        let Some(version_id) = version_id else {
+            let head = convert::head(self.inner.as_ref(), key, None).await?;
+            return Ok(self.named_back(head));
+        };
+        if self.flavor != Flavor::Local {
             return Err(Self::no_versions(key));
         }
-        self.inside_root(key)?;
-        let head = convert::head(self.inner.as_ref(), key, None).await?;
+        let kept = local_versions::kept_key(key, version_id)?;
+        match convert::head(self.inner.as_ref(), key, None).await {
+            Ok(head) if head.e_tag.as_deref() == Some(local_versions::e_tag_of(version_id).as_str()) => {
+                return Ok(self.named_back(head));
+            }
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        let head = convert::head(self.inner.as_ref(), &kept, None).await?;
         Ok(self.named_back(head))
     }
 
     async fn get(&self, key: &str, options: ReadOptions) -> Result<(Head, Bytes)> {
-        if options.version_id.is_some() {
-            return Err(Self::no_versions(key));
-        }
         self.inside_root(key)?;
+        if let Some(version_id) = options.version_id.clone() {
+            if self.flavor != Flavor::Local {
+                return Err(Self::no_versions(key));
+            }
+            return self.get_local_version(key, &version_id, options).await;
+        }
         let mut options = options;
         if self.flavor == Flavor::Gcs {
             // A read pinned to what was seen is pinned to its generation.
@@ -572,12 +631,48 @@ impl StoreIo for ObjectStoreIo {
         Ok(())
     }
 
+    /// Local disk: the current files under `prefix` and the versions kept of them.
     async fn list_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>> {
-        Err(Self::no_versions(prefix))
+        if self.flavor != Flavor::Local {
+            return Err(Self::no_versions(prefix));
+        }
+        let mut versions = Vec::new();
+        for (listed, kept) in [
+            (prefix.to_string(), false),
+            (format!("{VERSIONS_PREFIX}{prefix}"), true),
+        ] {
+            let mut page = None;
+            loop {
+                let found = self.list(&listed, page.take(), None).await?;
+                for object in found.objects {
+                    let e_tag = object.e_tag.unwrap_or_default();
+                    let (key, version_id) = match kept {
+                        false if object.key.starts_with(INTERNAL_PREFIX) => continue,
+                        false => (object.key.clone(), local_versions::version_of(&e_tag)),
+                        true => match local_versions::parse_kept(&object.key) {
+                            Some((key, version_id)) => (key.to_string(), version_id.to_string()),
+                            None => continue,
+                        },
+                    };
+                    versions.push(ObjectVersion {
+                        key,
+                        version_id,
+                        is_latest: !kept,
+                        e_tag,
+                        delete_marker: false,
+                    });
+                }
+                match found.next {
+                    Some(next) => page = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(versions)
     }
 
     async fn versioning_enabled(&self) -> Result<bool> {
-        Ok(false)
+        Ok(self.flavor == Flavor::Local)
     }
 }
 
