@@ -185,5 +185,9 @@ fn demo() -> u8 {
     }
     let code = cli("run", &["--to", "3", "--concurrency", "4"]);
     cli("plan", &["--to", "3"]);
+    println!(
+        "\nThe replaced files are kept under {}/_pqmigrate/versions/: `pqmigrate status {url}` lists the run, `pqmigrate rollback {url} <run id>` restores them.",
+        dir.display()
+    );
     code
 }

@@ -199,25 +199,6 @@ async fn rewritten_keys(store: &Store, prefix: &str) -> BTreeSet<String> {
     count.into_iter().filter(|(_, n)| *n > 1).map(|(k, _)| k).collect()
 }
 
-/// The keys `status <run>` says the run wrote, recorded or found from its intents.
-fn keys_written_by(bucket: &str, run_id: &str) -> BTreeSet<String> {
-    let status = cli(&["status", &format!("s3://{bucket}"), run_id, "--json"], &[]);
-    assert_eq!(status.code, 0, "{}", status.stderr);
-    let status = json(&status);
-    let recorded = status["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["status"] == "migrated");
-    let unrecorded = status["changes"]["unrecorded"].as_array().unwrap().iter();
-    let keys: BTreeSet<String> = recorded
-        .chain(unrecorded)
-        .map(|r| r["key"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(status["changes"]["objects"].as_u64().unwrap() as usize, keys.len());
-    keys
-}
-
 /// Rolls `run_id` back and checks every object is its original again, bytes and tags.
 fn rollback_restores_every_original(
     rt: &tokio::runtime::Runtime,
@@ -290,7 +271,7 @@ fn a_killed_run_is_found_by_status_undone_by_rollback_and_its_lease_lapses() {
     let run_id = only_run_id(&bucket);
     let rewritten = rt.block_on(rewritten_keys(&store, "k/"));
     assert_eq!(rewritten.len(), migrated);
-    assert_eq!(keys_written_by(&bucket, &run_id), rewritten);
+    assert_eq!(keys_written_by(&format!("s3://{bucket}"), &run_id).0, rewritten);
     std::thread::sleep(Duration::from_secs(9).saturating_sub(killed.elapsed()));
 
     // Rollback takes the lapsed lease over and restores every object the run wrote.
@@ -341,7 +322,7 @@ fn a_terminated_run_finishes_its_journal_exits_1_and_rolls_back() {
     assert!(journal["changes"]["unrecorded"].as_array().unwrap().is_empty());
     let rewritten = rt.block_on(rewritten_keys(&store, "t/"));
     assert_eq!(rewritten.len(), migrated);
-    assert_eq!(keys_written_by(&bucket, run_id), rewritten);
+    assert_eq!(keys_written_by(&format!("s3://{bucket}"), run_id).0, rewritten);
     assert!(
         rt.block_on(pqmigrate::lease::current_lease(&store, &lease_key(SCHEMA, None)))
             .unwrap()
@@ -632,7 +613,7 @@ fn writes_whose_answers_are_lost_are_migrated_once_recorded_and_rolled_back() {
         status["changes"]["unrecorded"].as_array().unwrap().is_empty(),
         "{status}"
     );
-    assert_eq!(keys_written_by(&bucket, run_id).len(), 200);
+    assert_eq!(keys_written_by(&format!("s3://{bucket}"), run_id).0.len(), 200);
     rollback_restores_every_original(&rt, &store, &bucket, run_id, &known);
 }
 

@@ -353,6 +353,26 @@ pub fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
     }
 }
 
+/// The keys `status <run>` on the store at `url` says the run wrote, recorded or found from its
+/// intents and the objects' metadata, and how many of them only the latter tell of.
+pub fn keys_written_by(url: &str, run_id: &str) -> (std::collections::BTreeSet<String>, usize) {
+    let status = cli(&["status", url, run_id, "--json"], &[]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let status = json(&status);
+    let recorded = status["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "migrated");
+    let unrecorded = status["changes"]["unrecorded"].as_array().unwrap();
+    let keys: std::collections::BTreeSet<String> = recorded
+        .chain(unrecorded.iter())
+        .map(|r| r["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(status["changes"]["objects"].as_u64().unwrap() as usize, keys.len());
+    (keys, unrecorded.len())
+}
+
 pub fn json(out: &Output) -> Value {
     serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", out.stdout, out.stderr))

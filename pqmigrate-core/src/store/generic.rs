@@ -29,6 +29,9 @@ use super::io::{
     Capabilities, Condition, CopySource, Head, ListPage, Listed, ObjectVersion, ReadOptions, StoreIo, WriteOptions,
     Written,
 };
+use super::local_files::{
+    self, LOCK_FILE, blocking, durable_and_locked, local_e_tag, open_for_append, sync_folder_now,
+};
 use super::local_versions::{self, VERSIONS_PREFIX};
 use super::{INTERNAL_PREFIX, object_path};
 use crate::error::{Error, Result};
@@ -75,6 +78,8 @@ pub(crate) struct ObjectStoreIo {
     uploads: Mutex<HashMap<String, Staged>>,
     /// Local disk: the file system beneath, and its root (resolved).
     local: Option<(Arc<LocalFileSystem>, PathBuf)>,
+    /// Local disk: whether its file system keeps user metadata (as extended attributes).
+    local_metadata: bool,
     /// Azure: the blob index tags, read and set beside `object_store`.
     azure_tags: Option<AzureTags>,
 }
@@ -95,6 +100,7 @@ impl ObjectStoreIo {
             flavor,
             uploads: Mutex::default(),
             local: None,
+            local_metadata: false,
             azure_tags: None,
         }
     }
@@ -114,6 +120,7 @@ impl ObjectStoreIo {
                 .map_err(|e| Error::Config(format!("cannot open {}: {e}", root.display())))?,
         );
         Ok(Self {
+            local_metadata: local_files::metadata_supported(&root),
             local: Some((fs.clone(), root)),
             ..Self::new(fs, Flavor::Local)
         })
@@ -183,6 +190,28 @@ impl ObjectStoreIo {
         Ok((self.named_back(head), bytes))
     }
 
+    /// The current head of `key`: on local disk read from the file itself, with its user
+    /// metadata.
+    async fn head_now(&self, key: &str) -> Result<Head> {
+        match &self.local {
+            Some((fs, _)) => {
+                let file = fs
+                    .path_to_filesystem(&object_path(key)?)
+                    .map_err(|e| Error::store(key, "resolve path", e))?;
+                local_files::head(key, &file, self.local_metadata).await
+            }
+            None => convert::head(self.inner.as_ref(), key, None).await,
+        }
+    }
+
+    /// Whether a write to local disk carries user metadata it can keep.
+    fn keeps_metadata(&self, attributes: &Attributes) -> bool {
+        self.local_metadata
+            && attributes
+                .iter()
+                .any(|(a, _)| matches!(a, object_store::Attribute::Metadata(_)))
+    }
+
     fn no_versions(key: &str) -> Error {
         Error::Config(format!("{key}: this store keeps no object versions"))
     }
@@ -213,7 +242,7 @@ impl ObjectStoreIo {
                 };
                 self.put_native(key, data.into(), options).await
             }
-            Flavor::Local => self.rename_if(staged, key, &path, condition).await,
+            Flavor::Local => self.rename_if(staged, key, &path, condition, attributes).await,
         };
         let _ = self.inner.delete(staged).await;
         result
@@ -222,7 +251,14 @@ impl ObjectStoreIo {
     /// Renames the staged file over `key` if `condition` holds: the staged file is made durable
     /// first, and the check and the rename happen under the root's exclusive lock, then the
     /// folder is made durable.
-    async fn rename_if(&self, staged: &Path, key: &str, path: &Path, condition: &Condition) -> Result<Written> {
+    async fn rename_if(
+        &self,
+        staged: &Path,
+        key: &str,
+        path: &Path,
+        condition: &Condition,
+        attributes: Attributes,
+    ) -> Result<Written> {
         self.inside_root(key)?;
         let files = match &self.local {
             Some((fs, root)) => Some((
@@ -235,7 +271,10 @@ impl ObjectStoreIo {
             None => None,
         };
         let lock = match &files {
-            Some((staged_file, _, lock_file)) => Some(durable_and_locked(key, staged_file, lock_file).await?),
+            Some((staged_file, _, lock_file)) => {
+                let metadata = self.keeps_metadata(&attributes).then_some(attributes);
+                Some(durable_and_locked(key, staged_file, lock_file, metadata).await?)
+            }
             None => None,
         };
         let found = match self.inner.head(path).await {
@@ -245,16 +284,7 @@ impl ObjectStoreIo {
         };
         match (condition, &found) {
             (Condition::None, _) | (Condition::Create, None) => {}
-            (Condition::Create, Some(_)) => {
-                return Err(Error::store(
-                    key,
-                    "put",
-                    object_store::Error::AlreadyExists {
-                        path: key.to_string(),
-                        source: "the object exists".into(),
-                    },
-                ));
-            }
+            (Condition::Create, Some(_)) => return Err(already_exists(key)),
             (Condition::IfMatch(e_tag), Some(meta)) if meta.e_tag.as_deref() == Some(e_tag.as_str()) => {}
             (Condition::IfMatch(e_tag), _) => {
                 return Err(Error::Conflict {
@@ -263,31 +293,21 @@ impl ObjectStoreIo {
                 });
             }
         }
-        if let (Some((fs, _)), Some(ObjectMeta { e_tag: Some(e_tag), .. }), Some((_, target, _))) =
-            (&self.local, &found, &files)
-            && local_versions::keeps_versions(key)
-        {
-            let kept_key = local_versions::kept_key(key, &local_versions::version_of(e_tag))?;
-            let kept = fs
-                .path_to_filesystem(&object_path(&kept_key)?)
-                .map_err(|e| Error::store(key, "resolve path", e))?;
-            let target = target.clone();
-            let linked = blocking(key, move || {
-                local_versions::keep(&target, &kept).map_err(|e| ("keep the replaced version", e))
-            })
-            .await?;
-            if !linked {
-                tracing::warn!("{key}: the file system takes no hard links, so the replaced version is not kept");
-            }
+        if let (Some(ObjectMeta { e_tag: Some(e_tag), .. }), Some((_, target, _))) = (&found, &files) {
+            self.keep_replaced(key, e_tag, target).await?;
         }
-        self.inner
-            .rename(staged, path)
-            .await
-            .map_err(|e| Error::store(key, "rename", e))?;
-        if let Some((_, target, _)) = &files
-            && let Some(folder) = target.parent()
-        {
-            sync_folder(key, folder).await?;
+        match (condition, &files) {
+            (Condition::Create, Some((staged_file, target, _))) => create_by_link(key, staged_file, target).await?,
+            _ => {
+                self.inner
+                    .rename(staged, path)
+                    .await
+                    .map_err(|e| Error::store(key, "rename", e))?;
+                if let Some((_, target, _)) = &files {
+                    let target = target.clone();
+                    blocking(key, move || sync_folder_now(&target).map_err(|e| ("fsync (folder)", e))).await?;
+                }
+            }
         }
         let meta = self.inner.head(path).await.map_err(|e| Error::store(key, "head", e))?;
         drop(lock);
@@ -295,6 +315,30 @@ impl ObjectStoreIo {
             version_id: meta.e_tag.as_deref().map(local_versions::version_of),
             e_tag: meta.e_tag,
         })
+    }
+
+    /// Keeps the file at `target` (the object `key`, at `e_tag`) as a version before it is
+    /// replaced: a hard link under `_pqmigrate/versions/`, for data objects.
+    async fn keep_replaced(&self, key: &str, e_tag: &str, target: &std::path::Path) -> Result<()> {
+        let Some((fs, _)) = &self.local else {
+            return Ok(());
+        };
+        if !local_versions::keeps_versions(key) {
+            return Ok(());
+        }
+        let kept_key = local_versions::kept_key(key, &local_versions::version_of(e_tag))?;
+        let kept = fs
+            .path_to_filesystem(&object_path(&kept_key)?)
+            .map_err(|e| Error::store(key, "resolve path", e))?;
+        let target = target.to_path_buf();
+        let linked = blocking(key, move || {
+            local_versions::keep(&target, &kept).map_err(|e| ("keep the replaced version", e))
+        })
+        .await?;
+        if !linked {
+            tracing::warn!("{key}: the file system takes no hard links, so the replaced version is not kept");
+        }
+        Ok(())
     }
 
     async fn put_native(&self, key: &str, data: PutPayload, options: WriteOptions) -> Result<Written> {
@@ -352,7 +396,7 @@ impl StoreIo for ObjectStoreIo {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             tags: self.azure_tags.is_some(),
-            user_metadata: self.flavor != Flavor::Local,
+            user_metadata: self.flavor != Flavor::Local || self.local_metadata,
             multipart: self.flavor == Flavor::Local,
             versions: self.flavor == Flavor::Local,
             copy_parts: self.flavor == Flavor::Local,
@@ -405,14 +449,14 @@ impl StoreIo for ObjectStoreIo {
     async fn head(&self, key: &str, version_id: Option<&str>) -> Result<Head> {
         self.inside_root(key)?;
         let Some(version_id) = version_id else {
-            let head = convert::head(self.inner.as_ref(), key, None).await?;
+            let head = self.head_now(key).await?;
             return Ok(self.named_back(head));
         };
         if self.flavor != Flavor::Local {
             return Err(Self::no_versions(key));
         }
         let kept = local_versions::kept_key(key, version_id)?;
-        match convert::head(self.inner.as_ref(), key, None).await {
+        match self.head_now(key).await {
             Ok(head) if head.e_tag.as_deref() == Some(local_versions::e_tag_of(version_id).as_str()) => {
                 return Ok(self.named_back(head));
             }
@@ -420,7 +464,7 @@ impl StoreIo for ObjectStoreIo {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
-        let head = convert::head(self.inner.as_ref(), &kept, None).await?;
+        let head = self.head_now(&kept).await?;
         Ok(self.named_back(head))
     }
 
@@ -443,15 +487,27 @@ impl StoreIo for ObjectStoreIo {
 
     async fn put(&self, key: &str, data: PutPayload, options: WriteOptions) -> Result<Written> {
         self.inside_root(key)?;
-        if self.flavor != Flavor::Local || matches!(options.condition, Condition::None | Condition::Create) {
+        if self.flavor != Flavor::Local {
             return self.put_native(key, data, options).await;
+        }
+        if matches!(options.condition, Condition::None | Condition::Create) && !self.keeps_metadata(&options.attributes)
+        {
+            // Made durable like every other local write: the journal counts on it.
+            let written = self.put_native(key, data, options).await?;
+            if let Some((fs, _)) = &self.local {
+                let file = fs
+                    .path_to_filesystem(&object_path(key)?)
+                    .map_err(|e| Error::store(key, "resolve path", e))?;
+                local_files::sync_file_and_folder(key, &file).await?;
+            }
+            return Ok(written);
         }
         let staged = staging_path(key)?;
         self.inner
             .put(&staged, data)
             .await
             .map_err(|e| Error::store(key, "put (staging)", e))?;
-        self.replace(&staged, key, &options.condition, Attributes::new()).await
+        self.replace(&staged, key, &options.condition, options.attributes).await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -491,7 +547,7 @@ impl StoreIo for ObjectStoreIo {
                         .map_err(|e| ("create multipart upload", e))
                 })
                 .await?;
-                (Staging::File(file), Attributes::new())
+                (Staging::File(file), options.attributes.clone())
             }
             None => (
                 Staging::Store(
@@ -676,94 +732,36 @@ impl StoreIo for ObjectStoreIo {
     }
 }
 
-/// The lock file of a local root, under the internal prefix.
-const LOCK_FILE: &str = "_pqmigrate/local.lock";
-
-/// Syncs the staged file to disk and takes the root's exclusive lock (released when the file
-/// handle returned is dropped).
-async fn durable_and_locked(key: &str, staged: &std::path::Path, lock: &std::path::Path) -> Result<std::fs::File> {
-    let (staged, lock) = (staged.to_path_buf(), lock.to_path_buf());
-    let result = tokio::task::spawn_blocking(move || {
-        std::fs::File::open(&staged)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| ("fsync (staging)", e))?;
-        if let Some(folder) = lock.parent() {
-            std::fs::create_dir_all(folder).map_err(|e| ("lock", e))?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock)
-            .map_err(|e| ("lock", e))?;
-        file.lock().map_err(|e| ("lock", e))?;
-        Ok::<_, (&'static str, std::io::Error)>(file)
-    })
-    .await
-    .map_err(|e| Error::Task {
-        key: key.to_string(),
-        message: e.to_string(),
-    })?;
-    result.map_err(|(op, e)| local_error(key, op, e))
-}
-
-/// Syncs a folder, so a rename in it is durable.
-async fn sync_folder(key: &str, folder: &std::path::Path) -> Result<()> {
-    let folder = folder.to_path_buf();
-    tokio::task::spawn_blocking(move || std::fs::File::open(&folder).and_then(|f| f.sync_all()))
-        .await
-        .map_err(|e| Error::Task {
-            key: key.to_string(),
-            message: e.to_string(),
-        })?
-        .map_err(|e| local_error(key, "fsync (folder)", e))
-}
-
-/// Runs file system work on a blocking thread; its error names the operation.
-async fn blocking<T: Send + 'static>(
-    key: &str,
-    work: impl FnOnce() -> std::result::Result<T, (&'static str, std::io::Error)> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::Task {
-            key: key.to_string(),
-            message: e.to_string(),
-        })?
-        .map_err(|(op, e)| local_error(key, op, e))
-}
-
-/// A staged file opened to add a part at its end (not in append mode, which
-/// `copy_file_range` refuses).
-fn open_for_append(file: &std::path::Path) -> std::io::Result<std::fs::File> {
-    use std::io::Seek;
-    let mut out = std::fs::OpenOptions::new().write(true).open(file)?;
-    out.seek(std::io::SeekFrom::End(0))?;
-    Ok(out)
-}
-
-/// The ETag local disk gives a file (as object_store's local store computes it).
-fn local_e_tag(meta: &std::fs::Metadata) -> String {
-    use std::os::unix::fs::MetadataExt;
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .unwrap_or_default()
-        .as_micros();
-    format!("\"{:x}-{mtime:x}-{:x}\"", meta.ino(), meta.len())
-}
-
-/// A file system error of operation `op` on `key`'s file, as a store error.
-fn local_error(key: &str, op: &'static str, e: std::io::Error) -> Error {
+/// The error of a create that found the key taken.
+fn already_exists(key: &str) -> Error {
     Error::store(
         key,
-        op,
-        object_store::Error::Generic {
-            store: "LocalFileSystem",
-            source: Box::new(e),
+        "put",
+        object_store::Error::AlreadyExists {
+            path: key.to_string(),
+            source: "the object exists".into(),
         },
     )
+}
+
+/// Creates the object at `target` from the staged file by a hard link, which fails if a file
+/// is there (even one another program wrote after the check), and makes the name durable.
+async fn create_by_link(key: &str, staged: &std::path::Path, target: &std::path::Path) -> Result<()> {
+    let (staged, target) = (staged.to_path_buf(), target.to_path_buf());
+    let created = blocking(key, move || {
+        if let Some(folder) = target.parent() {
+            std::fs::create_dir_all(folder).map_err(|e| ("create", e))?;
+        }
+        match std::fs::hard_link(&staged, &target) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(("create", e)),
+        }
+        sync_folder_now(&target).map_err(|e| ("fsync (folder)", e))?;
+        Ok(true)
+    })
+    .await?;
+    if created { Ok(()) } else { Err(already_exists(key)) }
 }
 
 fn staging_path(key: &str) -> Result<Path> {

@@ -126,7 +126,8 @@ pub struct Capabilities {
     /// Large outputs go out as multipart uploads; otherwise every write is one request.
     pub multipart: bool,
     /// The store keeps earlier versions of objects that can be listed and read (S3 with bucket
-    /// versioning on, which [`StoreIo::versioning_enabled`] tells).
+    /// versioning on, which [`StoreIo::versioning_enabled`] tells; local disk, which keeps each
+    /// replaced file as a hard link).
     pub versions: bool,
     /// A part of a multipart upload can be copied from a range of an existing object without
     /// its bytes passing through this process ([`StoreIo::upload_part_copy`]: S3's

@@ -12,6 +12,7 @@ mod decorate;
 pub mod fault;
 mod generic;
 mod io;
+mod local_files;
 mod local_versions;
 mod probe;
 mod ratelimit;
