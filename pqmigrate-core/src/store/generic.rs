@@ -727,8 +727,16 @@ impl StoreIo for ObjectStoreIo {
         Ok(versions)
     }
 
+    /// Local disk keeps versions where its file system takes hard links (checked, not assumed).
     async fn versioning_enabled(&self) -> Result<bool> {
-        Ok(self.flavor == Flavor::Local)
+        let Some((_, root)) = &self.local else {
+            return Ok(false);
+        };
+        let root = root.clone();
+        blocking(INTERNAL_PREFIX, move || {
+            local_versions::links_work(&root).map_err(|e| ("check that hard links work", e))
+        })
+        .await
     }
 }
 

@@ -75,6 +75,32 @@ pub(crate) fn keep(file: &Path, kept: &Path) -> std::io::Result<bool> {
     Ok(true)
 }
 
+/// Whether the file system under `root` takes hard links, checked on a scratch file under
+/// `_pqmigrate/probe/`: where it does not, no version can be kept.
+///
+/// # Errors
+/// A failure to create or remove the scratch file.
+pub(crate) fn links_work(root: &Path) -> std::io::Result<bool> {
+    use std::io::ErrorKind;
+    let folder = root.join(INTERNAL_PREFIX).join("probe");
+    std::fs::create_dir_all(&folder)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let file = folder.join(format!("links-{}-{nanos}", std::process::id()));
+    let link = file.with_extension("link");
+    std::fs::write(&file, b"probe")?;
+    let linked = match std::fs::hard_link(&file, &link) {
+        Ok(()) => Ok(true),
+        Err(e) if matches!(e.kind(), ErrorKind::Unsupported | ErrorKind::PermissionDenied) => Ok(false),
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_file(&link);
+    std::fs::remove_file(&file)?;
+    linked
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +119,13 @@ mod tests {
         }
         assert_eq!(parse_kept("_pqmigrate/versions/d/a.parquet/not-a-version"), None);
         assert!(keeps_versions("d/a.parquet"));
+        let root = tempfile::tempdir().unwrap();
+        assert!(links_work(root.path()).unwrap(), "this file system takes hard links");
+        assert_eq!(
+            std::fs::read_dir(root.path().join("_pqmigrate/probe")).unwrap().count(),
+            0,
+            "scratch removed"
+        );
         assert!(!keeps_versions("_pqmigrate/leases/s.json"));
     }
 }
