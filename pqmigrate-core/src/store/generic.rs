@@ -1,13 +1,15 @@
 //! Local disk, memory, Google Cloud Storage and Azure Blob behind the seam, through
-//! `object_store`. Only local disk keeps versions here (a replaced file is hard-linked under
-//! `_pqmigrate/versions/`, see `store::local_versions`); only Azure has tags (its blob index tags, read and
-//! set beside `object_store` in `store::azure_tags`). Memory, GCS and Azure take conditional
-//! writes natively, one request a write (`store::cloud` opens the two clouds). Local disk has
-//! no conditional write, so a conditional
-//! write there is staged under `_pqmigrate/staging/`, made durable (fsync), and checked and
-//! renamed over the object under an exclusive lock of the root (`_pqmigrate/local.lock`), so no
-//! two pqmigrate processes can interleave a check and a rename. A key whose path leads outside
-//! the root through a symbolic link is refused.
+//! `object_store`. Memory, GCS and Azure take conditional writes natively, one request a write
+//! (`store::cloud` opens the two clouds); only Azure has tags (its blob index tags, read and set
+//! beside `object_store` in `store::azure_tags`).
+//!
+//! Local disk has no conditional write, so a conditional write there is staged under
+//! `_pqmigrate/staging/`, made durable (fsync), and checked and renamed over the object under an
+//! exclusive lock of the root (`_pqmigrate/local.lock`), so no two pqmigrate processes can
+//! interleave a check and a rename. The file replaced is kept as a hard link under
+//! `_pqmigrate/versions/` (`store::local_versions`), and user metadata lives in extended
+//! attributes (`store::local_files`). A key whose path leads outside the root through a symbolic
+//! link is refused.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
