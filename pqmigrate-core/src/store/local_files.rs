@@ -37,10 +37,15 @@ fn write_metadata(file: &std::fs::File, attributes: &Attributes) -> std::io::Res
 }
 
 /// The user metadata of `file`, from its extended attributes (names and values that are not
-/// UTF-8 are not user metadata pqmigrate wrote, and are left out).
+/// UTF-8 are not user metadata pqmigrate wrote, and are left out). A file on a file system
+/// without them (another mount under the root) has none.
 fn read_metadata(file: &std::fs::File) -> std::io::Result<Attributes> {
     let mut attributes = Attributes::new();
-    let size = rustix::fs::flistxattr_query(file)?;
+    let size = match rustix::fs::flistxattr_query(file) {
+        Ok(size) => size,
+        Err(e) if e == rustix::io::Errno::NOTSUP => return Ok(attributes),
+        Err(e) => return Err(e.into()),
+    };
     if size == 0 {
         return Ok(attributes);
     }
