@@ -583,8 +583,8 @@ async fn bad_input_fails_per_object_with_a_clear_cause_and_leaves_it_unchanged()
 /// the run naming it, and is a run of its own that can be repeated.
 #[tokio::test]
 async fn rollback_streams_keeps_the_class_and_refuses_changed_objects() {
+    use pqmigrate::Status;
     use pqmigrate::rollback::{RollbackOptions, rollback_run};
-    use pqmigrate::{Migrator, Status};
     let options = StoreOptions {
         multipart_threshold: Some(5 * 1024 * 1024),
         part_size: Some(5 * 1024 * 1024),
@@ -617,45 +617,10 @@ async fn rollback_streams_keeps_the_class_and_refuses_changed_objects() {
         originals.push((key, data));
     }
     assert!(originals[0].1.len() > 6 * 1024 * 1024, "large enough for parts");
-    let registry = Arc::new(Registry::from_inventory().unwrap());
-    let report = Migrator::new(store.clone(), registry, MigrateOptions::new(SCHEMA, 3))
-        .scan(pqmigrate::scan::ScanSpec {
-            prefixes: vec!["r/".into()],
-            suffix: ".parquet".into(),
-            ..Default::default()
-        })
-        .run()
-        .await
-        .unwrap();
-    assert_eq!(report.summary.count(Status::Migrated), 3, "{:?}", report.summary);
+    let report = run_to_3(&store, "r/", 3).await;
     // Another writer changes one object after the run.
     let changed = &originals[2].0;
-    let theirs = generate_file(&small_spec(), 77);
-    store
-        .put(changed, theirs.clone(), &[], Default::default())
-        .await
-        .unwrap();
-
-    let rollback = rollback_run(
-        &store,
-        "_pqmigrate/runs/",
-        &report.info.run_id,
-        &RollbackOptions::default(),
-    )
-    .await
-    .unwrap();
-    assert!(rollback.failure.is_none(), "{:?}", rollback.failure);
-    assert_eq!(rollback.info.rolls_back.as_deref(), Some(report.info.run_id.as_str()));
-    assert_eq!(rollback.summary.count(Status::Migrated), 2, "{:?}", rollback.summary);
-    assert_eq!(rollback.summary.failures.len(), 1);
-    let (key, why) = &rollback.summary.failures[0];
-    assert_eq!(key, changed);
-    assert!(why.contains("not restored") && why.contains(changed.as_str()), "{why}");
-    assert_eq!(
-        raw_bytes(&store, changed).await,
-        theirs,
-        "the other writer's change stands"
-    );
+    let rollback = roll_back_around_a_change(&store, &report, changed, 2).await;
     for (key, data) in &originals[..2] {
         assert_eq!(&raw_bytes(&store, key).await, data, "{key} byte for byte");
         assert_eq!(store.tags(key).await.unwrap().unwrap(), owner);

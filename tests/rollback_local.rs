@@ -7,14 +7,13 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use object_store::Attribute;
 
 use pqmigrate::rollback::{RollbackOptions, rollback_run};
-use pqmigrate::{MigrateOptions, Migrator, Registry, Status, Store};
+use pqmigrate::{Status, Store};
 use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
 use support::*;
 
@@ -56,17 +55,7 @@ async fn a_run_on_local_disk_is_rolled_back_byte_for_byte_from_the_kept_versions
         }
         ids
     };
-    let registry = Arc::new(Registry::from_inventory().unwrap());
-    let report = Migrator::new(store.clone(), registry, MigrateOptions::new(SCHEMA, 3))
-        .scan(pqmigrate::scan::ScanSpec {
-            prefixes: vec!["d/".into()],
-            suffix: ".parquet".into(),
-            ..Default::default()
-        })
-        .run()
-        .await
-        .unwrap();
-    assert_eq!(report.summary.count(Status::Migrated), 3, "{:?}", report.summary);
+    let report = run_to_3(&store, "d/", 3).await;
 
     // The store's own version listing: each object's migrated file is current, the original
     // kept, readable by its version id, and the same file (a link, not a copy).
@@ -97,24 +86,7 @@ async fn a_run_on_local_disk_is_rolled_back_byte_for_byte_from_the_kept_versions
 
     // Another writer changes one object after the run.
     let changed = &originals[2].0;
-    let theirs = generate_file(&small_spec(), 77);
-    store
-        .put(changed, theirs.clone(), &[], Default::default())
-        .await
-        .unwrap();
-    let rollback = rollback_run(&store, RUNS, &report.info.run_id, &RollbackOptions::default())
-        .await
-        .unwrap();
-    assert!(rollback.failure.is_none(), "{:?}", rollback.failure);
-    assert_eq!(rollback.summary.count(Status::Migrated), 2, "{:?}", rollback.summary);
-    let (key, why) = &rollback.summary.failures[0];
-    assert_eq!((key, rollback.summary.failures.len()), (changed, 1));
-    assert!(why.contains("not restored"), "{why}");
-    assert_eq!(
-        raw_bytes(&store, changed).await,
-        theirs,
-        "the other writer's change stands"
-    );
+    let rollback = roll_back_around_a_change(&store, &report, changed, 2).await;
     for (key, data) in &originals[..2] {
         assert_eq!(&raw_bytes(&store, key).await, data, "{key} byte for byte");
         let head = store.head(key).await.unwrap();

@@ -699,31 +699,25 @@ impl StoreIo for ObjectStoreIo {
             (prefix.to_string(), false),
             (format!("{VERSIONS_PREFIX}{prefix}"), true),
         ] {
-            let mut page = None;
-            loop {
-                let found = self.list(&listed, page.take(), None).await?;
-                for object in found.objects {
-                    let e_tag = object.e_tag.unwrap_or_default();
-                    let (key, version_id) = match kept {
-                        false if object.key.starts_with(INTERNAL_PREFIX) => continue,
-                        false => (object.key.clone(), local_versions::version_of(&e_tag)),
-                        true => match local_versions::parse_kept(&object.key) {
-                            Some((key, version_id)) => (key.to_string(), version_id.to_string()),
-                            None => continue,
-                        },
-                    };
-                    versions.push(ObjectVersion {
-                        key,
-                        version_id,
-                        is_latest: !kept,
-                        e_tag,
-                        delete_marker: false,
-                    });
-                }
-                match found.next {
-                    Some(next) => page = Some(next),
-                    None => break,
-                }
+            // One page holding every key: each page of a local listing walks the whole folder.
+            let found = self.list(&listed, None, Some(usize::MAX)).await?;
+            for object in found.objects {
+                let e_tag = object.e_tag.unwrap_or_default();
+                let (key, version_id) = match kept {
+                    false if object.key.starts_with(INTERNAL_PREFIX) => continue,
+                    false => (object.key.clone(), local_versions::version_of(&e_tag)),
+                    true => match local_versions::parse_kept(&object.key) {
+                        Some((key, version_id)) => (key.to_string(), version_id.to_string()),
+                        None => continue,
+                    },
+                };
+                versions.push(ObjectVersion {
+                    key,
+                    version_id,
+                    is_latest: !kept,
+                    e_tag,
+                    delete_marker: false,
+                });
             }
         }
         Ok(versions)

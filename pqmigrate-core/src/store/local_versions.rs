@@ -71,7 +71,7 @@ pub(crate) fn keep(file: &Path, kept: &Path) -> std::io::Result<bool> {
         Err(e) if matches!(e.kind(), ErrorKind::Unsupported | ErrorKind::PermissionDenied) => return Ok(false),
         Err(e) => return Err(e),
     }
-    std::fs::File::open(folder)?.sync_all()?;
+    super::local_files::sync_folder_now(kept)?;
     Ok(true)
 }
 
