@@ -109,6 +109,13 @@ fn generate_command(args: &[String]) -> u8 {
         endpoint: std::env::var("PQM_S3_ENDPOINT").ok(),
         ..StoreOptions::default()
     };
+    // Generating makes a new data set: its folder is made here (opening a store never does).
+    if let Some(path) = url.strip_prefix("file://")
+        && let Err(e) = std::fs::create_dir_all(path)
+    {
+        eprintln!("generate: cannot create {path}: {e}");
+        return 2;
+    }
     let (store, prefix) = match Store::open(url, &options) {
         Ok((store, prefix)) if prefix.is_empty() || prefix.ends_with('/') => (store, prefix),
         Ok((store, prefix)) => (store, format!("{prefix}/")),

@@ -31,8 +31,9 @@ fi
 
 # pyarrow and DuckDB read the rewritten files back in the interop test; cfn-lint (PyPI) and
 # asl-validator (npm) check the shipped SAM template and state machines; kubernetes-validate and
-# botocore check the cluster examples.
-python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb polars cfn-lint kubernetes-validate botocore
+# botocore check the cluster examples; deltalake and pyiceberg write the tables that runs refuse.
+python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb polars cfn-lint kubernetes-validate botocore \
+  deltalake 'pyiceberg[sql-sqlite]'
 mkdir -p target/tools
 npm install --silent --no-save --no-audit --no-fund --prefix target/tools asl-validator aws-local-stepfunctions@3.0.0
 # The SAM CLI (PyPI) packages the template in the tests, in its own virtualenv; cargo-zigbuild and

@@ -84,7 +84,7 @@ fn spawn_cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
 
 async fn wait_for_lease(store: &Store) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while pqmigrate::lease::current_lease(store, &lease_key(SCHEMA, None))
+    while pqmigrate::lease::current_lease(store, &lease_key(SCHEMA))
         .await
         .unwrap()
         .is_none()
@@ -252,7 +252,7 @@ fn a_killed_run_is_found_by_status_undone_by_rollback_and_its_lease_lapses() {
     // lapses.
     let status = cli(&["status", &format!("s3://{bucket}")], &[]);
     assert!(
-        status.stderr.contains(&format!("lease {}", lease_key(SCHEMA, None))),
+        status.stderr.contains(&format!("lease {}", lease_key(SCHEMA))),
         "{}",
         status.stderr
     );
@@ -319,12 +319,23 @@ fn a_terminated_run_finishes_its_journal_exits_1_and_rolls_back() {
     let run_id = summary["run_id"].as_str().unwrap();
     let journal = json(&cli(&["status", &format!("s3://{bucket}"), run_id, "--json"], &[]));
     assert_eq!(journal["summary"]["cancelled"], true);
+    // The run listing says it was interrupted, not finished.
+    let runs = json(&cli(&["status", &format!("s3://{bucket}"), "--json"], &[]));
+    let listed = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["info"]["run_id"] == run_id)
+        .unwrap();
+    assert_eq!(listed["state"]["state"], "interrupted", "{listed}");
+    let plain = cli(&["status", &format!("s3://{bucket}")], &[]);
+    assert!(plain.stdout.contains("interrupted (cancelled)"), "{}", plain.stdout);
     assert!(journal["changes"]["unrecorded"].as_array().unwrap().is_empty());
     let rewritten = rt.block_on(rewritten_keys(&store, "t/"));
     assert_eq!(rewritten.len(), migrated);
     assert_eq!(keys_written_by(&format!("s3://{bucket}"), run_id).0, rewritten);
     assert!(
-        rt.block_on(pqmigrate::lease::current_lease(&store, &lease_key(SCHEMA, None)))
+        rt.block_on(pqmigrate::lease::current_lease(&store, &lease_key(SCHEMA)))
             .unwrap()
             .is_none(),
         "released"
@@ -345,7 +356,7 @@ fn a_second_run_on_the_same_data_set_exits_2_naming_the_holder() {
     );
     rt.block_on(wait_for_lease(&store));
     let lease = rt
-        .block_on(pqmigrate::lease::current_lease(&store, &lease_key(SCHEMA, None)))
+        .block_on(pqmigrate::lease::current_lease(&store, &lease_key(SCHEMA)))
         .unwrap()
         .unwrap()
         .0;
@@ -361,7 +372,7 @@ fn a_second_run_on_the_same_data_set_exits_2_naming_the_holder() {
     let out = first.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        rt.block_on(pqmigrate::lease::current_lease(&store, &lease_key(SCHEMA, None)))
+        rt.block_on(pqmigrate::lease::current_lease(&store, &lease_key(SCHEMA)))
             .unwrap()
             .is_none(),
         "released"

@@ -10,8 +10,9 @@ use pqmigrate_core::{RunOptions, VersionSource, schema_of_version_key};
 
 /// Controlled, versioned schema migration of Parquet data sets in object storage.
 ///
-/// Exit codes: 0 everything done, 1 some objects failed or lack a step, 2 usage or
-/// configuration error.
+/// Exit codes: 0 everything done, 1 some objects failed or lack a step, 2 refused before
+/// anything changed (usage, configuration, an unreachable store, a data set another writer
+/// holds), 3 the run failed part-way.
 #[derive(Debug, Parser)]
 #[command(name = "pqmigrate", version, about, long_about = None)]
 pub struct Cli {
@@ -68,8 +69,8 @@ pub struct DatasetArgs {
     /// The store: s3://bucket[/prefix], file:///dir or memory://. A path in the URL is the prefix
     /// when no --prefix is given.
     pub store: String,
-    /// Schema id (`sensorData`) or the seed's version key (`schema:sensorData:version`).
-    #[arg(long)]
+    /// Schema id (`sensorData`) or the version key (`schema:sensorData:version`).
+    #[arg(long, value_parser = schema_id)]
     pub schema: String,
     /// Key prefix to scan (repeatable); the whole store when none.
     #[arg(long = "prefix")]
@@ -89,10 +90,10 @@ pub struct DatasetArgs {
     #[arg(long)]
     pub manifest: Option<PathBuf>,
     /// Keys per listing request.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub page_size: Option<usize>,
     /// Version look-ups in flight during the scan.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = at_least_one)]
     pub scan_concurrency: usize,
     /// Tag and footer key of the version (default `schema:<id>:version`).
     #[arg(long)]
@@ -121,14 +122,14 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub dataset: DatasetArgs,
     /// Target version.
-    #[arg(long)]
+    #[arg(long, value_parser = version)]
     pub to: u32,
     /// Also list every object with its class.
     #[arg(long)]
     pub list: bool,
     /// Write the objects that need migration as N manifests balanced by bytes to rewrite, each
     /// for one worker's `run --manifest` (with --out).
-    #[arg(long, requires = "out")]
+    #[arg(long, requires = "out", value_parser = at_least_one)]
     pub split: Option<usize>,
     /// Folder the --split manifests go to (`manifest-000-of-004.csv`...).
     #[arg(long, requires = "split")]
@@ -142,38 +143,38 @@ pub struct RunArgs {
     #[command(flatten)]
     pub dataset: DatasetArgs,
     /// Target version.
-    #[arg(long)]
+    #[arg(long, value_parser = version)]
     pub to: u32,
     /// Objects migrated at once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = at_least_one)]
     pub concurrency: usize,
     /// Attempts per object, the first included (retryable failures only).
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
     /// Delay before the first retry, in milliseconds (full jitter applies).
     #[arg(long, default_value_t = 500)]
     pub interval_ms: u64,
-    /// Growth of the delay per retry.
-    #[arg(long, default_value_t = 2.0)]
+    /// Growth of the delay per retry (1 or more).
+    #[arg(long, default_value_t = 2.0, value_parser = backoff_rate)]
     pub backoff_rate: f64,
     /// Largest delay between retries, in milliseconds.
     #[arg(long, default_value_t = 20_000)]
     pub max_delay_ms: u64,
     /// Limit of one attempt on one object, in seconds.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout_secs: u64,
     /// Apply at most this many steps per object in this run.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub max_steps: Option<usize>,
     /// No progress bar, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
     /// Requests per second to the store at most (beside --concurrency); unlimited when unset.
-    #[arg(long)]
+    #[arg(long, value_parser = positive_rate)]
     pub max_requests_per_second: Option<f64>,
     /// Seconds the run's lease lives without renewal; a crashed run blocks the data set this
     /// long at most.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub lease_ttl_secs: u64,
     /// Delete the data set's lease first, whoever holds it (for an operator who knows the
     /// holder is gone).
@@ -183,6 +184,11 @@ pub struct RunArgs {
     /// present, decompression): faster, but damage in a column no step reads goes unnoticed.
     #[arg(long)]
     pub trust_copied_columns: bool,
+    /// Rewrite files even where the data set lies at or under a Delta Lake, Iceberg or Hudi
+    /// table (refused by default: the table records each file's size, so a file rewritten in
+    /// place breaks the table for its readers).
+    #[arg(long)]
+    pub allow_table_files: bool,
     /// Stream every file whole instead of having the store copy the unchanged bytes in place
     /// (S3 `UploadPartCopy`, `copy_file_range` on local disk).
     #[arg(long)]
@@ -213,7 +219,7 @@ pub struct RollbackArgs {
     #[arg(long)]
     pub break_lease: bool,
     /// Objects restored at once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = at_least_one)]
     pub concurrency: usize,
 }
 
@@ -224,7 +230,7 @@ pub struct StampArgs {
     #[command(flatten)]
     pub dataset: DatasetArgs,
     /// The version to record.
-    #[arg(long)]
+    #[arg(long, value_parser = version)]
     pub version: u32,
     /// Change a different version tag that is already there.
     #[arg(long)]
@@ -232,6 +238,54 @@ pub struct StampArgs {
     /// Delete whatever lease holds the data set first (when its holder is known to be gone).
     #[arg(long)]
     pub break_lease: bool,
+    /// Stamp even where the data set lies at or under a Delta Lake, Iceberg or Hudi table.
+    #[arg(long)]
+    pub allow_table_files: bool,
+}
+
+/// A count of 1 or more (objects at once, keys a page, manifests, steps).
+fn at_least_one(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err("0 is not allowed: the count must be 1 or more".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}: the count must be a whole number, 1 or more")),
+    }
+}
+
+/// A schema version: 1 or more.
+fn version(value: &str) -> Result<u32, String> {
+    match value.parse::<u32>() {
+        Ok(0) => Err("versions start at 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}: a version is a whole number, 1 or more")),
+    }
+}
+
+/// Requests per second: a finite number above 0.
+fn positive_rate(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        Ok(_) => Err("the rate must be a number above 0 (leave the flag out for no limit)".into()),
+        Err(e) => Err(format!("{e}: the rate must be a number above 0")),
+    }
+}
+
+/// The growth of the retry delay: a finite number, 1 or more.
+fn backoff_rate(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate >= 1.0 => Ok(rate),
+        Ok(_) => Err("the backoff rate must be a number, 1 or more".into()),
+        Err(e) => Err(format!("{e}: the backoff rate must be a number, 1 or more")),
+    }
+}
+
+/// A schema id or version key that names a schema.
+fn schema_id(value: &str) -> Result<String, String> {
+    let id = schema_of_version_key(value).unwrap_or(value);
+    if id.trim().is_empty() {
+        return Err("the schema id is empty; give the data set's schema id, such as sensorData".into());
+    }
+    Ok(value.to_string())
 }
 
 impl DatasetArgs {
@@ -278,14 +332,14 @@ impl RunArgs {
     /// Executor options.
     pub fn run_options(&self) -> RunOptions {
         RunOptions {
-            concurrency: self.concurrency.max(1),
+            concurrency: self.concurrency,
             retry: RetryPolicy {
                 interval: Duration::from_millis(self.interval_ms),
-                max_attempts: self.max_attempts.max(1),
+                max_attempts: self.max_attempts,
                 backoff_rate: self.backoff_rate,
                 max_delay: Duration::from_millis(self.max_delay_ms),
             },
-            attempt_timeout: Some(Duration::from_secs(self.timeout_secs.max(1))),
+            attempt_timeout: Some(Duration::from_secs(self.timeout_secs)),
         }
     }
 }

@@ -43,6 +43,21 @@ fn open(url: &str, options: &StoreOptions) -> Result<(Store, String)> {
     Ok((with_injected_faults(store)?, prefix))
 }
 
+/// Opens a store a command will write to, and checks it can be reached and trusted before
+/// anything else: wrong credentials, an unreachable endpoint or a missing bucket are refusals
+/// (nothing was written), not failures part-way.
+async fn open_for_writing(url: &str, options: &StoreOptions) -> Result<(Store, String)> {
+    let (store, prefix) = open(url, options)?;
+    if let Err(e) = store.guarantees().await {
+        return Err(pqmigrate_core::Error::Config(format!(
+            "{url}: the store could not be reached or checked, so nothing was done: {}",
+            e.report()
+        ))
+        .into());
+    }
+    Ok((store, prefix))
+}
+
 /// Wraps the store in the fault injector when `PQM_INJECT_FAULTS` asks for it (chaos testing):
 /// `throttle=0.2,timeout=0.01,reset=0.01,upload=0.01,lost=0.1,latency_ms=5,seed=7`.
 #[cfg(feature = "fault-injection")]
@@ -171,7 +186,9 @@ async fn plan_command(cli: &Cli, options: &StoreOptions, args: &PlanArgs) -> Res
 }
 
 async fn run(cli: &Cli, options: &StoreOptions, args: &RunArgs) -> Result<u8> {
-    let (store, prefix) = open(&args.dataset.store, options)?;
+    let registry = registry()?;
+    registry.check_target(args.dataset.schema_id(), args.to)?;
+    let (store, prefix) = open_for_writing(&args.dataset.store, options).await?;
     let store = match args.max_requests_per_second {
         Some(rate) => store.with_rate_limit(rate),
         None => store,
@@ -187,13 +204,14 @@ async fn run(cli: &Cli, options: &StoreOptions, args: &RunArgs) -> Result<u8> {
     migrate.max_steps = args.max_steps;
     migrate.verify_copied = !args.trust_copied_columns;
     let progress = Progress::new(!args.no_progress && !cli.json);
-    let migrator = Migrator::new(store, Arc::new(registry()?), migrate)
+    let migrator = Migrator::new(store, Arc::new(registry), migrate)
         .scan(spec)
         .candidates(source)
         .run_options(args.run_options())
         .journal_prefix(&cli.journal_prefix)
-        .lease_ttl(std::time::Duration::from_secs(args.lease_ttl_secs.max(1)))
+        .lease_ttl(std::time::Duration::from_secs(args.lease_ttl_secs))
         .break_lease(args.break_lease)
+        .allow_table_files(args.allow_table_files)
         .tool_version(env!("CARGO_PKG_VERSION"))
         .on_event(progress.sink());
     let cancel = migrator.cancel_token();
@@ -227,7 +245,7 @@ async fn status(cli: &Cli, options: &StoreOptions, args: &StatusArgs) -> Result<
 }
 
 async fn rollback(cli: &Cli, options: &StoreOptions, args: &RollbackArgs) -> Result<u8> {
-    let (store, _) = open(&args.store, options)?;
+    let (store, _) = open_for_writing(&args.store, options).await?;
     let options = RollbackOptions {
         concurrency: args.concurrency,
         break_lease: args.break_lease,
@@ -251,7 +269,7 @@ async fn rollback(cli: &Cli, options: &StoreOptions, args: &RollbackArgs) -> Res
 }
 
 async fn stamp_command(cli: &Cli, options: &StoreOptions, args: &StampArgs) -> Result<u8> {
-    let (store, prefix) = open(&args.dataset.store, options)?;
+    let (store, prefix) = open_for_writing(&args.dataset.store, options).await?;
     let spec = args.dataset.scan_spec(&prefix);
     let source = source(&store, &args.dataset)?;
     let migrate = args.dataset.migrate_options(args.version);
@@ -261,6 +279,7 @@ async fn stamp_command(cli: &Cli, options: &StoreOptions, args: &StampArgs) -> R
         version: args.version,
         force: args.force,
         break_lease: args.break_lease,
+        allow_table_files: args.allow_table_files,
     };
     let summary = stamp_dataset(&store, &spec, &source, &options).await?;
     for (_, error) in &summary.failed {

@@ -7,7 +7,7 @@ use pqmigrate_core::plan::{PlanEntry, PlanTotals};
 use pqmigrate_core::scan::ScannedObject;
 use pqmigrate_core::{Outcome, RunSummary, Status};
 
-use crate::status::RunLine;
+use pqmigrate_core::status::{RunLine, RunState, Sharded};
 
 /// Bytes as a short human figure (`1.5 GB`).
 pub(crate) fn human_bytes(bytes: f64) -> String {
@@ -175,7 +175,7 @@ pub(crate) fn runs(runs: &[RunLine], json: bool) -> Result<()> {
     if json {
         let listed: Vec<_> = runs
             .iter()
-            .map(|r| serde_json::json!({"info": r.info, "summary": r.summary, "counts": r.counts, "unrecorded_writes": r.unrecorded}))
+            .map(|r| serde_json::json!({"info": r.info, "summary": r.summary, "state": r.state, "counts": r.counts, "unrecorded_writes": r.unrecorded}))
             .collect();
         println!("{}", serde_json::to_string_pretty(&listed)?);
         return Ok(());
@@ -185,10 +185,11 @@ pub(crate) fn runs(runs: &[RunLine], json: bool) -> Result<()> {
     }
     for run in runs {
         let count = |s: Status| run.counts.get(s);
-        let state = match (&run.summary, run.unrecorded) {
-            (Some(_), _) => "finished".to_string(),
-            (None, 0) => "unfinished".to_string(),
-            (None, n) => format!("unfinished; {n} more objects found written by it in the store"),
+        let state = match (&run.state, run.unrecorded) {
+            (RunState::Interrupted { reason }, _) => format!("interrupted ({reason})"),
+            (RunState::Unfinished, 0) => "unfinished".to_string(),
+            (RunState::Unfinished, n) => format!("unfinished; {n} more objects found written by it in the store"),
+            _ => "finished".to_string(),
         };
         if let Some(undone) = &run.info.rolls_back {
             println!(
@@ -213,7 +214,7 @@ pub(crate) fn runs(runs: &[RunLine], json: bool) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn sharded(groups: &[crate::status::Sharded], json: bool) -> Result<()> {
+pub(crate) fn sharded(groups: &[Sharded], json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(groups)?);
         return Ok(());
@@ -223,11 +224,16 @@ pub(crate) fn sharded(groups: &[crate::status::Sharded], json: bool) -> Result<(
     }
     for g in groups {
         println!(
-            "{} -> v{} over {} shards: {} finished{}  migrated {}  at target {}  failed {}  missing step {}",
+            "{} -> v{} over {} shards: {} finished{}{}  migrated {}  at target {}  failed {}  missing step {}",
             g.schema,
             g.target,
             g.shards,
             g.finished,
+            if g.interrupted == 0 {
+                String::new()
+            } else {
+                format!(", {} interrupted", g.interrupted)
+            },
             if g.missing.is_empty() {
                 String::new()
             } else {

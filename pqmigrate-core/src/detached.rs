@@ -16,28 +16,39 @@ use futures::TryStreamExt;
 
 use crate::error::{Error, Result};
 use crate::intent::{Intent, IntentLog, RunContext, new_attempt_id};
-use crate::journal::{JournalWriter, RunInfo, create_journal_object, open_run, run_dir};
-use crate::lease::{Lease, current_lease, lease_key, release_held_by};
+use crate::journal::{RunInfo, create_journal_object, open_run, run_dir};
+use crate::lease::{lease_holders, lease_key, release_held_by};
 use crate::outcome::{Record, RunSummary};
+use crate::session::{Session, SessionTerms};
 use crate::store::Store;
 
-/// Begins a detached run: takes the lease of `info.schema` for `ttl` (not renewed: it must
-/// outlive the whole Map; [`close`] releases it) and writes `run.json`.
+/// Begins a detached run: opens its session (the store probed, the data set's lease taken for
+/// `ttl`, not renewed: it must outlive the whole Map; [`close`] releases it) and writes
+/// `run.json`. A data set at or under a Delta Lake, Iceberg or Hudi table is refused unless
+/// `allow_table_files`.
 ///
 /// # Errors
-/// [`Error::LeaseHeld`] when another run holds the data set; store and journal errors.
-pub async fn begin(store: &Store, prefix: &str, info: &RunInfo, ttl: Duration) -> Result<()> {
-    let lease = Lease::acquire(
-        store,
-        &lease_key(&info.schema, info.shard.as_deref()),
-        &info.run_id,
-        &info.started_at,
+/// [`Error::LeaseHeld`] when another writer holds the data set; store and journal errors.
+pub async fn begin(store: &Store, prefix: &str, info: &RunInfo, ttl: Duration, allow_table_files: bool) -> Result<()> {
+    let terms = SessionTerms {
         ttl,
-    )
-    .await?;
-    lease.detach().await;
-    JournalWriter::start(store, prefix, info).await?;
+        break_first: false,
+        allow_table_files,
+    };
+    Session::open(store, Some(prefix), info.clone(), terms)
+        .await?
+        .detach()
+        .await;
     Ok(())
+}
+
+/// Gives the data set back after a detached run could not be handed out (its scan failed): its
+/// claim on the lease is removed, so a retried scan can begin a new run.
+///
+/// # Errors
+/// Store errors, or an unreadable lease.
+pub async fn abandon(store: &Store, info: &RunInfo) -> Result<()> {
+    release_held_by(store, &lease_key(&info.schema), &info.run_id).await
 }
 
 /// The context in which one invocation migrates an object of the run `run_id` of `schema`:
@@ -46,21 +57,16 @@ pub async fn begin(store: &Store, prefix: &str, info: &RunInfo, ttl: Duration) -
 ///
 /// # Errors
 /// [`Error::Cancelled`] when the run no longer holds its lease; store errors.
-pub async fn context(
-    store: &Store,
-    prefix: &str,
-    run_id: &str,
-    schema: &str,
-    shard: Option<&str>,
-) -> Result<RunContext> {
-    let key = lease_key(schema, shard);
-    match current_lease(store, &key).await? {
-        Some((lease, false)) if lease.run_id == run_id => {}
-        held => {
-            let why = match held {
-                Some((lease, false)) => format!("run {} holds it", lease.run_id),
-                Some((_, true)) => "it lapsed".to_string(),
-                None => "it is released or gone (the run was closed or the lease broken)".to_string(),
+pub async fn context(store: &Store, prefix: &str, run_id: &str, schema: &str) -> Result<RunContext> {
+    let key = lease_key(schema);
+    let holders = lease_holders(store, &key).await?;
+    match holders.iter().find(|(holder, _)| holder.run_id == run_id) {
+        Some((_, false)) => {}
+        mine => {
+            let why = match (mine, holders.iter().find(|(_, lapsed)| !lapsed)) {
+                (Some(_), _) => "its claim lapsed".to_string(),
+                (None, Some((holder, _))) => format!("run {} holds it", holder.run_id),
+                (None, None) => "it is released or gone (the run was closed or the lease broken)".to_string(),
             };
             return Err(Error::Cancelled {
                 reason: format!("run {run_id} no longer holds the lease {key}: {why}"),
@@ -137,7 +143,7 @@ pub async fn close(store: &Store, prefix: &str, run_id: &str, expected: Option<u
     )
     .await?;
     let info = &journal.info;
-    release_held_by(store, &lease_key(&info.schema, info.shard.as_deref()), run_id).await?;
+    release_held_by(store, &lease_key(&info.schema), run_id).await?;
     Ok(summary)
 }
 

@@ -195,8 +195,10 @@ pub enum Error {
         /// The per-attempt limit.
         seconds: f64,
     },
-    /// Another run holds the data set's lease.
-    #[error("lease {key} is held by run {run_id} on {host} until {expires}")]
+    /// Another writer holds the data set's lease in a way that excludes this one.
+    #[error(
+        "lease {key} is held by run {run_id} on {host} ({holding}) until {expires} unless renewed; the data set has one writer at a time"
+    )]
     LeaseHeld {
         /// Lease object key.
         key: String,
@@ -204,7 +206,9 @@ pub enum Error {
         run_id: String,
         /// The holder's host.
         host: String,
-        /// When the lease expires (RFC 3339).
+        /// How the holder holds it (`exclusively`, `as shard 0/2 of a split to version 3`).
+        holding: String,
+        /// When the holder's claim lapses unless renewed (RFC 3339).
         expires: String,
     },
 }

@@ -273,23 +273,41 @@ pub struct RunJournal {
     pub summary: Option<RunSummary>,
 }
 
-/// Lists the runs under `prefix`, oldest first.
+/// Lists the runs under `prefix`, oldest first. A run whose `run.json` cannot be read is left
+/// out with a warning ([`scan_runs`] names them).
 ///
 /// # Errors
-/// [`Error::Journal`].
+/// [`Error::Journal`] when the runs cannot be listed.
 pub async fn list_runs(store: &Store, prefix: &str) -> Result<Vec<RunInfo>> {
+    let (runs, unreadable) = scan_runs(store, prefix).await?;
+    for (key, e) in unreadable {
+        tracing::warn!("{key}: run record skipped: {}", e.report());
+    }
+    Ok(runs)
+}
+
+/// The runs under `prefix`, oldest first, and the run records that cannot be read (the key of
+/// each and why), so one damaged record never hides the others.
+///
+/// # Errors
+/// [`Error::Journal`] when the runs cannot be listed.
+pub async fn scan_runs(store: &Store, prefix: &str) -> Result<(Vec<RunInfo>, Vec<(String, Error)>)> {
     let dirs = store
         .list_dirs(prefix)
         .await
         .map_err(|e| Error::journal_store(prefix, e))?;
     let mut runs = Vec::new();
+    let mut unreadable = Vec::new();
     for run in dirs {
-        if let Some(info) = read_json::<RunInfo>(store, &format!("{run}/run.json")).await? {
-            runs.push(info);
+        let key = format!("{run}/run.json");
+        match read_json::<RunInfo>(store, &key).await {
+            Ok(Some(info)) => runs.push(info),
+            Ok(None) => {}
+            Err(e) => unreadable.push((key, e)),
         }
     }
     runs.sort_by(|a, b| a.run_id.cmp(&b.run_id));
-    Ok(runs)
+    Ok((runs, unreadable))
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(store: &Store, key: &str) -> Result<Option<T>> {

@@ -82,8 +82,11 @@ pub mod rewrite;
 pub mod rollback;
 pub mod run;
 pub mod scan;
+mod session;
 pub mod stamp;
+pub mod status;
 pub mod store;
+pub mod table_format;
 pub mod version;
 
 pub use error::{Error, ErrorKind, Result};

@@ -435,8 +435,9 @@ async fn carry_over_late_tag_edit(
     Ok(true)
 }
 
-/// The current version of `key`, when attempt `attempt` wrote it.
-async fn written_by(store: &Store, key: &str, attempt: &str) -> Option<Written> {
+/// The current version of `key`, when attempt `attempt` wrote it: a write whose answer was lost
+/// (its retry then fails its own precondition) is found by the attempt id it carries.
+pub(crate) async fn written_by(store: &Store, key: &str, attempt: &str) -> Option<Written> {
     let head = store.head(key).await.ok()?;
     (metadata(&head.attributes, ATTEMPT_METADATA) == Some(attempt)).then_some(Written {
         e_tag: head.e_tag,

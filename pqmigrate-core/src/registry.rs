@@ -71,6 +71,55 @@ impl Registry {
         self.by_schema.get(schema)?.get(&from)
     }
 
+    /// Checks that a run of `schema` to `target` can do something: the schema id is not empty,
+    /// the target is a version (1 or more), and some registered step of `schema` ends at it.
+    ///
+    /// ```
+    /// let registry = pqmigrate_core::Registry::default();
+    /// assert!(registry.check_target("orders", 1).is_ok());
+    /// let e = registry.check_target("orders", 3).unwrap_err();
+    /// assert!(e.to_string().contains("no step of schema \"orders\" ends at version 3 (step orders:2->3 is missing)"), "{e}");
+    /// assert!(registry.check_target("", 1).is_err() && registry.check_target("orders", 0).is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the value and what is allowed.
+    pub fn check_target(&self, schema: &str, target: u32) -> Result<()> {
+        if schema.trim().is_empty() {
+            return Err(Error::Config(
+                "the schema id is empty; give the data set's schema id, such as sensorData".into(),
+            ));
+        }
+        if target == 0 {
+            return Err(Error::Config(
+                "target version 0 does not exist; versions start at 1".into(),
+            ));
+        }
+        let steps = self.by_schema.get(schema);
+        if target == 1 || steps.is_some_and(|steps| steps.values().any(|s| s.to == target)) {
+            return Ok(());
+        }
+        let registered = match steps {
+            Some(steps) => format!(
+                "registered steps of {schema:?}: {}",
+                steps
+                    .values()
+                    .map(|s| format!("{}->{}", s.from, s.to))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None if self.is_empty() => "this binary has no steps registered".to_string(),
+            None => format!(
+                "no step of {schema:?} is registered; registered schemas: {}",
+                self.by_schema.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        };
+        Err(Error::Config(format!(
+            "no step of schema {schema:?} ends at version {target} (step {schema}:{}->{target} is missing), so no object can reach it; {registered}",
+            target - 1
+        )))
+    }
+
     /// The ordered steps taking `schema` from version `from` to `target`.
     ///
     /// # Errors

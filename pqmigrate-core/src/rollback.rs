@@ -16,9 +16,12 @@ use crate::changes::stream_changes;
 use crate::error::{Error, Result};
 use crate::identity::{host_name, new_run_id, now_rfc3339};
 use crate::intent::{RUN_METADATA, RunContext};
-use crate::journal::{JournalReader, JournalWriter, RunInfo, list_runs, open_run};
-use crate::lease::{DEFAULT_LEASE_TTL, Lease, break_lease, lease_key};
+use crate::journal::{JournalReader, RunInfo, list_runs, open_run};
+use crate::lease::DEFAULT_LEASE_TTL;
+use crate::migrate::written_by;
 use crate::outcome::{Migrated, Outcome, Record, RunSummary};
+use crate::run::RunReport;
+use crate::session::{Session, SessionTerms};
 use crate::store::{ConditionalUpload, ObjectInfo, ReadOptions, Store, metadata};
 
 /// Bytes of the previous version read at a time while it is copied back.
@@ -46,16 +49,7 @@ impl Default for RollbackOptions {
 }
 
 /// What a rollback did: its own run (journaled, listed by `status`), and how it ended.
-#[derive(Debug)]
-pub struct RollbackReport {
-    /// The rollback's run; `rolls_back` names the run undone.
-    pub info: RunInfo,
-    /// Restored objects are [`crate::Status::Migrated`], objects an earlier rollback already
-    /// restored [`crate::Status::AtTarget`], the rest [`crate::Status::Failed`] with the cause.
-    pub summary: RunSummary,
-    /// Why the rollback stopped early (its journal, its lease), if it did.
-    pub failure: Option<Error>,
-}
+pub type RollbackReport = RunReport;
 
 /// Restores every object `run_id` migrated to the version it had before, under the data set's
 /// lease (so no run migrates it meanwhile), with at most `options.concurrency` objects at once.
@@ -73,7 +67,6 @@ pub async fn rollback_run(
     run_id: &str,
     options: &RollbackOptions,
 ) -> Result<RollbackReport> {
-    let started = Instant::now();
     if !store.capabilities().versions {
         return Err(Error::Config(format!(
             "rollback reads the previous object versions, which an S3 bucket with versioning on and local disk keep for it; {} keeps no previous versions",
@@ -86,12 +79,7 @@ pub async fn rollback_run(
             store.url()
         )));
     }
-    let store = store.clone().checked().await?;
-    let journal = open_run(&store, journal_prefix, run_id).await?;
-    let key = lease_key(&journal.info.schema, journal.info.shard.as_deref());
-    if options.break_lease {
-        break_lease(&store, &key).await?;
-    }
+    let journal = open_run(store, journal_prefix, run_id).await?;
     let info = RunInfo {
         run_id: new_run_id(),
         started_at: now_rfc3339(),
@@ -100,51 +88,28 @@ pub async fn rollback_run(
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         ..journal.info.clone()
     };
-    let lease = Lease::acquire(&store, &key, &info.run_id, &info.started_at, options.lease_ttl).await?;
-    let writer = match JournalWriter::start(&store, journal_prefix, &info).await {
-        Ok(writer) => writer,
-        Err(e) => {
-            let _ = lease.release().await;
-            return Err(e);
-        }
+    let terms = SessionTerms {
+        ttl: options.lease_ttl,
+        break_first: options.break_lease,
+        allow_table_files: true,
     };
-    let (summary, failure) = restore_all(
-        &store,
-        journal_prefix,
-        &journal,
-        &info,
-        writer,
-        &lease,
-        options,
-        started,
-    )
-    .await;
-    if let Err(e) = lease.release().await {
-        tracing::warn!(
-            "{key}: the lease could not be released, it lapses at its TTL: {}",
-            e.report()
-        );
-    }
-    Ok(RollbackReport { info, summary, failure })
+    let mut session = Session::open(store, Some(journal_prefix), info, terms).await?;
+    let (summary, failure) = restore_all(&mut session, journal_prefix, &journal, options).await;
+    let (info, summary, failure) = session.close(summary, failure).await;
+    Ok(RunReport { info, summary, failure })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Restores every object the run wrote, journaling each outcome; returns the totals and what
+/// stopped the rollback early, if anything did.
 async fn restore_all(
-    store: &Store,
+    session: &mut Session,
     journal_prefix: &str,
     journal: &JournalReader,
-    info: &RunInfo,
-    mut writer: JournalWriter,
-    lease: &Lease,
     options: &RollbackOptions,
-    started: Instant,
 ) -> (RunSummary, Option<Error>) {
-    let mut summary = RunSummary {
-        run_id: info.run_id.clone(),
-        ..RunSummary::default()
-    };
+    let store = &session.store().clone();
+    let mut summary = session.new_summary();
     let mut failure = None;
-    let retries_before = store.request_retries();
     // Objects an earlier rollback of the same run wrote carry its run id.
     let restorers: Result<BTreeSet<String>> = list_runs(store, journal_prefix).await.map(|runs| {
         runs.into_iter()
@@ -154,11 +119,7 @@ async fn restore_all(
     });
     match restorers {
         Ok(restorers) => {
-            let context = RunContext {
-                run_id: info.run_id.clone(),
-                intents: writer.intent_log(),
-                fence: lease.lost(),
-            };
+            let context = session.context();
             let restorers = Arc::new(restorers);
             // Every object the run wrote, streamed: the recorded ones and those only its
             // intents and the objects' own metadata tell of.
@@ -188,7 +149,7 @@ async fn restore_all(
                 match record {
                     Ok(record) => {
                         summary.add(&record);
-                        if let Err(e) = writer.record(&record).await {
+                        if let Err(e) = session.record(&record).await {
                             failure.get_or_insert(e);
                         }
                     }
@@ -204,17 +165,13 @@ async fn restore_all(
             failure = Some(e);
         }
     }
-    summary.request_retries = store.request_retries() - retries_before;
-    summary.cancelled = failure.is_some() || lease.lost().is_cancelled();
-    summary.stopped_by = match (&failure, lease.lost().is_cancelled()) {
+    let lost = session.fence().is_cancelled();
+    summary.cancelled = failure.is_some() || lost;
+    summary.stopped_by = match (&failure, lost) {
         (Some(e), _) => Some(e.report()),
         (None, true) => Some(crate::lease::LEASE_LOST.into()),
         (None, false) => None,
     };
-    summary.elapsed_ms = started.elapsed().as_millis() as u64;
-    if let Err(e) = writer.finish(&summary).await {
-        failure.get_or_insert(e);
-    }
     (summary, failure)
 }
 
@@ -274,7 +231,15 @@ async fn restore(store: &Store, record: &Record, context: &RunContext, restorers
         return Err(e);
     }
     let bytes_out = upload.bytes();
-    let written = upload.finish().await?;
+    let written = match upload.finish().await {
+        Ok(written) => written,
+        // The write may have landed with its answer lost (a retry then fails its own
+        // precondition): the object's metadata tells whether it is this restore's.
+        Err(e) => match written_by(store, key, &attempt_id).await {
+            Some(written) => written,
+            None => return Err(e),
+        },
+    };
     Ok(Record::new(
         key,
         Some(run.to),

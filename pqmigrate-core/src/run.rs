@@ -3,7 +3,7 @@
 //! [`Migrator::run`]; an embedder does the same.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -11,14 +11,14 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::executor::{Event, EventSink, Executor, Job, LocalExecutor, RunOptions};
 use crate::identity::{host_name, new_run_id, now_rfc3339};
-use crate::intent::RunContext;
-use crate::journal::{DEFAULT_JOURNAL_PREFIX, JournalWriter, RunInfo};
-use crate::lease::{DEFAULT_LEASE_TTL, Lease, break_lease, lease_key};
+use crate::journal::{DEFAULT_JOURNAL_PREFIX, RunInfo};
+use crate::lease::DEFAULT_LEASE_TTL;
 use crate::migrate::MigrateOptions;
 use crate::outcome::RunSummary;
 use crate::plan::plan;
 use crate::registry::Registry;
 use crate::scan::{Candidates, ScanSpec};
+use crate::session::{Session, SessionTerms};
 use crate::store::Store;
 
 /// How a run ended.
@@ -51,7 +51,8 @@ impl RunReport {
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let store = Store::memory();
 /// let registry = Arc::new(Registry::from_steps([]).unwrap());
-/// let report = Migrator::new(store, registry, MigrateOptions::new("orders", 2)).run().await.unwrap();
+/// // Files with no recorded version are at version 1: nothing to do.
+/// let report = Migrator::new(store, registry, MigrateOptions::new("orders", 1)).run().await.unwrap();
 /// assert_eq!(report.summary.count(Status::Migrated), 0);
 /// assert!(report.is_complete());
 /// # });
@@ -66,6 +67,7 @@ pub struct Migrator {
     journal_prefix: String,
     lease_ttl: Duration,
     break_lease: bool,
+    allow_table_files: bool,
     events: EventSink,
     cancel: CancellationToken,
     tool_version: String,
@@ -99,6 +101,7 @@ impl Migrator {
             journal_prefix: DEFAULT_JOURNAL_PREFIX.to_string(),
             lease_ttl: DEFAULT_LEASE_TTL,
             break_lease: false,
+            allow_table_files: false,
             events: Arc::new(|_| {}),
             cancel: CancellationToken::new(),
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -146,6 +149,14 @@ impl Migrator {
         self
     }
 
+    /// Rewrites files even where the data set lies at or under a Delta Lake, Iceberg or Hudi
+    /// table (refused by default: the table's metadata records each file's size, so a file
+    /// rewritten in place breaks the table for its readers).
+    pub fn allow_table_files(mut self, yes: bool) -> Self {
+        self.allow_table_files = yes;
+        self
+    }
+
     /// Where progress events go.
     pub fn on_event(mut self, events: EventSink) -> Self {
         self.events = events;
@@ -175,12 +186,10 @@ impl Migrator {
     /// Failures before any object is taken: the store lacks a guarantee ([`Error::Config`]
     /// naming it), the lease is held by another run ([`Error::LeaseHeld`]), or the journal
     /// cannot be started. Failures after that are in [`RunReport::failure`].
-    pub async fn run(mut self) -> Result<RunReport> {
-        let started = Instant::now();
-        self.store = self.store.clone().checked().await?;
-        let run_id = new_run_id();
+    pub async fn run(self) -> Result<RunReport> {
+        self.registry.check_target(&self.options.schema, self.options.target)?;
         let info = RunInfo {
-            run_id: run_id.clone(),
+            run_id: new_run_id(),
             started_at: now_rfc3339(),
             host: host_name(),
             store: self.store.url().to_string(),
@@ -193,42 +202,24 @@ impl Migrator {
             tool_version: self.tool_version.clone(),
             rolls_back: None,
         };
-        let key = lease_key(&info.schema, info.shard.as_deref());
-        if self.break_lease {
-            break_lease(&self.store, &key).await?;
-        }
-        let lease = Lease::acquire(&self.store, &key, &run_id, &info.started_at, self.lease_ttl).await?;
-        if let Some(stale) = &lease.took_over {
+        let terms = SessionTerms {
+            ttl: self.lease_ttl,
+            break_first: self.break_lease,
+            allow_table_files: self.allow_table_files,
+        };
+        let mut session = Session::open(&self.store, Some(&self.journal_prefix), info, terms).await?;
+        if let Some(stale) = session.took_over() {
             (self.events)(&Event::TookOverLease(Box::new(stale.clone())));
         }
-        let journal = match JournalWriter::start(&self.store, &self.journal_prefix, &info).await {
-            Ok(journal) => journal,
-            Err(e) => {
-                let _ = lease.release().await;
-                return Err(e);
-            }
-        };
-        let (summary, failure) = self.execute(&info, journal, &lease, started).await;
-        if let Err(e) = lease.release().await {
-            // The run itself is over and journaled; the lease lapses at its TTL.
-            tracing::warn!(
-                "{key}: the lease could not be released, it lapses at its TTL: {}",
-                e.report()
-            );
-        }
+        let (summary, failure) = self.execute(&mut session).await;
+        let (info, summary, failure) = session.close(summary, failure).await;
         Ok(RunReport { info, summary, failure })
     }
 
-    async fn execute(
-        &self,
-        info: &RunInfo,
-        mut journal: JournalWriter,
-        lease: &Lease,
-        started: Instant,
-    ) -> (RunSummary, Option<Error>) {
-        let retries_before = self.store.request_retries();
+    async fn execute(&self, session: &mut Session) -> (RunSummary, Option<Error>) {
+        let store = session.store().clone();
         let cancel = self.cancel.clone();
-        let lost = lease.lost();
+        let lost = session.fence();
         let stop_on_loss = {
             let cancel = cancel.clone();
             let lost = lost.clone();
@@ -238,27 +229,17 @@ impl Migrator {
             })
         };
         let planned = self.events.clone();
-        let entries = plan(
-            &self.store,
-            self.registry.clone(),
-            &self.options,
-            &self.spec,
-            &self.source,
-        )
-        .inspect(move |entry| {
-            if let Ok(entry) = entry {
-                planned(&Event::Planned(Box::new(entry.clone())));
-            }
-        })
-        .boxed();
+        let entries = plan(&store, self.registry.clone(), &self.options, &self.spec, &self.source)
+            .inspect(move |entry| {
+                if let Ok(entry) = entry {
+                    planned(&Event::Planned(Box::new(entry.clone())));
+                }
+            })
+            .boxed();
         let mut migrate = self.options.clone();
-        migrate.run = Some(RunContext {
-            run_id: info.run_id.clone(),
-            intents: journal.intent_log(),
-            fence: lost.clone(),
-        });
+        migrate.run = Some(session.context());
         let job = Job {
-            store: self.store.clone(),
+            store,
             registry: self.registry.clone(),
             migrate,
             entries,
@@ -266,16 +247,13 @@ impl Migrator {
             cancel: cancel.clone(),
         };
         let mut records = self.executor.execute(job);
-        let mut summary = RunSummary {
-            run_id: info.run_id.clone(),
-            ..RunSummary::default()
-        };
+        let mut summary = session.new_summary();
         let mut failure = None;
         while let Some(result) = records.next().await {
             match result {
                 Ok(record) => {
                     summary.add(&record);
-                    if let Err(e) = journal.record(&record).await {
+                    if let Err(e) = session.record(&record).await {
                         // Keep the records buffered and stop taking objects; the final flush
                         // tries again.
                         cancel.cancel();
@@ -289,7 +267,6 @@ impl Migrator {
             }
         }
         stop_on_loss.abort();
-        summary.request_retries = self.store.request_retries() - retries_before;
         summary.cancelled = cancel.is_cancelled() || failure.is_some();
         summary.stopped_by = match (&failure, lost.is_cancelled(), cancel.is_cancelled()) {
             (Some(e), _, _) => Some(e.report()),
@@ -297,10 +274,6 @@ impl Migrator {
             (None, false, true) => Some("cancelled".into()),
             (None, false, false) => None,
         };
-        summary.elapsed_ms = started.elapsed().as_millis() as u64;
-        if let Err(e) = journal.finish(&summary).await {
-            failure.get_or_insert(e);
-        }
         (summary, failure)
     }
 }
@@ -311,6 +284,7 @@ mod tests {
     use crate::journal::read_run;
     use crate::outcome::Status;
     use bytes::Bytes;
+    use std::time::Instant;
 
     #[tokio::test]
     async fn a_run_journals_every_object_and_releases_its_lease() {
@@ -321,7 +295,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let registry = Arc::new(Registry::default());
+        let registry = registry_1_to_2();
         let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = seen.clone();
         let report = Migrator::new(store.clone(), registry, MigrateOptions::new("s", 2))
@@ -345,7 +319,7 @@ mod tests {
             .unwrap();
         assert_eq!(journal.records.len(), 2);
         assert_eq!(journal.summary.unwrap(), report.summary);
-        let lease = crate::lease::current_lease(&store, &lease_key("s", None))
+        let lease = crate::lease::current_lease(&store, &crate::lease::lease_key("s"))
             .await
             .unwrap();
         assert!(lease.is_none(), "released");
@@ -437,7 +411,7 @@ mod tests {
         assert!(report.is_complete());
         assert_eq!(report.summary.count(Status::Migrated), files.len() as u64);
         let seen = hook.seen.lock().unwrap().clone();
-        let lease = lease_key("s", None);
+        let lease = crate::lease::lease_key("s");
         assert_eq!(seen.get(&lease), Some(&in_a_row), "the lease's writes were throttled");
         assert!(seen.keys().any(|k| k.ends_with("run.json")), "{seen:?}");
         let journal = read_run(&plain, DEFAULT_JOURNAL_PREFIX, &report.info.run_id)

@@ -4,9 +4,12 @@
 use futures::StreamExt;
 
 use crate::error::{Error, Result};
-use crate::identity::{new_run_id, now_rfc3339};
-use crate::lease::{DEFAULT_LEASE_TTL, Lease, break_lease, lease_key};
+use crate::identity::{host_name, new_run_id, now_rfc3339};
+use crate::journal::RunInfo;
+use crate::lease::DEFAULT_LEASE_TTL;
+use crate::outcome::RunSummary;
 use crate::scan::{Candidates, ScanSpec, candidates};
+use crate::session::{Session, SessionTerms};
 use crate::store::{ObjectReader, Store, check_tag_limits};
 use crate::version::parse_version;
 
@@ -23,6 +26,8 @@ pub struct StampOptions {
     pub force: bool,
     /// Delete whatever lease holds the data set first (an operator's override).
     pub break_lease: bool,
+    /// Stamp even where the data set lies in a Delta Lake, Iceberg or Hudi table.
+    pub allow_table_files: bool,
 }
 
 /// What stamping a data set did.
@@ -49,31 +54,52 @@ pub async fn stamp_dataset(
     if !store.capabilities().tags {
         return Err(no_tags(store));
     }
-    let store = &store.clone().checked().await?;
-    let key = lease_key(
-        &options.schema,
-        spec.shard.map(|s| format!("{}/{}", s.index, s.count)).as_deref(),
-    );
-    if options.break_lease {
-        break_lease(store, &key).await?;
+    let info = RunInfo {
+        run_id: format!("stamp-{}", new_run_id()),
+        started_at: now_rfc3339(),
+        host: host_name(),
+        store: store.url().to_string(),
+        schema: options.schema.clone(),
+        target: options.version,
+        prefixes: spec.prefixes.clone(),
+        suffix: spec.suffix.clone(),
+        filter: spec.filter.clone(),
+        // A stamp holds the data set alone, whatever part of it it stamps.
+        shard: None,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        rolls_back: None,
+    };
+    let terms = SessionTerms {
+        ttl: DEFAULT_LEASE_TTL,
+        break_first: options.break_lease,
+        allow_table_files: options.allow_table_files,
+    };
+    let session = Session::open(store, None, info, terms).await?;
+    let summary = stamp_all(&session, spec, source, options).await;
+    let (_, _, failure) = session.close(RunSummary::default(), None).await;
+    match (summary, failure) {
+        (Err(e), _) | (Ok(_), Some(e)) => Err(e),
+        (Ok(summary), None) => Ok(summary),
     }
-    let stamp_id = format!("stamp-{}", new_run_id());
-    let lease = Lease::acquire(store, &key, &stamp_id, &now_rfc3339(), DEFAULT_LEASE_TTL).await?;
-    let summary = stamp_all(store, spec, source, options).await;
-    lease.release().await?;
-    summary
 }
 
 async fn stamp_all(
-    store: &Store,
+    session: &Session,
     spec: &ScanSpec,
     source: &Candidates,
     options: &StampOptions,
 ) -> Result<StampSummary> {
+    let store = session.store();
+    let fence = session.fence();
     let mut keys = candidates(store, spec, source);
     let mut summary = StampSummary::default();
     while let Some(candidate) = keys.next().await {
         let candidate = candidate?;
+        if fence.is_cancelled() {
+            return Err(Error::Cancelled {
+                reason: crate::lease::LEASE_LOST.into(),
+            });
+        }
         match stamp(store, &candidate.key, options).await {
             Ok(()) => summary.stamped += 1,
             Err(e) => summary.failed.push((candidate.key, e.report())),

@@ -110,6 +110,10 @@ pub struct ScanEvent {
     /// take; default a day). Closing the run releases it earlier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_ttl_seconds: Option<u64>,
+    /// Migrate even where the prefixes lie at or under a Delta Lake, Iceberg or Hudi table
+    /// (refused by default: the table's metadata records each file's size).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_table_files: bool,
 }
 
 fn default_max_concurrency() -> u32 {

@@ -60,7 +60,7 @@ pub async fn handle_until(
     // a chain split over invocations is rolled back to where the object stood at its start.
     let run_id = event.run_id.clone();
     if let Some(run_id) = &run_id {
-        match detached::context(&store, DEFAULT_JOURNAL_PREFIX, run_id, &schema, None).await {
+        match detached::context(&store, DEFAULT_JOURNAL_PREFIX, run_id, &schema).await {
             Ok(context) => options.run = Some(context),
             Err(e) if e.is_retryable() => return Err(HandlerError::retryable(&e)),
             Err(e) => {

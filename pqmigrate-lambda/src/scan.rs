@@ -11,7 +11,6 @@ use futures::StreamExt;
 use pqmigrate_core::detached;
 use pqmigrate_core::identity::{host_name, now_rfc3339};
 use pqmigrate_core::journal::{DEFAULT_JOURNAL_PREFIX, JournalWriter, RunInfo};
-use pqmigrate_core::lease::{lease_key, release_held_by};
 use pqmigrate_core::plan::plan;
 use pqmigrate_core::scan::{Candidates, ScanSpec};
 use pqmigrate_core::store::ConditionalUpload;
@@ -115,14 +114,14 @@ pub async fn handle(config: &Config, registry: &Registry, event: ScanEvent) -> R
     let ttl = event
         .lease_ttl_seconds
         .map_or(DEFAULT_LEASE_TTL, std::time::Duration::from_secs);
-    detached::begin(&store, DEFAULT_JOURNAL_PREFIX, &info, ttl)
+    detached::begin(&store, DEFAULT_JOURNAL_PREFIX, &info, ttl, event.allow_table_files)
         .await
         .map_err(|e| HandlerError::store(&e))?;
     match scan_into_run(&store, registry, &event, &info).await {
         Ok(result) => Ok(result),
         Err(e) => {
             // A retried scan begins a new run: this one gives the data set back first.
-            if let Err(release) = release_held_by(&store, &lease_key(&schema, None), &info.run_id).await {
+            if let Err(release) = detached::abandon(&store, &info).await {
                 tracing::warn!("run {}: releasing the lease failed: {}", info.run_id, release.report());
             }
             Err(e)

@@ -137,6 +137,12 @@ impl ObjectStoreIo {
         let path = fs
             .path_to_filesystem(&object_path(key)?)
             .map_err(|e| Error::store(key, "resolve path", e))?;
+        if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::InvalidKey {
+                key: key.to_string(),
+                message: "it is a symbolic link; pqmigrate reads and replaces files, never links (rewriting it would replace the link with a file)".into(),
+            });
+        }
         let Some(existing) = path.ancestors().find(|p| p.symlink_metadata().is_ok()) else {
             return Ok(());
         };
@@ -483,7 +489,18 @@ impl StoreIo for ObjectStoreIo {
             // A read pinned to what was seen is pinned to its generation.
             options.version_id = options.if_match.take();
         }
+        let pinned = options.if_match.clone();
         let (head, bytes) = convert::get(self.inner.as_ref(), key, options).await?;
+        if let (Some(expected), Flavor::Local) = (pinned, self.flavor) {
+            // A file written over in place while it was read: its bytes may mix two contents.
+            let now = self.head_now(key).await?;
+            if now.e_tag.as_deref() != Some(expected.as_str()) {
+                return Err(Error::Conflict {
+                    key: key.to_string(),
+                    expected,
+                });
+            }
+        }
         Ok((self.named_back(head), bytes))
     }
 

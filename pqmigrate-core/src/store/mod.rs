@@ -249,11 +249,12 @@ impl Store {
     }
 
     /// Opens `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix` (or
-    /// `abfss://container@account.dfs.core.windows.net/prefix`), `file:///dir/prefix` or
+    /// `abfss://container@account.dfs.core.windows.net/prefix`), `file:///dir` or
     /// `memory://`. Returns the store and the prefix inside it given by the URL's path.
     ///
     /// # Errors
-    /// [`Error::Config`] for an unknown scheme or a bad URL.
+    /// [`Error::Config`] for an unknown scheme, a bad URL, or a `file://` folder that does not
+    /// exist (it is never created here).
     pub fn open(url: &str, options: &StoreOptions) -> Result<(Self, String)> {
         let parsed = url::Url::parse(url).map_err(|e| Error::Config(format!("bad store URL {url:?}: {e}")))?;
         match parsed.scheme() {
@@ -262,6 +263,13 @@ impl Store {
                 let path = parsed
                     .to_file_path()
                     .map_err(|()| Error::Config(format!("{url}: not a local path")))?;
+                // A mistyped path must not become a new, empty data set.
+                if !path.is_dir() {
+                    return Err(Error::Config(format!(
+                        "{url}: {} is not an existing folder (a data set's root is never created; make it first)",
+                        path.display()
+                    )));
+                }
                 Ok((Self::local(path)?.with_upload_sizes(options), String::new()))
             }
             "memory" => Ok((Self::memory().with_upload_sizes(options), prefix_of(&parsed))),

@@ -72,6 +72,13 @@ impl ObjectReader {
             version_id: None,
         };
         match self.store.get(&self.key, options).await {
+            // A store that answered a pinned read with another version's bytes.
+            Ok((head, _)) if self.e_tag.is_some() && head.e_tag.is_some() && head.e_tag != self.e_tag => {
+                Err(Error::Conflict {
+                    key: self.key.clone(),
+                    expected: self.e_tag.clone().unwrap_or_default(),
+                })
+            }
             Ok((_, bytes)) => {
                 self.received
                     .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
