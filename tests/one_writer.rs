@@ -575,3 +575,58 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+/// A file whose tag says 3 while its footer says 2: `plan` trusts the tag (its documented
+/// shortcut), `validate` reads every footer and names the file with both values.
+#[test]
+fn validate_names_every_object_whose_tag_and_footer_disagree() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (store, bucket) = rt.block_on(new_bucket("validate"));
+    rt.block_on(put_dataset(&store, "v", 4));
+    let url = format!("s3://{bucket}/v/");
+    run_id_of(&cli(&["run", &url, "--schema", SCHEMA, "--to", "2", "--json"], &[]));
+    let clean = cli(&["validate", &url, "--schema", SCHEMA], &[]);
+    assert_eq!(clean.code, 0, "{}\n{}", clean.stdout, clean.stderr);
+    assert!(
+        clean
+            .stdout
+            .contains("4 objects checked: 0 whose tag and footer disagree"),
+        "{}",
+        clean.stdout
+    );
+    let edited = "v/sensorData_0002.parquet";
+    let tags = vec![(pqmigrate::version_key(SCHEMA), "3".to_string())];
+    rt.block_on(store.put_tags(edited, &tags)).unwrap();
+    let plan = json(&cli(
+        &["plan", &url, "--schema", SCHEMA, "--to", "3", "--json", "--list"],
+        &[],
+    ));
+    let entry = plan["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == edited)
+        .unwrap();
+    assert_eq!(entry["status"], "at_target", "the plan trusts the tag: {entry}");
+    let out = cli(&["validate", &url, "--schema", SCHEMA], &[]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(&format!("{edited}: tag says 3, footer says 2")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("4 objects checked: 1 whose tag and footer disagree, 0 unreadable"),
+        "{}",
+        out.stdout
+    );
+    let out = cli(&["validate", &url, "--schema", SCHEMA, "--json"], &[]);
+    let lines: Vec<serde_json::Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["key"], edited);
+    assert_eq!(
+        (lines[0]["tag"].as_u64(), lines[0]["footer"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert_eq!(lines[1]["disagree"], 1);
+}

@@ -61,6 +61,9 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Record a version on objects without rewriting them (baselining).
     Stamp(StampArgs),
+    /// Read every object's footer and report each one whose version tag and footer disagree
+    /// (plan and run trust the tag where there is one); writes nothing.
+    Validate(DatasetArgs),
 }
 
 /// Which objects, and which schema.

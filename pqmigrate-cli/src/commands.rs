@@ -8,6 +8,7 @@ use pqmigrate_core::plan::{PlanTotals, plan};
 use pqmigrate_core::rollback::{RollbackOptions, rollback_run};
 use pqmigrate_core::scan::{Candidates, candidates, scan};
 use pqmigrate_core::stamp::{StampOptions, stamp_dataset};
+use pqmigrate_core::validate::validate_versions;
 use pqmigrate_core::{Migrator, Registry, Store, StoreOptions};
 
 use crate::args::{Cli, Command, DatasetArgs, PlanArgs, RollbackArgs, RunArgs, StampArgs, StatusArgs};
@@ -31,6 +32,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<u8> {
         Command::Status(args) => status(&cli, &options, args).await,
         Command::Rollback(args) => rollback(&cli, &options, args).await,
         Command::Stamp(args) => stamp_command(&cli, &options, args).await,
+        Command::Validate(args) => validate(&cli, &options, args).await,
     }
 }
 
@@ -298,6 +300,46 @@ async fn stamp_command(cli: &Cli, options: &StoreOptions, args: &StampArgs) -> R
         );
     }
     Ok(if failed > 0 { EXIT_FAILURES } else { EXIT_OK })
+}
+
+async fn validate(cli: &Cli, options: &StoreOptions, args: &DatasetArgs) -> Result<u8> {
+    let (store, prefix) = open(&args.store, options)?;
+    let spec = args.scan_spec(&prefix);
+    let source = source(&store, args)?;
+    let version_key = args.migrate_options(1).version_key;
+    let mut checks = validate_versions(
+        &store,
+        candidates(&store, &spec, &source),
+        &version_key,
+        spec.concurrency,
+    );
+    let (mut checked, mut disagree, mut unreadable) = (0u64, 0u64, 0u64);
+    while let Some(check) = checks.next().await {
+        let check = check?;
+        checked += 1;
+        if check.error.is_none() {
+            continue;
+        }
+        if check.disagrees() {
+            disagree += 1;
+        } else {
+            unreadable += 1;
+        }
+        report::version_check(&check, cli.json)?;
+    }
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({"checked": checked, "disagree": disagree, "unreadable": unreadable})
+        );
+    } else {
+        println!("{checked} objects checked: {disagree} whose tag and footer disagree, {unreadable} unreadable");
+    }
+    Ok(if disagree + unreadable > 0 {
+        EXIT_FAILURES
+    } else {
+        EXIT_OK
+    })
 }
 
 /// The manifests of `plan --split`: one file a worker, objects assigned as they are planned to

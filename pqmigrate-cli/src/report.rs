@@ -5,6 +5,7 @@ use anyhow::Result;
 use pqmigrate_core::journal::RunInfo;
 use pqmigrate_core::plan::{PlanEntry, PlanTotals};
 use pqmigrate_core::scan::ScannedObject;
+use pqmigrate_core::validate::VersionCheck;
 use pqmigrate_core::{Outcome, RunSummary, Status};
 
 use pqmigrate_core::status::{RunLine, RunState, Sharded};
@@ -42,6 +43,24 @@ pub(crate) fn scanned(object: &ScannedObject, json: bool) {
             (None, None) => {}
         }
     }
+}
+
+/// One object `validate` found wrong: its tag and footer disagree, or it cannot be read.
+pub(crate) fn version_check(check: &VersionCheck, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(check)?);
+    } else if check.disagrees() {
+        let shown = |v: Option<u32>| v.map_or("none (version 1)".to_string(), |v| v.to_string());
+        println!(
+            "{}: tag says {}, footer says {}",
+            check.key,
+            shown(check.tag),
+            shown(check.footer)
+        );
+    } else {
+        println!("{}: {}", check.key, check.error.as_deref().unwrap_or_default());
+    }
+    Ok(())
 }
 
 pub(crate) fn plan_entry(entry: &PlanEntry) {
