@@ -48,9 +48,9 @@ npm install --silent --no-save --no-audit --no-fund --prefix target/tools asl-va
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The CLI tests run the sensor_data example binary (the CLI with the sensorData steps), the Lambda
-# tests the bootstraps of examples/sensor-steps.
+# tests the bootstraps of examples/sensor-lambda.
 cargo build --workspace --bins --examples --locked
-PATH="$PWD/target/tools/zig/bin:$PATH" cargo-zigbuild zigbuild --locked -p pqmigrate-sensor-steps --bins \
+PATH="$PWD/target/tools/zig/bin:$PATH" cargo-zigbuild zigbuild --locked -p pqmigrate-sensor-lambda --bins \
   --target x86_64-unknown-linux-gnu.2.34
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked

@@ -8,3 +8,12 @@ pub use pqmigrate_core::*;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The Rust examples of `docs/`, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/lambda.md")]
+#[doc = include_str!("../docs/guarantees.md")]
+#[doc = include_str!("../docs/stores.md")]
+#[doc = include_str!("../docs/cluster.md")]
+#[doc = include_str!("../docs/performance.md")]
+pub struct DocsDoctests;

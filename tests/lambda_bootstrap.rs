@@ -1,4 +1,4 @@
-//! The shipped bootstrap binaries (`examples/sensor-steps`, with the sensorData steps linked
+//! The shipped bootstrap binaries (`examples/sensor-lambda`, with the sensorData steps linked
 //! in) driven through the Lambda Runtime API on loopback, the way the Lambda service drives
 //! them, against SeaweedFS: the seed's per-object loop with `maxStepsPerInvocation` 1 takes a
 //! v1 object to v3, a missing step and a corrupt object end in their states, and the scan

@@ -256,10 +256,10 @@ fn shipped_definitions_are_generated_and_valid() {
         assert_eq!(shipped, content, "{name} drifted; regenerate it");
     }
     // SAM resolves CodeUri against the template's folder: each must name the folder the
-    // README's build lines fill, target/lambda/<handler>/ of the workspace.
+    // build lines of docs/lambda.md fill, target/lambda/<handler>/ of the workspace.
     let template: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{deploy}/template.json")).unwrap()).unwrap();
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/lambda.md")).unwrap();
     assert!(readme.contains("cp target/x86_64-unknown-linux-gnu/release/bootstrap-$h target/lambda/$h/bootstrap"));
     let lexical = |path: std::path::PathBuf| {
         let mut out = std::path::PathBuf::new();

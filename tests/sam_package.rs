@@ -19,7 +19,7 @@ fn bootstrap(handler: &str) -> PathBuf {
     let path = Path::new(WORKSPACE).join(format!("target/x86_64-unknown-linux-gnu/debug/bootstrap-{handler}"));
     assert!(
         path.exists(),
-        "{} is missing: scripts/test.sh builds it with `cargo zigbuild -p pqmigrate-sensor-steps --bins --target x86_64-unknown-linux-gnu.2.34`",
+        "{} is missing: scripts/test.sh builds it with `cargo zigbuild -p pqmigrate-sensor-lambda --bins --target x86_64-unknown-linux-gnu.2.34`",
         path.display()
     );
     path

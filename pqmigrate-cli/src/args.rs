@@ -78,7 +78,7 @@ pub struct DatasetArgs {
     /// Key prefix to scan (repeatable); the whole store when none.
     #[arg(long = "prefix")]
     pub prefixes: Vec<String>,
-    /// Key ending objects must have (the seed's `type`), e.g. `.parq.snappy`.
+    /// Key ending objects must have (the scan event's `type`), e.g. `.parq.snappy`.
     #[arg(long, alias = "type", default_value = "")]
     pub suffix: String,
     /// Substring the key's base name must contain, e.g. `sensorData_`.

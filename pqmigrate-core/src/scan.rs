@@ -12,15 +12,15 @@ use crate::rewrite::Footer;
 use crate::store::{INTERNAL_PREFIX, ObjectReader, Store};
 use crate::version::{VersionSource, resolve_version};
 
-/// Which objects make up the data set (the seed's `prefixes`, `type` and `filter`).
+/// Which objects make up the data set (the scan event's `prefixes`, `type` and `filter`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanSpec {
     /// Key prefixes (raw strings, not directories: `day=0` matches `day=01/...`). Empty or `[""]`
     /// means the whole store.
     pub prefixes: Vec<String>,
-    /// Required key ending, e.g. `.parq.snappy` (the seed's `type`).
+    /// Required key ending, e.g. `.parq.snappy` (the scan event's `type`).
     pub suffix: String,
-    /// Required substring of the key's base name, e.g. `sensorData_` (the seed's `filter`).
+    /// Required substring of the key's base name, e.g. `sensorData_` (the scan event's `filter`).
     pub filter: String,
     /// Only this shard of the keys.
     pub shard: Option<Shard>,

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 /// garbage and is reported rather than trusted.
 pub const MAX_VERSION: u32 = 1_000_000;
 
-/// The version key for a schema id: `schema:<id>:version`, as the seed's tooling wrote it.
+/// The version key for a schema id: `schema:<id>:version`, as the tools in the field write it.
 ///
 /// ```
 /// assert_eq!(pqmigrate_core::version_key("sensorData"), "schema:sensorData:version");
@@ -76,7 +76,7 @@ pub enum VersionSource {
     /// Object tags and footer together where the store has tags, the footer alone elsewhere.
     #[default]
     Auto,
-    /// Only the object tag (the seed's way); the footer is still written.
+    /// Only the object tag (as tools in the field record it); the footer is still written.
     Tags,
     /// Only the Parquet footer key-value metadata.
     Footer,

@@ -68,7 +68,7 @@ fn retry(options: &Options) -> Value {
     ])
 }
 
-/// The per-object states of the seed's state machine: a Choice on `$.state`, the migrate Task
+/// The per-object states of the state machine: a Choice on `$.state`, the migrate Task
 /// looping back to it, retries with backoff and full jitter, and every other error caught.
 fn object_states(options: &Options) -> Value {
     json!({
@@ -97,7 +97,7 @@ fn object_states(options: &Options) -> Value {
     })
 }
 
-/// The per-object state machine (one execution per object, as in the seed).
+/// The per-object state machine (one execution per object).
 pub fn object_state_machine(options: &Options) -> Value {
     json!({
         "Comment": "pqmigrate: migrate one Parquet object to the desired schema version",
@@ -211,7 +211,7 @@ pub const KMS_ACTIONS: [&str; 2] = ["kms:Decrypt", "kms:GenerateDataKey"];
 
 /// The SAM template: both functions (`provided.al2023`), both state machines, and IAM with
 /// exactly the actions the code calls. Parameters: the bucket, the architecture, memory, the
-/// migrate function's reserved concurrency (100, as the seed), a KMS key for SSE-KMS buckets,
+/// migrate function's reserved concurrency (100 by default), a KMS key for SSE-KMS buckets,
 /// and the execution type of the Map's child workflows.
 pub fn sam_template(options: &Options) -> Value {
     let substituted = Options {
@@ -269,7 +269,7 @@ pub fn sam_template(options: &Options) -> Value {
             "MemorySize": { "Type": "Number", "Default": 1024, "MinValue": 256, "MaxValue": 10240 },
             "ReservedConcurrency": {
                 "Type": "Number", "Default": 100, "MinValue": 1,
-                "Description": "Invocations of the migrate function at once, at most (the seed ran 100)"
+                "Description": "Invocations of the migrate function at once, at most"
             },
             "KmsKeyArn": {
                 "Type": "String", "Default": "",

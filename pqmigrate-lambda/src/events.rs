@@ -1,4 +1,4 @@
-//! The events of the seed's state machines, typed, and the handler error.
+//! The events of the state machines, typed, and the handler error.
 
 use std::fmt;
 
@@ -16,7 +16,7 @@ pub const INVALID_EVENT_ERROR: &str = "PqmInvalidEvent";
 /// needs (the capability probe names which). Not retried.
 pub const STORE_REFUSED_ERROR: &str = "PqmStoreRefused";
 
-/// A version given as a string (`"3"`, as the seed wrote it) or a number.
+/// A version given as a string (`"3"`, as Step Functions inputs often carry it) or a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(into = "String")]
 pub struct Version(pub u32);
@@ -42,7 +42,7 @@ impl<'de> Deserialize<'de> for Version {
     }
 }
 
-/// The per-object event of the seed's state machine.
+/// The per-object event of the state machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MigrateEvent {
@@ -52,7 +52,7 @@ pub struct MigrateEvent {
     pub s3_bucket: String,
     /// Object key.
     pub s3_key: String,
-    /// Version key, `schema:<id>:version` (the seed's), or just the schema id.
+    /// Version key, `schema:<id>:version`, or just the schema id.
     pub schema: String,
     /// Target version.
     pub desired_version: Version,
@@ -72,7 +72,7 @@ pub struct MigrateEvent {
     pub extra: Map<String, Value>,
 }
 
-/// The seed's scan event.
+/// The scan event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScanEvent {

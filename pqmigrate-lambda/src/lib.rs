@@ -1,10 +1,10 @@
 //! The AWS Lambda adapter of pqmigrate, thin over the core:
 //!
-//! - [`migrate`]: the seed's per-object event `{state, s3Bucket, s3Key, schema, desiredVersion}`
+//! - [`migrate`]: the per-object event `{state, s3Bucket, s3Key, schema, desiredVersion}`
 //!   in, the same event with its new `state` out (`Done`, `Migrating`, `MissingMigrationStep`,
 //!   `Error` with `errorCause`). Retryable failures come back as Lambda errors of type
 //!   [`RETRYABLE_ERROR`], which the shipped state machines retry with backoff and jitter.
-//! - [`scan`]: the seed's scan event `{bucket, prefixes, type, filter, schema, desiredVersion}`;
+//! - [`scan`]: the scan event `{bucket, prefixes, type, filter, schema, desiredVersion}`;
 //!   begins a run (lease, `run.json`), writes the objects that need migration as a JSON-lines
 //!   manifest for a Distributed Map and records the others in the run; `{closeRun, ...}`
 //!   closes the run at the end. `pqmigrate status` and `rollback` work on such a run.
@@ -51,7 +51,7 @@ pub enum Handler {
 
 /// Why a bootstrap without steps refuses to start: it would answer every object with
 /// `MissingMigrationStep` and let the execution succeed having migrated nothing.
-pub const NO_STEPS: &str = "this bootstrap has no migration steps registered, so it would migrate nothing: build it in a binary that names your step crate (`use my_steps as _;`), as examples/sensor-steps does";
+pub const NO_STEPS: &str = "this bootstrap has no migration steps registered, so it would migrate nothing: build it in a binary that names your step crate (`use my_steps as _;`), as examples/sensor-lambda does";
 
 /// Refuses a registry without steps ([`NO_STEPS`]).
 ///

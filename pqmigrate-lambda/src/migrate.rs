@@ -1,4 +1,4 @@
-//! The per-object migrate handler, as the seed's state machine drives it.
+//! The per-object migrate handler, as the per-object state machine drives it.
 
 use std::time::Duration;
 

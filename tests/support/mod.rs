@@ -370,7 +370,7 @@ pub async fn migrate_done(store: &Store, key: &str, schema: &str, target: u32) -
 
 /// The CLI binary with the sensorData steps: the `sensor_data` example, built by
 /// `cargo build --examples` (scripts/test.sh does it before the tests).
-/// A bootstrap of examples/sensor-steps built by `cargo build --workspace --bins`
+/// A bootstrap of examples/sensor-lambda built by `cargo build --workspace --bins`
 /// (scripts/test.sh does it).
 pub fn bootstrap(name: &str) -> PathBuf {
     let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();

@@ -30,7 +30,7 @@ const READINGS: usize = 60;
 /// Shape of a generated sensorData file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataSpec {
-    /// Rows per file (139,000 in the seed's case).
+    /// Rows per file (139,000 in the reference case).
     pub rows: usize,
     /// Rows per row group (50,000).
     pub row_group_rows: usize,

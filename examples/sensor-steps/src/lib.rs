@@ -1,4 +1,4 @@
-//! The seed article's IoT case as a step crate: the `sensorData` schema's steps and a generator
+//! An IoT case as a step crate: the `sensorData` schema's steps and a generator
 //! of its data set.
 //!
 //! - `1 -> 2` appends `magnitude` = sqrt(x² + y²), `angle` = atan2(y, x), `x_norm` = x / magnitude

@@ -1,0 +1,5 @@
+//! The quick start (see the crate's documentation): `cargo run --release -p pqmigrate-sensor-demo`.
+
+fn main() -> std::process::ExitCode {
+    pqmigrate_sensor_demo::main()
+}
