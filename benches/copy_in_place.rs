@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pqmigrate::rewrite::Footer;
-use pqmigrate::store::{ConditionalUpload, CopySource};
+use pqmigrate::store::CopySource;
+use pqmigrate::transfer::ConditionalUpload;
 use pqmigrate::{MigrateOptions, Migrated, Outcome, Registry, Store, migrate_object};
 use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
 

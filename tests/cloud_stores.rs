@@ -15,7 +15,7 @@ use support::*;
 #[tokio::test]
 async fn the_probe_finds_azures_conditional_writes_metadata_and_index_tags() {
     let (store, _) = Cloud::Azure.new_store("probe");
-    let found = store.probe().await.unwrap();
+    let found = pqmigrate::transfer::probe::probe(&store).await.unwrap();
     assert!(found.conditional_create, "{found:?}");
     assert!(found.conditional_put, "{found:?}");
     assert_eq!(found.metadata_round_trips, Some(true), "{found:?}");
@@ -52,7 +52,7 @@ async fn an_azure_client_that_drops_tags_is_refused_before_anything_is_written()
         "no lease, journal or data written: {keys:?}"
     );
     // The same store with tags on passes the probe.
-    assert!(store.clone().checked().await.is_ok());
+    assert!(pqmigrate::transfer::checked(store.clone()).await.is_ok());
 }
 
 /// gcp-storage-emulator stores object_store's XML-API writes but answers them without an ETag
@@ -61,7 +61,7 @@ async fn an_azure_client_that_drops_tags_is_refused_before_anything_is_written()
 #[tokio::test]
 async fn a_gcs_emulator_without_generations_is_refused_before_anything_is_written() {
     let (store, url) = Cloud::Gcs.new_store("probe");
-    let err = store.clone().checked().await.unwrap_err();
+    let err = pqmigrate::transfer::checked(store.clone()).await.unwrap_err();
     assert!(err.report().contains("ETag Header missing"), "{}", err.report());
 
     let out = cli(&["run", &url, "--schema", SCHEMA, "--to", "3", "--json"], &[]);

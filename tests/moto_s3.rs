@@ -6,7 +6,7 @@
 mod support;
 
 use bytes::Bytes;
-use pqmigrate::store::Guarantees;
+use pqmigrate::transfer::Guarantees;
 use pqmigrate::{Error, MigrateOptions, Outcome, Registry, StoreOptions, migrate_object};
 use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
 use support::*;
@@ -36,7 +36,7 @@ fn large_file(seed: u64) -> Bytes {
 async fn the_probe_finds_exactly_the_missing_multipart_condition_and_a_run_there_is_safe() {
     let options = moto(6 * 1024 * 1024);
     let (store, _) = new_bucket_on(&options, "moto").await;
-    let found = store.probe().await.unwrap();
+    let found = pqmigrate::transfer::probe::probe(&store).await.unwrap();
     assert_eq!(
         found,
         Guarantees {
@@ -70,7 +70,7 @@ async fn the_probe_finds_exactly_the_missing_multipart_condition_and_a_run_there
     );
 
     // The store the probe checked writes single conditional PUTs: the change stands.
-    let checked = store.clone().checked().await.unwrap();
+    let checked = pqmigrate::transfer::checked(store.clone()).await.unwrap();
     let key = "safe/sensorData_000.parquet";
     store.put(key, original.clone(), &[], Default::default()).await.unwrap();
     let racing = with_racing_writer(&checked, theirs.clone());
@@ -134,7 +134,7 @@ fn a_cli_run_on_moto_migrates_with_single_puts() {
 #[tokio::test]
 async fn an_object_keeps_its_kms_key_through_the_rewrite() {
     let (store, _) = new_bucket_on(&moto(16 * 1024 * 1024), "moto-kms").await;
-    let store = store.checked().await.unwrap();
+    let store = pqmigrate::transfer::checked(store).await.unwrap();
     let key = "k/sensorData_000.parquet";
     let kms = pqmigrate::store::Encryption {
         algorithm: "aws:kms".into(),

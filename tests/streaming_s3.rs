@@ -4,7 +4,8 @@
 
 mod support;
 
-use pqmigrate::store::{ConditionalUpload, user_metadata};
+use pqmigrate::store::user_metadata;
+use pqmigrate::transfer::ConditionalUpload;
 use pqmigrate::{Error, Store, StoreOptions, version_key};
 use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
 use support::*;

@@ -50,7 +50,7 @@ fn open(url: &str, options: &StoreOptions) -> Result<(Store, String)> {
 /// (nothing was written), not failures part-way.
 async fn open_for_writing(url: &str, options: &StoreOptions) -> Result<(Store, String)> {
     let (store, prefix) = open(url, options)?;
-    if let Err(e) = store.guarantees().await {
+    if let Err(e) = pqmigrate_core::transfer::guarantees(&store).await {
         return Err(pqmigrate_core::Error::Config(format!(
             "{url}: the store could not be reached or checked, so nothing was done: {}",
             e.report()

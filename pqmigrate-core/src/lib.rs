@@ -87,6 +87,7 @@ pub mod stamp;
 pub mod status;
 pub mod store;
 pub mod table_format;
+pub mod transfer;
 pub mod validate;
 pub mod version;
 

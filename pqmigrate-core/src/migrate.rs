@@ -14,7 +14,8 @@ use crate::outcome::WritePath;
 use crate::outcome::{Migrated, Outcome, Record};
 use crate::registry::Registry;
 use crate::rewrite::{AppendPlan, AppendRewriter, FileRanges, Footer, RowGroupRewriter, plan_append};
-use crate::store::{ConditionalUpload, CopySource, MIN_PART, ObjectInfo, ObjectReader, Store, Written, metadata};
+use crate::store::{CopySource, MIN_PART, ObjectInfo, Store, Written, metadata};
+use crate::transfer::{ConditionalUpload, ObjectReader};
 use crate::version::{VersionSource, resolve_version, version_key, version_metadata_name};
 
 /// What to migrate objects to.

@@ -22,7 +22,8 @@ use crate::migrate::written_by;
 use crate::outcome::{Migrated, Outcome, Record, RunSummary};
 use crate::run::RunReport;
 use crate::session::{Session, SessionTerms};
-use crate::store::{ConditionalUpload, ObjectInfo, ReadOptions, Store, metadata};
+use crate::store::{ObjectInfo, ReadOptions, Store, metadata};
+use crate::transfer::ConditionalUpload;
 
 /// Bytes of the previous version read at a time while it is copied back.
 const RESTORE_CHUNK: u64 = 8 * 1024 * 1024;

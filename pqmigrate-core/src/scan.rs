@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::migrate::MigrateOptions;
 use crate::rewrite::Footer;
-use crate::store::{INTERNAL_PREFIX, ObjectReader, Store};
+use crate::store::{INTERNAL_PREFIX, Store};
+use crate::transfer::ObjectReader;
 use crate::version::{VersionSource, resolve_version};
 
 /// Which objects make up the data set (the scan event's `prefixes`, `type` and `filter`).

@@ -16,6 +16,7 @@ use crate::lease::{self, Claim, Lease, LeaseInfo, lease_key};
 use crate::outcome::{Record, RunSummary};
 use crate::store::Store;
 use crate::table_format::refuse_tables;
+use crate::transfer::checked;
 
 /// How a session opens.
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +58,7 @@ impl Session {
         terms: SessionTerms,
     ) -> Result<Self> {
         let started = Instant::now();
-        let store = store.clone().checked().await?;
+        let store = checked(store.clone()).await?;
         if !terms.allow_table_files && info.rolls_back.is_none() {
             refuse_tables(&store, &info.prefixes).await?;
         }

@@ -10,7 +10,8 @@ use crate::lease::DEFAULT_LEASE_TTL;
 use crate::outcome::RunSummary;
 use crate::scan::{Candidates, ScanSpec, candidates};
 use crate::session::{Session, SessionTerms};
-use crate::store::{ObjectReader, Store, check_tag_limits};
+use crate::store::{Store, check_tag_limits};
+use crate::transfer::ObjectReader;
 use crate::version::parse_version;
 
 /// What to stamp.

@@ -63,47 +63,44 @@ pub fn enclosing_folders(prefix: &str) -> Vec<String> {
     folders
 }
 
-/// The table a prefix lies at or under, if any: each enclosing folder's subfolders are listed
-/// (one request a folder) and checked for a format's marker.
+/// The table a prefix lies at or under, if any: in each enclosing folder, each format's marker
+/// is looked for with a listing of one page (a raw prefix listing, which a hostile key elsewhere
+/// in the folder cannot break).
 ///
 /// # Errors
 /// Store errors of the listings.
 pub async fn table_around(store: &Store, prefix: &str) -> Result<Option<Table>> {
     for root in enclosing_folders(prefix) {
-        let dirs = store.list_dirs(&root).await?;
-        let name = |dir: &String| {
-            dir.trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_string()
-        };
-        let names: Vec<String> = dirs.iter().map(name).collect();
-        let table = |format, marker: &str| {
-            Some(Table {
-                format,
-                root: root.clone(),
-                marker: marker.to_string(),
-            })
-        };
-        if names.iter().any(|n| n == "_delta_log") {
-            return Ok(table("Delta Lake", "_delta_log/"));
-        }
-        if names.iter().any(|n| n == ".hoodie") {
-            return Ok(table("Hudi", ".hoodie/"));
-        }
-        if names.iter().any(|n| n == "metadata") {
-            let mut listed = store.list_prefix(&format!("{root}metadata/"), Some(1000));
-            while let Some(object) = listed.next().await {
-                let object = object?;
-                if object.key.ends_with(".metadata.json") {
-                    let marker = object.key[root.len()..].to_string();
-                    return Ok(table("Iceberg", &marker));
-                }
+        for (format, marker) in [("Delta Lake", "_delta_log/"), ("Hudi", ".hoodie/")] {
+            if first_keys(store, &format!("{root}{marker}"), 1).await?.next().is_some() {
+                return Ok(Some(Table {
+                    format,
+                    root: root.clone(),
+                    marker: marker.to_string(),
+                }));
             }
+        }
+        // Table metadata files sort first in the folder (`00000-<uuid>.metadata.json`).
+        let mut metadata = first_keys(store, &format!("{root}metadata/"), 1000).await?;
+        if let Some(key) = metadata.find(|k| k.ends_with(".metadata.json")) {
+            return Ok(Some(Table {
+                format: "Iceberg",
+                marker: key[root.len()..].to_string(),
+                root,
+            }));
         }
     }
     Ok(None)
+}
+
+/// The keys of the first listing page under `prefix`, at most `count`.
+async fn first_keys(store: &Store, prefix: &str, count: usize) -> Result<std::vec::IntoIter<String>> {
+    let page: Vec<_> = store.list_prefix(prefix, Some(count)).take(count).collect().await;
+    let keys = page
+        .into_iter()
+        .map(|listed| listed.map(|l| l.key))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(keys.into_iter())
 }
 
 /// Refuses a data set whose prefixes lie at or under a table (see [`table_around`]).

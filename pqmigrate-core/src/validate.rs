@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::scan::Candidate;
-use crate::store::{ObjectReader, Store};
+use crate::store::Store;
+use crate::transfer::ObjectReader;
 use crate::version::{parse_version, reconcile};
 
 /// What one object's records say.

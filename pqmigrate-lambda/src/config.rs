@@ -53,7 +53,7 @@ impl Config {
     /// # Errors
     /// [`pqmigrate_core::Error::Config`] naming the missing guarantee, store errors of the probe.
     pub async fn checked_store(&self, bucket: &str) -> pqmigrate_core::Result<Store> {
-        self.store(bucket)?.checked().await
+        pqmigrate_core::transfer::checked(self.store(bucket)?).await
     }
 
     /// The store for `bucket`.

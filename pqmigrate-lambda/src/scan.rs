@@ -13,7 +13,7 @@ use pqmigrate_core::identity::{host_name, now_rfc3339};
 use pqmigrate_core::journal::{DEFAULT_JOURNAL_PREFIX, JournalWriter, RunInfo};
 use pqmigrate_core::plan::plan;
 use pqmigrate_core::scan::{Candidates, ScanSpec};
-use pqmigrate_core::store::ConditionalUpload;
+use pqmigrate_core::transfer::ConditionalUpload;
 use pqmigrate_core::{MigrateOptions, Outcome, Record, Registry, Store, new_run_id};
 
 use crate::config::Config;

@@ -176,4 +176,10 @@ impl<H: Hook> StoreIo for Decorated<H> {
         let answer = self.inner.versioning_enabled().await?;
         self.hook.after(Request::GetVersioning, "").map(|()| answer)
     }
+
+    async fn server_time(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        self.hook.before(Request::Clock, "", false, &self.inner).await?;
+        let answer = self.inner.server_time().await?;
+        self.hook.after(Request::Clock, "").map(|()| answer)
+    }
 }

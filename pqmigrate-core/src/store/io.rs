@@ -46,11 +46,13 @@ pub enum Request {
     ListVersions,
     /// Whether the bucket keeps versions.
     GetVersioning,
+    /// The store's clock read.
+    Clock,
 }
 
 impl Request {
     /// Every kind of request.
-    pub const ALL: [Request; 15] = [
+    pub const ALL: [Request; 16] = [
         Request::List,
         Request::ListDirs,
         Request::Head,
@@ -66,6 +68,7 @@ impl Request {
         Request::AbortMultipart,
         Request::ListVersions,
         Request::GetVersioning,
+        Request::Clock,
     ];
 
     /// A short name for messages (`list`, `upload part`, ...).
@@ -86,6 +89,7 @@ impl Request {
             Request::AbortMultipart => "abort multipart upload",
             Request::ListVersions => "list versions",
             Request::GetVersioning => "get versioning",
+            Request::Clock => "clock",
         }
     }
 
@@ -97,7 +101,7 @@ impl Request {
 
 /// Requests seen, per kind; shared by a decorator and whoever watches it.
 #[derive(Debug, Default)]
-pub struct RequestCounts([AtomicU64; 15]);
+pub struct RequestCounts([AtomicU64; 16]);
 
 impl RequestCounts {
     /// Counts one request.
@@ -325,6 +329,10 @@ pub trait StoreIo: fmt::Debug + Send + Sync + 'static {
 
     /// Whether the store keeps earlier versions of objects now.
     async fn versioning_enabled(&self) -> Result<bool>;
+
+    /// The store's clock, which leases are judged by: a server's `Date` (S3, Azure), this
+    /// machine's for a store on it (local disk, memory) or whose clock cannot be read (GCS).
+    async fn server_time(&self) -> Result<chrono::DateTime<chrono::Utc>>;
 }
 
 /// A shared [`StoreIo`].

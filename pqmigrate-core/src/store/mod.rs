@@ -3,23 +3,18 @@
 //! (the rate limiter, the fault injector). Retries of single requests live here; what a backend can do is a
 //! [`Capabilities`] value. Nothing here knows about scans, plans, journals or executors.
 
-mod azure_tags;
+mod azure;
 mod backoff;
-mod cloud;
-mod convert;
 mod decorate;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
-mod generic;
+mod gcs;
 mod io;
-mod local_files;
-mod local_versions;
-mod probe;
+mod local;
+mod memory;
+mod plumbing;
 mod ratelimit;
-mod reader;
 mod s3;
-mod s3api;
-mod upload;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,15 +22,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::client::{HttpConnector, ReqwestConnector};
-use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{Attribute, Attributes, ClientOptions, RetryConfig};
+use object_store::{Attribute, Attributes, RetryConfig};
 
-#[cfg(test)]
-pub(crate) use backoff::REQUEST_ATTEMPTS;
-pub(crate) use backoff::in_rounds;
+pub(crate) use backoff::{REQUEST_ATTEMPTS, in_rounds};
 pub use backoff::{RetryPolicy, jitter_unit};
 pub use decorate::{Decorated, Hook};
 pub use io::{
@@ -43,14 +33,10 @@ pub use io::{
     RequestCounts, SharedIo, StoreIo, WriteOptions, Written,
 };
 pub use object_store::Error as StoreError;
-pub use probe::Guarantees;
 pub use ratelimit::{RateLimit, RateLimiter};
-pub use reader::ObjectReader;
-pub use s3api::S3Api;
-pub use upload::{ConditionalUpload, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, MAX_PART, MIN_PART};
+pub use s3::S3Api;
 
 use crate::error::{Error, Result};
-use generic::{Flavor, ObjectStoreIo};
 
 /// S3's limits on object tags, checked before every write.
 pub const S3_MAX_TAGS: usize = 10;
@@ -58,6 +44,15 @@ pub const S3_MAX_TAGS: usize = 10;
 pub const S3_MAX_TAG_KEY: usize = 128;
 /// Longest tag value S3 accepts.
 pub const S3_MAX_TAG_VALUE: usize = 256;
+
+/// Outputs up to this size go out as one conditional PUT.
+pub const DEFAULT_MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
+/// Part size of multipart uploads (S3 wants at least 5 MiB for all but the last).
+pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+/// The smallest part S3 takes, but for the last.
+pub const MIN_PART: u64 = 5 * 1024 * 1024;
+/// The largest part S3 takes, copied or uploaded.
+pub const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
 
 /// Prefix under which pqmigrate keeps its own objects (journals, leases, staging); never scanned.
 pub const INTERNAL_PREFIX: &str = "_pqmigrate/";
@@ -165,10 +160,7 @@ impl Store {
     /// An in-memory store (tests, examples).
     pub fn memory() -> Self {
         static STORES: AtomicU64 = AtomicU64::new(0);
-        let mut store = Self::from_io(
-            Arc::new(ObjectStoreIo::new(Arc::new(InMemory::new()), Flavor::Memory)),
-            "memory://".into(),
-        );
+        let mut store = Self::from_io(Arc::new(memory::MemoryIo::default()), "memory://".into());
         store.identity = format!("memory://#{}", STORES.fetch_add(1, Ordering::Relaxed));
         store
     }
@@ -181,7 +173,7 @@ impl Store {
         let root = root.as_ref();
         std::fs::create_dir_all(root).map_err(|e| Error::Config(format!("cannot create {}: {e}", root.display())))?;
         Ok(Self::from_io(
-            Arc::new(ObjectStoreIo::local(root)?),
+            Arc::new(local::LocalIo::new(root)?),
             format!("file://{}", root.display()),
         ))
     }
@@ -207,45 +199,13 @@ impl Store {
     /// # Errors
     /// [`Error::Config`] when the client cannot be built.
     pub fn s3(bucket: &str, options: &StoreOptions) -> Result<Self> {
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-        if let Some(endpoint) = &options.endpoint {
-            builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
-        }
-        if let Some(region) = &options.region {
-            builder = builder.with_region(region);
-        }
-        let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
-        let allow_http = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
-        builder = builder.with_allow_http(allow_http).with_retry(options.retry_config());
-        let region = builder
-            .get_config_value(&AmazonS3ConfigKey::Region)
-            .unwrap_or_else(|| "us-east-1".to_string());
-        let virtual_hosted = builder
-            .get_config_value(&AmazonS3ConfigKey::VirtualHostedStyleRequest)
-            .is_some_and(|v| v == "true");
-        let s3 = builder
-            .clone()
-            .build()
-            .map_err(|e| Error::Config(format!("S3 bucket {bucket}: {e}")))?;
-        let bucket_url = match (&endpoint, virtual_hosted) {
-            (Some(endpoint), false) => format!("{}/{bucket}", endpoint.trim_end_matches('/')),
-            (Some(endpoint), true) => endpoint.trim_end_matches('/').to_string(),
-            (None, _) => format!("https://{bucket}.s3.{region}.amazonaws.com"),
-        };
-        let client = ReqwestConnector::default()
-            .connect(&ClientOptions::new().with_allow_http(allow_http))
-            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
-        let api = Arc::new(S3Api::new(
-            client,
-            s3.credentials().clone(),
-            bucket_url,
-            bucket.to_string(),
-            region,
-        ));
-        let io = Arc::new(s3::S3Io::new(Arc::new(s3), api.clone(), builder));
-        let mut store = Self::from_io(io, format!("s3://{bucket}"));
-        store.s3 = Some(api);
-        Ok(store.with_upload_sizes(options))
+        Ok(s3::open(bucket, options)?.with_upload_sizes(options))
+    }
+
+    /// Keeps the S3 administration handle of an S3 store.
+    fn with_s3_api(mut self, api: Arc<S3Api>) -> Self {
+        self.s3 = Some(api);
+        self
     }
 
     /// Opens `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix` (or
@@ -263,21 +223,14 @@ impl Store {
                 let path = parsed
                     .to_file_path()
                     .map_err(|()| Error::Config(format!("{url}: not a local path")))?;
-                // A mistyped path must not become a new, empty data set.
-                if !path.is_dir() {
-                    return Err(Error::Config(format!(
-                        "{url}: {} is not an existing folder (a data set's root is never created; make it first)",
-                        path.display()
-                    )));
-                }
-                Ok((Self::local(path)?.with_upload_sizes(options), String::new()))
+                Ok((local::open(url, &path)?.with_upload_sizes(options), String::new()))
             }
             "memory" => Ok((Self::memory().with_upload_sizes(options), prefix_of(&parsed))),
-            "gs" => Ok((cloud::gcs(bucket_of(&parsed, url)?, options)?, prefix_of(&parsed))),
+            "gs" => Ok((gcs::open(bucket_of(&parsed, url)?, options)?, prefix_of(&parsed))),
             "az" | "azure" | "abfs" | "abfss" => {
-                let (container, account) = cloud::azure_container(&parsed)?;
+                let (container, account) = azure::container_of(&parsed)?;
                 Ok((
-                    cloud::azure(&container, account.as_deref(), options)?,
+                    azure::open(&container, account.as_deref(), options)?,
                     prefix_of(&parsed),
                 ))
             }
@@ -390,16 +343,14 @@ impl Store {
         backoff::retry_transient(&self.request_retries, Error::is_transient, call).await
     }
 
-    /// The store's clock: an S3 server's `Date`; this machine's clock for local disk and memory,
-    /// which are on it.
+    /// The store's clock, through the seam (so rate limits and injected faults apply to it): a
+    /// server's `Date` (S3, Azure); this machine's clock for local disk and memory, which are on
+    /// it, and for GCS, whose clock is not read.
     ///
     /// # Errors
     /// Store errors of the request that reads it.
     pub async fn server_time(&self) -> Result<chrono::DateTime<chrono::Utc>> {
-        match &self.s3 {
-            Some(api) => self.retry(|| api.server_time()).await,
-            None => Ok(chrono::Utc::now()),
-        }
+        self.retry(|| self.io.server_time()).await
     }
 
     /// Lists the objects whose keys start with `prefix` (a raw string, not a directory), every
@@ -586,24 +537,6 @@ impl Store {
     /// Store errors naming the key.
     pub async fn delete(&self, key: &str) -> Result<()> {
         self.retry(|| self.io.delete(key)).await
-    }
-
-    /// Writes `data` to `previous.key` only if the object still has `previous.e_tag`, with
-    /// `tags` and `previous`'s attributes, in one request where the store allows it. Data, tags
-    /// and attributes change together or not at all.
-    ///
-    /// # Errors
-    /// [`Error::Conflict`] when the object changed since it was read (nothing is written),
-    /// [`Error::Limit`] for tags S3 would refuse, [`Error::Store`] for anything else.
-    pub async fn write_if_unchanged(
-        &self,
-        previous: &ObjectInfo,
-        data: Bytes,
-        tags: &[(String, String)],
-    ) -> Result<Written> {
-        let mut upload = ConditionalUpload::new(self, previous, tags)?;
-        upload.push(data).await?;
-        upload.finish().await
     }
 
     /// Every version of the objects under `prefix`.

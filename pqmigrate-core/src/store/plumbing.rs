@@ -1,14 +1,92 @@
-//! Conversions between the seam's types and `object_store`'s, shared by the backends that use
-//! `object_store`'s clients.
+//! The `object_store` plumbing the backends share, as plain functions: conversions between the
+//! seam's types and `object_store`'s, reads, listings pages, deletes, and the errors every backend
+//! gives for what it cannot do.
+
+use std::collections::BTreeSet;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use object_store::{
     Attributes, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, TagSet, UpdateVersion,
 };
 
-use super::io::{Condition, Head, ReadOptions};
+use super::io::{Condition, Head, ListPage, Listed, ReadOptions};
 use super::object_path;
 use crate::error::{Error, Result};
+
+/// Keys a listing page holds when the caller sets no size.
+const PAGE: usize = 1000;
+
+/// One page of the keys starting with `prefix` (a raw string): the prefix's directory is listed
+/// (path listings work on whole segments) and the keys that start with the raw prefix kept. A
+/// page is the `max_keys` smallest keys after the token, whatever order the store lists in.
+/// `e_tag` gives the ETag the seam reports for a listed object.
+pub(crate) async fn list_page(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    page: Option<String>,
+    max_keys: Option<usize>,
+    e_tag: fn(ObjectMeta) -> Option<String>,
+) -> Result<ListPage> {
+    let size = max_keys.unwrap_or(PAGE).max(1);
+    let dir = prefix.rfind('/').map(|i| &prefix[..i]).unwrap_or("");
+    let dir = (!dir.is_empty()).then(|| object_path(dir)).transpose()?;
+    let mut listing = store.list(dir.as_ref());
+    let mut smallest: BTreeSet<(String, u64, Option<String>)> = BTreeSet::new();
+    let mut more = false;
+    while let Some(item) = listing.next().await {
+        let meta: ObjectMeta = match item {
+            Ok(meta) => meta,
+            Err(object_store::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(Error::store(prefix, "list", e)),
+        };
+        let key = meta.location.to_string();
+        if !key.starts_with(prefix) || page.as_deref().is_some_and(|after| key.as_str() <= after) {
+            continue;
+        }
+        let bytes = meta.size;
+        smallest.insert((key, bytes, e_tag(meta)));
+        if smallest.len() > size {
+            smallest.pop_last();
+            more = true;
+        }
+    }
+    let objects: Vec<Listed> = smallest
+        .into_iter()
+        .map(|(key, size, e_tag)| Listed { key, size, e_tag })
+        .collect();
+    let next = more.then(|| objects.last().map(|l| l.key.clone())).flatten();
+    Ok(ListPage { objects, next })
+}
+
+/// The error of a create that found the key taken.
+pub(crate) fn already_exists(key: &str) -> Error {
+    Error::store(
+        key,
+        "put",
+        object_store::Error::AlreadyExists {
+            path: key.to_string(),
+            source: "the object exists".into(),
+        },
+    )
+}
+
+/// The error of a version request on a store that keeps no versions.
+pub(crate) fn no_versions(key: &str) -> Error {
+    Error::Config(format!("{key}: this store keeps no object versions"))
+}
+
+/// The error of a multipart request on a store whose every write is one request.
+pub(crate) fn no_multipart(key: &str) -> Error {
+    Error::Config(format!(
+        "{key}: this store takes every write as one request, not in parts"
+    ))
+}
+
+/// The error of a tag request on a store without object tags.
+pub(crate) fn no_tags(key: &str) -> Error {
+    Error::Config(format!("{key}: this store has no object tags"))
+}
 
 /// An object's metadata through `object_store` (a GET with `head`, so attributes come too).
 pub(crate) async fn head(store: &dyn ObjectStore, key: &str, version_id: Option<&str>) -> Result<Head> {
@@ -106,4 +184,10 @@ pub(crate) fn conflict_or(key: &str, condition: &Condition, op: &'static str, e:
         },
         (e, _) => Error::store(key, op, e),
     }
+}
+
+/// HTTP client options for a cloud client: plain HTTP allowed for an `http://` endpoint (an
+/// emulator on loopback).
+pub(crate) fn client_options(endpoint: Option<&str>) -> object_store::ClientOptions {
+    object_store::ClientOptions::new().with_allow_http(endpoint.is_some_and(|e| e.starts_with("http://")))
 }

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use object_store::{Attribute, Attributes};
 
-use super::io::Head;
 use crate::error::{Error, Result};
+use crate::store::io::Head;
 
 /// The lock file of a local root, under the internal prefix.
 pub(super) const LOCK_FILE: &str = "_pqmigrate/local.lock";

@@ -8,12 +8,12 @@ use object_store::client::{HttpClient, HttpRequest, HttpRequestBody};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
-use super::io::{CopySource, Listed, ObjectVersion};
 use crate::error::{Error, Result};
+use crate::store::io::{CopySource, Listed, ObjectVersion};
 
 /// Characters S3 (and Azure Blob) want percent-encoded in an object key path (everything but
 /// unreserved and `/`).
-pub(super) const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
+pub(crate) const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
@@ -130,7 +130,7 @@ impl S3Api {
     ///
     /// # Errors
     /// [`Error::S3Api`] with the HTTP status (404 for a missing object).
-    pub async fn head_object(&self, key: &str, version_id: Option<&str>) -> Result<super::io::Head> {
+    pub async fn head_object(&self, key: &str, version_id: Option<&str>) -> Result<crate::store::io::Head> {
         use object_store::Attribute;
         let query = version_id
             .map(|v| format!("versionId={}", utf8_percent_encode(v, QUERY_ENCODE_SET)))
@@ -175,7 +175,7 @@ impl S3Api {
                 attributes.insert(Attribute::Metadata(suffix.to_string().into()), value.to_string().into());
             }
         }
-        Ok(super::io::Head {
+        Ok(crate::store::io::Head {
             e_tag: text("etag"),
             version_id: text("x-amz-version-id"),
             size,
@@ -183,7 +183,7 @@ impl S3Api {
                 .and_then(|d| chrono::DateTime::parse_from_rfc2822(&d).ok())
                 .map(|d| d.with_timezone(&chrono::Utc)),
             attributes,
-            encryption: text("x-amz-server-side-encryption").map(|algorithm| super::io::Encryption {
+            encryption: text("x-amz-server-side-encryption").map(|algorithm| crate::store::io::Encryption {
                 algorithm,
                 kms_key_id: text("x-amz-server-side-encryption-aws-kms-key-id"),
             }),
@@ -616,7 +616,7 @@ fn parse_list_objects(prefix: &str, body: &[u8]) -> Result<(Vec<Listed>, Option<
         if !url_encoded {
             return Ok(key);
         }
-        super::form_decode(&key).ok_or_else(|| unreadable(format!("key {key:?} is not UTF-8")))
+        crate::store::form_decode(&key).ok_or_else(|| unreadable(format!("key {key:?} is not UTF-8")))
     };
     let objects = page
         .contents
@@ -636,7 +636,7 @@ fn parse_list_objects(prefix: &str, body: &[u8]) -> Result<(Vec<Listed>, Option<
 }
 
 /// `<TagSet>` of `tags`, as S3's tagging and Azure's blob tags bodies hold it.
-pub(super) fn tag_set_xml(tags: &[(String, String)]) -> String {
+pub(crate) fn tag_set_xml(tags: &[(String, String)]) -> String {
     let mut xml = String::from("<TagSet>");
     for (k, v) in tags {
         xml.push_str(&format!(
@@ -651,7 +651,7 @@ pub(super) fn tag_set_xml(tags: &[(String, String)]) -> String {
 
 /// The tags of an answer whose root element (S3's `<Tagging>`, Azure's `<Tags>`) holds a
 /// `<TagSet>`.
-pub(super) fn parse_tag_set(body: &[u8]) -> std::result::Result<Vec<(String, String)>, quick_xml::DeError> {
+pub(crate) fn parse_tag_set(body: &[u8]) -> std::result::Result<Vec<(String, String)>, quick_xml::DeError> {
     let parsed: Tagging = quick_xml::de::from_reader(body)?;
     Ok(parsed.tag_set.tags.into_iter().map(|t| (t.key, t.value)).collect())
 }

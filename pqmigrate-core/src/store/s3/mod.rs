@@ -1,5 +1,9 @@
 //! The S3 backend: object calls through `object_store`'s client, and the calls it does not
-//! expose (tags, conditional multipart completion, versions) signed with its public signer.
+//! expose (tags, conditional multipart completion, versions, the server's clock) signed with its
+//! public signer ([`api`]). Opened from `s3://bucket` with the endpoint, region and addressing
+//! style the options and the standard `AWS_*` variables give.
+
+pub(crate) mod api;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,16 +11,63 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::client::{HttpConnector, ReqwestConnector};
 use object_store::multipart::MultipartStore;
 use object_store::{ObjectStore, PutMultipartOptions, PutOptions, PutPayload};
 
-use super::convert::{self, conflict_or, put_mode, tag_set};
 use super::io::{
     Capabilities, Condition, CopySource, Encryption, Head, ListPage, ObjectVersion, ReadOptions, StoreIo, WriteOptions,
     Written,
 };
-use super::{S3Api, object_path};
+use super::plumbing::{self, conflict_or, put_mode, tag_set};
+use super::{Store, StoreOptions, object_path};
 use crate::error::{Error, Result};
+pub use api::S3Api;
+
+/// An S3 bucket. Credentials and defaults come from the standard `AWS_*` environment variables;
+/// `options` override endpoint and region. A custom endpoint is addressed path-style.
+///
+/// # Errors
+/// [`Error::Config`] when the client cannot be built.
+pub(crate) fn open(bucket: &str, options: &StoreOptions) -> Result<Store> {
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(endpoint) = &options.endpoint {
+        builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
+    }
+    if let Some(region) = &options.region {
+        builder = builder.with_region(region);
+    }
+    let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
+    let allow_http = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+    builder = builder.with_allow_http(allow_http).with_retry(options.retry_config());
+    let region = builder
+        .get_config_value(&AmazonS3ConfigKey::Region)
+        .unwrap_or_else(|| "us-east-1".to_string());
+    let virtual_hosted = builder
+        .get_config_value(&AmazonS3ConfigKey::VirtualHostedStyleRequest)
+        .is_some_and(|v| v == "true");
+    let s3 = builder
+        .clone()
+        .build()
+        .map_err(|e| Error::Config(format!("S3 bucket {bucket}: {e}")))?;
+    let bucket_url = match (&endpoint, virtual_hosted) {
+        (Some(endpoint), false) => format!("{}/{bucket}", endpoint.trim_end_matches('/')),
+        (Some(endpoint), true) => endpoint.trim_end_matches('/').to_string(),
+        (None, _) => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+    };
+    let client = ReqwestConnector::default()
+        .connect(&object_store::ClientOptions::new().with_allow_http(allow_http))
+        .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+    let api = Arc::new(S3Api::new(
+        client,
+        s3.credentials().clone(),
+        bucket_url,
+        bucket.to_string(),
+        region,
+    ));
+    let io = Arc::new(S3Io::new(Arc::new(s3), api.clone(), builder));
+    Ok(Store::from_io(io, format!("s3://{bucket}")).with_s3_api(api))
+}
 
 /// An S3 bucket (or an S3-compatible server).
 #[derive(Debug)]
@@ -103,7 +154,7 @@ impl StoreIo for S3Io {
     }
 
     async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
-        convert::list_dirs(self.s3.as_ref(), prefix).await
+        plumbing::list_dirs(self.s3.as_ref(), prefix).await
     }
 
     /// A raw HeadObject, so the storage class comes with the other attributes.
@@ -113,7 +164,7 @@ impl StoreIo for S3Io {
     }
 
     async fn get(&self, key: &str, options: ReadOptions) -> Result<(Head, Bytes)> {
-        convert::get(self.s3.as_ref(), key, options).await
+        plumbing::get(self.s3.as_ref(), key, options).await
     }
 
     async fn put(&self, key: &str, data: PutPayload, options: WriteOptions) -> Result<Written> {
@@ -135,7 +186,7 @@ impl StoreIo for S3Io {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        convert::delete(self.s3.as_ref(), key).await
+        plumbing::delete(self.s3.as_ref(), key).await
     }
 
     async fn get_tags(&self, key: &str, version_id: Option<&str>) -> Result<Vec<(String, String)>> {
@@ -208,5 +259,10 @@ impl StoreIo for S3Io {
 
     async fn versioning_enabled(&self) -> Result<bool> {
         self.api.versioning_enabled().await
+    }
+
+    /// The server's `Date`, from a HeadBucket.
+    async fn server_time(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        self.api.server_time().await
     }
 }

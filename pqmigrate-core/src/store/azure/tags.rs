@@ -8,8 +8,8 @@ use object_store::azure::{AzureAuthorizer, AzureCredentialProvider};
 use object_store::client::{HttpClient, HttpRequest, HttpRequestBody};
 use percent_encoding::utf8_percent_encode;
 
-use super::s3api::{KEY_ENCODE_SET, parse_tag_set, tag_set_xml};
 use crate::error::{Error, Result};
+use crate::store::s3::api::{KEY_ENCODE_SET, parse_tag_set, tag_set_xml};
 
 /// The service version sent: blob index tags need 2019-12-12 or later.
 const VERSION: &str = "2021-08-06";
@@ -53,7 +53,9 @@ impl AzureTags {
     /// # Errors
     /// [`Error::Store`] naming `key`: not found (404), or the service's answer.
     pub(crate) async fn get(&self, key: &str) -> Result<Vec<(String, String)>> {
-        let body = self.send(key, "get blob tags", Method::GET, Bytes::new()).await?;
+        let (_, body) = self
+            .send(key, &self.url(key), "get blob tags", Method::GET, Bytes::new())
+            .await?;
         parse_tag_set(&body).map_err(|e| failed(key, "get blob tags", format!("unreadable answer: {e}")))
     }
 
@@ -66,11 +68,40 @@ impl AzureTags {
             r#"<?xml version="1.0" encoding="utf-8"?><Tags>{}</Tags>"#,
             tag_set_xml(tags)
         );
-        self.send(key, "set blob tags", Method::PUT, Bytes::from(body)).await?;
+        self.send(key, &self.url(key), "set blob tags", Method::PUT, Bytes::from(body))
+            .await?;
         Ok(())
     }
 
-    async fn send(&self, key: &str, op: &'static str, method: Method, body: Bytes) -> Result<Bytes> {
+    /// The service's clock: the `Date` of a Get Container Properties answer.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the request fails or the answer has no readable date.
+    pub(crate) async fn server_time(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        let url = format!("{}?restype=container", self.container_url);
+        let (headers, _) = self
+            .send("", &url, "get container properties", Method::GET, Bytes::new())
+            .await?;
+        let date = headers.get(http::header::DATE).and_then(|d| d.to_str().ok());
+        date.and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+            .map(|d| d.with_timezone(&chrono::Utc))
+            .ok_or_else(|| {
+                failed(
+                    "",
+                    "get container properties",
+                    format!("no readable Date header: {date:?}"),
+                )
+            })
+    }
+
+    async fn send(
+        &self,
+        key: &str,
+        url: &str,
+        op: &'static str,
+        method: Method,
+        body: Bytes,
+    ) -> Result<(http::HeaderMap, Bytes)> {
         let credential = self
             .credentials
             .get_credential()
@@ -78,7 +109,7 @@ impl AzureTags {
             .map_err(|e| Error::store(key, op, e))?;
         let mut builder = http::Request::builder()
             .method(method)
-            .uri(self.url(key))
+            .uri(url)
             .header("x-ms-version", VERSION);
         if !body.is_empty() {
             builder = builder
@@ -97,10 +128,10 @@ impl AzureTags {
             .await
             .map_err(|e| failed(key, op, e.to_string()))?;
         let status = response.status();
-        let (_, body) = response.into_parts();
+        let (parts, body) = response.into_parts();
         let bytes = body.bytes().await.map_err(|e| failed(key, op, e.to_string()))?;
         if status.is_success() {
-            return Ok(bytes);
+            return Ok((parts.headers, bytes));
         }
         let message = format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes).trim());
         if status.as_u16() == 404 {

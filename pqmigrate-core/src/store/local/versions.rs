@@ -9,8 +9,8 @@
 
 use std::path::Path;
 
-use super::INTERNAL_PREFIX;
 use crate::error::{Error, Result};
+use crate::store::INTERNAL_PREFIX;
 
 /// Where kept versions live, under the root.
 pub(crate) const VERSIONS_PREFIX: &str = "_pqmigrate/versions/";
@@ -71,7 +71,7 @@ pub(crate) fn keep(file: &Path, kept: &Path) -> std::io::Result<bool> {
         Err(e) if matches!(e.kind(), ErrorKind::Unsupported | ErrorKind::PermissionDenied) => return Ok(false),
         Err(e) => return Err(e),
     }
-    super::local_files::sync_folder_now(kept)?;
+    super::files::sync_folder_now(kept)?;
     Ok(true)
 }
 

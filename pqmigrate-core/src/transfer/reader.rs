@@ -10,10 +10,10 @@ use parquet::arrow::async_reader::MetadataFetch;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
 
-use super::{ReadOptions, Store};
 use crate::error::{Error, Result};
 use crate::rewrite::limits::check_metadata_fetch;
 use crate::rewrite::{FileRanges, Footer, footer_start};
+use crate::store::{ReadOptions, Store};
 
 /// Bytes fetched with the footer in one request; most footers fit.
 const FOOTER_HINT: usize = 64 * 1024;
@@ -36,7 +36,7 @@ impl ObjectReader {
     /// # Errors
     /// [`Error::InvalidKey`] for a key no store path can name.
     pub fn new(store: &Store, key: &str, size: u64, e_tag: Option<String>) -> Result<Self> {
-        super::object_path(key)?;
+        crate::store::object_path(key)?;
         Ok(Self {
             store: store.clone(),
             key: key.to_string(),

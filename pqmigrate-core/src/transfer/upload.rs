@@ -5,18 +5,11 @@
 use bytes::Bytes;
 use object_store::{Attributes, PutPayload};
 
-use super::{Condition, CopySource, ObjectInfo, Store, WriteOptions, Written, check_tag_limits};
 use crate::error::{Error, Result};
+use crate::store::{
+    Condition, CopySource, MAX_PART, MIN_PART, ObjectInfo, Store, WriteOptions, Written, check_tag_limits,
+};
 
-/// Outputs up to this size go out as one conditional PUT.
-pub const DEFAULT_MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
-/// Part size of multipart uploads (S3 wants at least 5 MiB for all but the last).
-pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
-
-/// The smallest part S3 takes, but for the last.
-pub const MIN_PART: u64 = 5 * 1024 * 1024;
-/// The largest part S3 takes, copied or uploaded.
-pub const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
 /// Copied parts in flight at once, where parts may be sent at once. Each copied part is as large
 /// as S3 allows (5 GiB): SeaweedFS copies one large part several times faster than the same
 /// bytes in 32 MiB parts side by side (measured: 2.7 s against 10.4 s for 196 MB).
