@@ -397,35 +397,58 @@ pub fn scan(
 
 async fn lookup(store: &Store, candidate: Candidate, options: &MigrateOptions) -> ScannedObject {
     let key = candidate.key;
-    let meta = match candidate.size {
-        Some(size) => Ok((size, candidate.e_tag)),
-        None => store.head(&key).await.map(|h| (h.size, h.e_tag)),
-    };
-    match meta {
-        Ok((size, e_tag)) => ScannedObject {
-            version: version_of(store, &key, size, options).await,
+    let mut seen = candidate.size.map(|size| (size, candidate.e_tag));
+    // An object replaced between its listing (or head) and its footer read is looked up again,
+    // a few times, instead of being taken for an unreadable file.
+    let mut looks = 0;
+    loop {
+        looks += 1;
+        let meta = match seen.take() {
+            Some(meta) => Ok(meta),
+            None => store.head(&key).await.map(|h| (h.size, h.e_tag)),
+        };
+        let (size, e_tag) = match meta {
+            Ok(meta) => meta,
+            Err(e) => {
+                return ScannedObject {
+                    key,
+                    size: 0,
+                    e_tag: None,
+                    version: Err(e),
+                };
+            }
+        };
+        let version = version_of(store, &key, size, e_tag.clone(), options).await;
+        if matches!(&version, Err(Error::Conflict { .. })) && looks < LOOKUPS {
+            continue;
+        }
+        return ScannedObject {
+            version,
             key,
             size,
             e_tag,
-        },
-        Err(e) => ScannedObject {
-            key,
-            size: 0,
-            e_tag: None,
-            version: Err(e),
-        },
+        };
     }
 }
 
+/// Times an object is looked up when it keeps changing under the footer read.
+const LOOKUPS: u32 = 5;
+
 /// The version tag where the store has tags (one small request), else the footer (one ranged
-/// read).
-async fn version_of(store: &Store, key: &str, size: u64, options: &MigrateOptions) -> Result<u32> {
+/// read pinned to the ETag seen).
+async fn version_of(
+    store: &Store,
+    key: &str,
+    size: u64,
+    e_tag: Option<String>,
+    options: &MigrateOptions,
+) -> Result<u32> {
     let use_tags = store.capabilities().tags && options.version_source != VersionSource::Footer;
     if use_tags {
         let tags = store.tags(key).await?;
         resolve_version(key, &options.version_key, options.version_source, tags.as_deref(), None)
     } else {
-        let footer = read_footer(store, key, size).await?;
+        let footer = ObjectReader::new(store, key, size, e_tag)?.footer(false).await?;
         let entries = footer.entries();
         resolve_version(key, &options.version_key, options.version_source, None, Some(&entries))
     }

@@ -327,17 +327,19 @@ impl StoreIo for LocalIo {
             return self.get_version(key, &version_id, options).await;
         }
         let pinned = options.if_match.clone();
-        let (head, bytes) = plumbing::get(self.fs.as_ref(), key, options).await?;
+        let read = plumbing::get(self.fs.as_ref(), key, options).await;
         if let Some(expected) = pinned {
-            // A file written over in place while it was read: its bytes may mix two contents.
-            let now = self.head_now(key).await?;
-            if now.e_tag.as_deref() != Some(expected.as_str()) {
+            // A file written over in place while it was read: its bytes may mix two contents,
+            // or end early. Either way it is another content now: a conflict, not a bad file.
+            let now = self.head_now(key).await.ok().and_then(|h| h.e_tag);
+            if now.as_deref() != Some(expected.as_str()) {
                 return Err(Error::Conflict {
                     key: key.to_string(),
                     expected,
                 });
             }
         }
+        let (head, bytes) = read?;
         Ok((with_version(head), bytes))
     }
 
