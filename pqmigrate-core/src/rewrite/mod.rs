@@ -7,6 +7,7 @@ mod contract;
 mod footer;
 mod layout;
 pub mod limits;
+mod placement;
 mod ranges;
 mod renames;
 mod row_group;

@@ -9,6 +9,8 @@ use object_store::{Attribute, Attributes};
 
 use crate::error::{Error, Result};
 use crate::store::io::Head;
+use crate::store::plumbing::already_exists;
+use crate::store::{INTERNAL_PREFIX, object_path};
 
 /// The lock file of a local root, under the internal prefix.
 pub(super) const LOCK_FILE: &str = "_pqmigrate/local.lock";
@@ -202,6 +204,70 @@ pub(super) fn local_error(key: &str, op: &'static str, e: std::io::Error) -> Err
         },
     };
     Error::store(key, op, source)
+}
+
+/// Creates the object at `target` from the staged file by a hard link, which fails if a file
+/// is there (even one another program wrote after the check), and makes the name durable.
+pub(super) async fn create_by_link(key: &str, staged: &std::path::Path, target: &std::path::Path) -> Result<()> {
+    let (staged, target) = (staged.to_path_buf(), target.to_path_buf());
+    let created = blocking(key, move || {
+        if let Some(folder) = target.parent() {
+            std::fs::create_dir_all(folder).map_err(|e| ("create", e))?;
+        }
+        match std::fs::hard_link(&staged, &target) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(("create", e)),
+        }
+        sync_folder_now(&target).map_err(|e| ("fsync (folder)", e))?;
+        Ok(true)
+    })
+    .await?;
+    if created { Ok(()) } else { Err(already_exists(key)) }
+}
+
+/// A unique staging key for an upload of `key`.
+pub(super) fn staging_path(key: &str) -> Result<object_store::path::Path> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let unique = format!(
+        "{}-{nanos}-{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    object_path(&format!("{INTERNAL_PREFIX}staging/{key}.{unique}"))
+}
+
+/// Refuses a key that is a symbolic link (pqmigrate never replaces a link with a file), or whose
+/// path leads outside `root` through one (of a folder on the way).
+pub(super) fn inside_root(key: &str, path: &std::path::Path, root: &std::path::Path) -> Result<()> {
+    if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Error::InvalidKey {
+            key: key.to_string(),
+            message: "it is a symbolic link; pqmigrate reads and replaces files, never links (rewriting it would replace the link with a file)".into(),
+        });
+    }
+    let Some(existing) = path.ancestors().find(|p| p.symlink_metadata().is_ok()) else {
+        return Ok(());
+    };
+    match std::fs::canonicalize(existing) {
+        Ok(resolved) if resolved.starts_with(root) => Ok(()),
+        Ok(resolved) => Err(Error::InvalidKey {
+            key: key.to_string(),
+            message: format!(
+                "its path leads outside the store's root through a symbolic link (to {})",
+                resolved.display()
+            ),
+        }),
+        Err(e) => Err(Error::InvalidKey {
+            key: key.to_string(),
+            message: format!("its path cannot be resolved: {e}"),
+        }),
+    }
 }
 
 #[cfg(test)]

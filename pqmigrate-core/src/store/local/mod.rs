@@ -25,7 +25,10 @@ use super::io::{
 use super::plumbing::{self, already_exists, conflict_or, no_tags, put_mode};
 use super::{INTERNAL_PREFIX, Store, object_path};
 use crate::error::{Error, Result};
-use files::{LOCK_FILE, blocking, durable_and_locked, local_e_tag, open_for_append, sync_folder_now};
+use files::{
+    LOCK_FILE, blocking, create_by_link, durable_and_locked, local_e_tag, open_for_append, staging_path,
+    sync_folder_now,
+};
 use versions::VERSIONS_PREFIX;
 
 /// An upload being staged: a file that parts are appended to in order, uploaded ones written,
@@ -101,33 +104,9 @@ impl LocalIo {
             .map_err(|e| Error::store(key, "resolve path", e))
     }
 
-    /// Refuses a key that is a symbolic link, or whose path leads outside the root through one
-    /// (of a folder on the way).
+    /// Refuses a key that is a symbolic link, or whose path leads outside the root through one.
     fn inside_root(&self, key: &str) -> Result<()> {
-        let path = self.file(key)?;
-        if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(Error::InvalidKey {
-                key: key.to_string(),
-                message: "it is a symbolic link; pqmigrate reads and replaces files, never links (rewriting it would replace the link with a file)".into(),
-            });
-        }
-        let Some(existing) = path.ancestors().find(|p| p.symlink_metadata().is_ok()) else {
-            return Ok(());
-        };
-        match std::fs::canonicalize(existing) {
-            Ok(resolved) if resolved.starts_with(&self.root) => Ok(()),
-            Ok(resolved) => Err(Error::InvalidKey {
-                key: key.to_string(),
-                message: format!(
-                    "its path leads outside the store's root through a symbolic link (to {})",
-                    resolved.display()
-                ),
-            }),
-            Err(e) => Err(Error::InvalidKey {
-                key: key.to_string(),
-                message: format!("its path cannot be resolved: {e}"),
-            }),
-        }
+        files::inside_root(key, &self.file(key)?, &self.root)
     }
 
     /// The current head of `key`, read from the file itself, with its user metadata, and its
@@ -475,33 +454,12 @@ impl StoreIo for LocalIo {
 
     /// The current files under `prefix` and the versions kept of them.
     async fn list_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>> {
-        let mut found = Vec::new();
-        for (listed, kept) in [
-            (prefix.to_string(), false),
-            (format!("{VERSIONS_PREFIX}{prefix}"), true),
-        ] {
-            // One page holding every key: each page of a local listing walks the whole folder.
-            let page = self.list(&listed, None, Some(usize::MAX)).await?;
-            for object in page.objects {
-                let e_tag = object.e_tag.unwrap_or_default();
-                let (key, version_id) = match kept {
-                    false if object.key.starts_with(INTERNAL_PREFIX) => continue,
-                    false => (object.key.clone(), versions::version_of(&e_tag)),
-                    true => match versions::parse_kept(&object.key) {
-                        Some((key, version_id)) => (key.to_string(), version_id.to_string()),
-                        None => continue,
-                    },
-                };
-                found.push(ObjectVersion {
-                    key,
-                    version_id,
-                    is_latest: !kept,
-                    e_tag,
-                    delete_marker: false,
-                });
-            }
-        }
-        Ok(found)
+        // One page holding every key: each page of a local listing walks the whole folder.
+        let current = self.list(prefix, None, Some(usize::MAX)).await?;
+        let kept = self
+            .list(&format!("{VERSIONS_PREFIX}{prefix}"), None, Some(usize::MAX))
+            .await?;
+        Ok(versions::listed(current.objects, kept.objects))
     }
 
     /// Versions are kept where the file system takes hard links (checked, not assumed).
@@ -526,118 +484,5 @@ impl LocalIo {
     }
 }
 
-/// Creates the object at `target` from the staged file by a hard link, which fails if a file
-/// is there (even one another program wrote after the check), and makes the name durable.
-async fn create_by_link(key: &str, staged: &std::path::Path, target: &std::path::Path) -> Result<()> {
-    let (staged, target) = (staged.to_path_buf(), target.to_path_buf());
-    let created = blocking(key, move || {
-        if let Some(folder) = target.parent() {
-            std::fs::create_dir_all(folder).map_err(|e| ("create", e))?;
-        }
-        match std::fs::hard_link(&staged, &target) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) => return Err(("create", e)),
-        }
-        sync_folder_now(&target).map_err(|e| ("fsync (folder)", e))?;
-        Ok(true)
-    })
-    .await?;
-    if created { Ok(()) } else { Err(already_exists(key)) }
-}
-
-/// A unique staging key for an upload of `key`.
-fn staging_path(key: &str) -> Result<Path> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let unique = format!(
-        "{}-{nanos}-{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    object_path(&format!("{INTERNAL_PREFIX}staging/{key}.{unique}"))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::Store;
-
-    fn payload(text: &str) -> PutPayload {
-        Bytes::from(text.to_string()).into()
-    }
-
-    /// Two stores on one root stand for two processes: of two conditional writes on the same
-    /// ETag, exactly one lands, every time.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn two_writers_on_one_root_never_both_win_a_conditional_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (
-            Arc::new(LocalIo::new(dir.path()).unwrap()),
-            Arc::new(LocalIo::new(dir.path()).unwrap()),
-        );
-        for round in 0..100 {
-            let key = format!("k/{round}.parquet");
-            let first = a.put(&key, payload("v0"), WriteOptions::default()).await.unwrap();
-            let condition = Condition::IfMatch(first.e_tag.unwrap());
-            let write = |io: Arc<LocalIo>, text: &'static str| {
-                let (key, condition) = (key.clone(), condition.clone());
-                tokio::spawn(async move {
-                    let options = WriteOptions {
-                        condition,
-                        ..WriteOptions::default()
-                    };
-                    io.put(&key, payload(text), options).await
-                })
-            };
-            let (x, y) = (write(a.clone(), "from-a"), write(b.clone(), "from-b"));
-            let (x, y) = (x.await.unwrap(), y.await.unwrap());
-            assert!(x.is_ok() != y.is_ok(), "round {round}: exactly one wins: {x:?} {y:?}");
-            let (winner, loser) = if x.is_ok() { ("from-a", y) } else { ("from-b", x) };
-            assert!(matches!(loser, Err(Error::Conflict { .. })), "{loser:?}");
-            let (_, data) = a.get(&key, ReadOptions::default()).await.unwrap();
-            assert_eq!(data, Bytes::from(winner), "round {round}");
-        }
-    }
-
-    #[cfg(unix)]
-    #[tokio::test]
-    async fn paths_that_leave_the_root_through_a_symlink_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let (root, outside) = (dir.path().join("root"), dir.path().join("outside"));
-        std::fs::create_dir_all(root.join("d")).unwrap();
-        std::fs::create_dir_all(&outside).unwrap();
-        std::fs::write(outside.join("f.parquet"), b"theirs").unwrap();
-        std::os::unix::fs::symlink(&outside, root.join("d/linked")).unwrap();
-        std::os::unix::fs::symlink(outside.join("f.parquet"), root.join("d/file.parquet")).unwrap();
-        std::fs::create_dir_all(root.join("d/inner")).unwrap();
-        std::os::unix::fs::symlink(root.join("d/inner"), root.join("d/within")).unwrap();
-        let store = Store::local(&root).unwrap();
-        for key in ["d/linked/f.parquet", "d/file.parquet", "d/linked/new.parquet"] {
-            let err = store.head(key).await.unwrap_err().to_string();
-            // A key that is itself a link is refused as one, wherever it points.
-            let refused = match key {
-                "d/file.parquet" => "it is a symbolic link",
-                _ => "leads outside the store's root",
-            };
-            assert!(err.contains(refused), "{key}: {err}");
-            let err = store
-                .write(key, Bytes::from_static(b"ours"), WriteOptions::default())
-                .await
-                .unwrap_err();
-            assert!(matches!(err, Error::InvalidKey { .. }), "{key}: {err}");
-        }
-        assert_eq!(std::fs::read(outside.join("f.parquet")).unwrap(), b"theirs");
-        assert!(!outside.join("new.parquet").exists());
-        // A link that stays inside the root is followed.
-        store
-            .put("d/within/a.parquet", Bytes::from_static(b"x"), &[], Default::default())
-            .await
-            .unwrap();
-        assert_eq!(std::fs::read(root.join("d/inner/a.parquet")).unwrap(), b"x");
-    }
-}
+mod tests;

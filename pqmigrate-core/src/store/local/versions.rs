@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::store::INTERNAL_PREFIX;
+use crate::store::io::{Listed, ObjectVersion};
 
 /// Where kept versions live, under the root.
 pub(crate) const VERSIONS_PREFIX: &str = "_pqmigrate/versions/";
@@ -99,6 +100,35 @@ pub(crate) fn links_work(root: &Path) -> std::io::Result<bool> {
     let _ = std::fs::remove_file(&link);
     std::fs::remove_file(&file)?;
     linked
+}
+
+/// The versions of a listing: the current files (`current`, internal objects left out) and the
+/// kept ones (`kept`, under [`VERSIONS_PREFIX`]).
+pub(crate) fn listed(current: Vec<Listed>, kept: Vec<Listed>) -> Vec<ObjectVersion> {
+    let current = current
+        .into_iter()
+        .filter(|object| !object.key.starts_with(INTERNAL_PREFIX))
+        .map(|object| {
+            let e_tag = object.e_tag.unwrap_or_default();
+            ObjectVersion {
+                version_id: version_of(&e_tag),
+                key: object.key,
+                is_latest: true,
+                e_tag,
+                delete_marker: false,
+            }
+        });
+    let kept = kept.into_iter().filter_map(|object| {
+        let (key, version_id) = parse_kept(&object.key)?;
+        Some(ObjectVersion {
+            key: key.to_string(),
+            version_id: version_id.to_string(),
+            is_latest: false,
+            e_tag: object.e_tag.clone().unwrap_or_default(),
+            delete_marker: false,
+        })
+    });
+    current.chain(kept).collect()
 }
 
 #[cfg(test)]
