@@ -33,7 +33,7 @@ pub struct MigrateOptions {
     /// `maxStepsPerInvocation`); all of them when `None`.
     pub max_steps: Option<usize>,
     /// Check the pages of copied column chunks before copying them (default `true`); see
-    /// [`RowGroupRewriter::verify_copied`].
+    /// [`crate::rewrite::RowGroupRewriter::verify_copied`].
     pub verify_copied: bool,
     /// The run the object is migrated in: its intent is journaled before the write, and the
     /// object names the run and the attempt in its user metadata. `None` for a lone migration.

@@ -179,7 +179,7 @@ impl Migrator {
     /// through the executor, journals every object, and finishes the journal and releases the
     /// lease however the run ends (short of the process being killed).
     ///
-    /// Before anything, the store's guarantees are probed ([`Store::checked`]): a store that
+    /// Before anything, the store's guarantees are probed ([`crate::transfer::checked`]): a store that
     /// ignores conditional writes or drops tags or metadata is refused.
     ///
     /// # Errors

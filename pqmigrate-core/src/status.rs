@@ -219,7 +219,7 @@ impl RunView {
     /// Opens the run `run_id` under `prefix`.
     ///
     /// # Errors
-    /// [`Error::Journal`] when the run does not exist or cannot be read.
+    /// [`crate::Error::Journal`] when the run does not exist or cannot be read.
     pub async fn open(store: &Store, prefix: &str, run_id: &str) -> Result<Self> {
         Ok(Self {
             journal: open_run(store, prefix, run_id).await?,

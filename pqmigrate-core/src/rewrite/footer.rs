@@ -23,7 +23,7 @@ use super::read_ranges;
 pub const STEPS_FOOTER_KEY: &str = "pqmigrate:steps";
 pub(super) const ARROW_SCHEMA_KEY: &str = "ARROW:schema";
 
-/// A parsed Parquet footer, ready for [`rewrite`].
+/// A parsed Parquet footer, ready for [`super::rewrite`].
 #[derive(Debug, Clone)]
 pub struct Footer {
     pub(super) meta: ArrowReaderMetadata,
@@ -77,7 +77,7 @@ impl Footer {
     }
 
     /// Wraps metadata read from a file of `file_len` bytes, after checking it against
-    /// [`limits`] (before anything, the Arrow schema included, is built from it).
+    /// [`super::limits`] (before anything, the Arrow schema included, is built from it).
     ///
     /// # Errors
     /// [`Error::Limit`] naming `key` and the limit, [`Error::NotParquet`] as

@@ -49,8 +49,8 @@ pub struct Rewritten {
 /// step declares its [`ColumnUse`](crate::migration::ColumnUse).
 ///
 /// # Errors
-/// [`Error::Step`], [`Error::StepPanicked`], [`Error::StepContract`], [`Error::NotParquet`] for
-/// undecodable pages, [`Error::Write`] for encoder failures. All name `key`.
+/// [`crate::Error::Step`], [`crate::Error::StepPanicked`], [`crate::Error::StepContract`], [`crate::Error::NotParquet`] for
+/// undecodable pages, [`crate::Error::Write`] for encoder failures. All name `key`.
 pub fn rewrite(
     key: &str,
     data: Bytes,

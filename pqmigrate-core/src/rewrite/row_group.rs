@@ -242,7 +242,7 @@ impl<W: Write + Send> RowGroupRewriter<W> {
     /// Rewrites row group `index`, whose column chunks (and bloom filters) `input` holds.
     ///
     /// # Errors
-    /// As [`rewrite`].
+    /// As [`super::rewrite`].
     pub fn rewrite_row_group(&mut self, index: usize, input: &FileRanges) -> Result<()> {
         let plan = &self.plan;
         let writer = &mut self.writer;
