@@ -3,6 +3,7 @@
 //! (the rate limiter, the fault injector). Retries of single requests live here; what a backend can do is a
 //! [`Capabilities`] value. Nothing here knows about scans, plans, journals or executors.
 
+mod attributes;
 mod azure;
 mod backoff;
 mod decorate;
@@ -12,19 +13,21 @@ mod gcs;
 mod io;
 mod local;
 mod memory;
+mod open;
+mod options;
 mod plumbing;
 mod ratelimit;
 mod s3;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
+use object_store::Attributes;
 use object_store::path::Path;
-use object_store::{Attribute, Attributes, RetryConfig};
 
+pub use attributes::{S3_MAX_TAG_KEY, S3_MAX_TAG_VALUE, S3_MAX_TAGS, check_tag_limits, metadata, user_metadata};
 pub(crate) use backoff::{REQUEST_ATTEMPTS, in_rounds};
 pub use backoff::{RetryPolicy, jitter_unit};
 pub use decorate::{Decorated, Hook};
@@ -33,17 +36,11 @@ pub use io::{
     RequestCounts, SharedIo, StoreIo, WriteOptions, Written,
 };
 pub use object_store::Error as StoreError;
+pub use options::StoreOptions;
 pub use ratelimit::{RateLimit, RateLimiter};
 pub use s3::S3Api;
 
 use crate::error::{Error, Result};
-
-/// S3's limits on object tags, checked before every write.
-pub const S3_MAX_TAGS: usize = 10;
-/// Longest tag key S3 accepts.
-pub const S3_MAX_TAG_KEY: usize = 128;
-/// Longest tag value S3 accepts.
-pub const S3_MAX_TAG_VALUE: usize = 256;
 
 /// Outputs up to this size go out as one conditional PUT.
 pub const DEFAULT_MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
@@ -88,38 +85,6 @@ pub fn form_decode(key: &str) -> Option<String> {
         .map(|k| k.into_owned())
 }
 
-/// Options for opening a store from a URL.
-#[derive(Debug, Clone, Default)]
-pub struct StoreOptions {
-    /// S3 endpoint (`http://127.0.0.1:8333`); AWS when `None` (or `AWS_ENDPOINT_URL`).
-    pub endpoint: Option<String>,
-    /// GCS endpoint for an emulator (fake-gcs-server), addressed without credentials; Google's
-    /// when `None`.
-    pub gcs_endpoint: Option<String>,
-    /// Azure Blob endpoint including the account (Azurite:
-    /// `http://127.0.0.1:10000/devstoreaccount1`); the account's own when `None`.
-    pub azure_endpoint: Option<String>,
-    /// Region; `AWS_REGION`/`AWS_DEFAULT_REGION` or `us-east-1` when `None`.
-    pub region: Option<String>,
-    /// Retries done inside each store call before an error reaches the executor.
-    pub max_retries: Option<usize>,
-    /// Outputs larger than this are uploaded in parts (default 16 MiB).
-    pub multipart_threshold: Option<usize>,
-    /// Part size of multipart uploads (default 8 MiB, at least 5 MiB).
-    pub part_size: Option<usize>,
-}
-
-impl StoreOptions {
-    /// The retries object_store's own client does inside each request.
-    fn retry_config(&self) -> RetryConfig {
-        RetryConfig {
-            max_retries: self.max_retries.unwrap_or(3),
-            retry_timeout: Duration::from_secs(60),
-            ..RetryConfig::default()
-        }
-    }
-}
-
 /// An object store holding a data set: every request goes through one [`StoreIo`], with
 /// transient failures retried request by request. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -157,131 +122,6 @@ pub struct ObjectInfo {
 }
 
 impl Store {
-    /// An in-memory store (tests, examples).
-    pub fn memory() -> Self {
-        static STORES: AtomicU64 = AtomicU64::new(0);
-        let mut store = Self::from_io(Arc::new(memory::MemoryIo::default()), "memory://".into());
-        store.identity = format!("memory://#{}", STORES.fetch_add(1, Ordering::Relaxed));
-        store
-    }
-
-    /// A directory on local disk, created if missing.
-    ///
-    /// # Errors
-    /// [`Error::Config`] when the directory cannot be created.
-    pub fn local(root: impl AsRef<std::path::Path>) -> Result<Self> {
-        let root = root.as_ref();
-        std::fs::create_dir_all(root).map_err(|e| Error::Config(format!("cannot create {}: {e}", root.display())))?;
-        Ok(Self::from_io(
-            Arc::new(local::LocalIo::new(root)?),
-            format!("file://{}", root.display()),
-        ))
-    }
-
-    /// A store over any backend of the seam (an embedder's own, or a decorated one).
-    pub fn from_io(io: SharedIo, url: String) -> Self {
-        Self {
-            capabilities: io.capabilities(),
-            io,
-            identity: url.clone(),
-            url,
-            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
-            part_size: DEFAULT_PART_SIZE,
-            request_retries: Arc::default(),
-            copies_refused: Arc::default(),
-            s3: None,
-        }
-    }
-
-    /// An S3 bucket. Credentials and defaults come from the standard `AWS_*` environment variables;
-    /// `options` override endpoint and region. A custom endpoint is addressed path-style.
-    ///
-    /// # Errors
-    /// [`Error::Config`] when the client cannot be built.
-    pub fn s3(bucket: &str, options: &StoreOptions) -> Result<Self> {
-        Ok(s3::open(bucket, options)?.with_upload_sizes(options))
-    }
-
-    /// Keeps the S3 administration handle of an S3 store.
-    fn with_s3_api(mut self, api: Arc<S3Api>) -> Self {
-        self.s3 = Some(api);
-        self
-    }
-
-    /// Opens `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix` (or
-    /// `abfss://container@account.dfs.core.windows.net/prefix`), `file:///dir` or
-    /// `memory://`. Returns the store and the prefix inside it given by the URL's path.
-    ///
-    /// # Errors
-    /// [`Error::Config`] for an unknown scheme, a bad URL, or a `file://` folder that does not
-    /// exist (it is never created here).
-    pub fn open(url: &str, options: &StoreOptions) -> Result<(Self, String)> {
-        let parsed = url::Url::parse(url).map_err(|e| Error::Config(format!("bad store URL {url:?}: {e}")))?;
-        match parsed.scheme() {
-            "s3" => Ok((Self::s3(bucket_of(&parsed, url)?, options)?, prefix_of(&parsed))),
-            "file" => {
-                let path = parsed
-                    .to_file_path()
-                    .map_err(|()| Error::Config(format!("{url}: not a local path")))?;
-                Ok((local::open(url, &path)?.with_upload_sizes(options), String::new()))
-            }
-            "memory" => Ok((Self::memory().with_upload_sizes(options), prefix_of(&parsed))),
-            "gs" => Ok((gcs::open(bucket_of(&parsed, url)?, options)?, prefix_of(&parsed))),
-            "az" | "azure" | "abfs" | "abfss" => {
-                let (container, account) = azure::container_of(&parsed)?;
-                Ok((
-                    azure::open(&container, account.as_deref(), options)?,
-                    prefix_of(&parsed),
-                ))
-            }
-            other => Err(Error::Config(format!(
-                "{url}: unsupported scheme {other:?} (use s3://, gs://, az://, file:// or memory://)"
-            ))),
-        }
-    }
-
-    /// Every request of this store passes through `hook` too (outermost).
-    pub fn with_hook(self, hook: impl Hook) -> Self {
-        let io: SharedIo = Arc::new(Decorated::new(self.io.clone(), hook));
-        Self { io, ..self }
-    }
-
-    /// Limits every request to this store (listings, heads, reads, writes, tags, every
-    /// multipart call, version listings) to `per_second`.
-    pub fn with_rate_limit(self, per_second: f64) -> Self {
-        self.with_hook(RateLimit::new(Arc::new(RateLimiter::new(per_second))))
-    }
-
-    /// Injects `config`'s faults into every request of this store; the injector's counts tell
-    /// what it saw.
-    #[cfg(feature = "fault-injection")]
-    pub fn with_faults(self, config: fault::FaultConfig) -> (Self, Arc<fault::FaultInjector>) {
-        let injector = Arc::new(fault::FaultInjector::new(config));
-        (self.with_hook(injector.clone()), injector)
-    }
-
-    /// Applies the multipart threshold and part size of `options`.
-    pub fn with_upload_sizes(mut self, options: &StoreOptions) -> Self {
-        self.multipart_threshold = options.multipart_threshold.unwrap_or(DEFAULT_MULTIPART_THRESHOLD);
-        self.part_size = options.part_size.unwrap_or(DEFAULT_PART_SIZE);
-        self
-    }
-
-    /// The same store, writing every output as one conditional PUT (up to S3's 5 GiB), never as
-    /// a multipart upload.
-    pub fn single_puts_only(mut self) -> Self {
-        self.multipart_threshold = 5 * 1024 * 1024 * 1024;
-        self.capabilities.copy_parts = false;
-        self
-    }
-
-    /// The same store, never copying parts in place: every output streams whole (to compare
-    /// the two paths, or for a server whose copies cannot be trusted).
-    pub fn without_copied_parts(mut self) -> Self {
-        self.capabilities.copy_parts = false;
-        self
-    }
-
     /// Whether writes may copy parts in place now: the store can, and has not refused one.
     pub fn copies_parts(&self) -> bool {
         self.capabilities.copy_parts && !self.copies_refused.load(std::sync::atomic::Ordering::Relaxed)
@@ -599,65 +439,6 @@ impl Store {
     pub(crate) async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {
         self.retry(|| self.io.abort_multipart(key, upload_id)).await
     }
-}
-
-/// The value of a user metadata entry (`x-amz-meta-<name>` on S3).
-pub fn metadata<'a>(attributes: &'a Attributes, name: &str) -> Option<&'a str> {
-    attributes
-        .get(&Attribute::Metadata(name.to_string().into()))
-        .map(|v| v.as_ref())
-}
-
-/// Attributes holding one user metadata entry (`x-amz-meta-<name>` on S3).
-pub fn user_metadata(pairs: &[(&str, &str)]) -> Attributes {
-    let mut attributes = Attributes::new();
-    for (k, v) in pairs {
-        attributes.insert(Attribute::Metadata(k.to_string().into()), v.to_string().into());
-    }
-    attributes
-}
-
-/// Checks tags against S3's limits (10 tags, keys up to 128 and values up to 256 characters).
-///
-/// # Errors
-/// [`Error::Limit`] naming the key and the limit.
-pub fn check_tag_limits(key: &str, tags: &[(String, String)]) -> Result<()> {
-    let limit = |message: String| {
-        Err(Error::Limit {
-            key: key.to_string(),
-            message,
-        })
-    };
-    if tags.len() > S3_MAX_TAGS {
-        return limit(format!(
-            "writing the version tag would give the object {} tags; S3 allows {S3_MAX_TAGS}",
-            tags.len()
-        ));
-    }
-    for (k, v) in tags {
-        if k.chars().count() > S3_MAX_TAG_KEY {
-            return limit(format!("tag key {k:?} is longer than S3's {S3_MAX_TAG_KEY} characters"));
-        }
-        if v.chars().count() > S3_MAX_TAG_VALUE {
-            return limit(format!(
-                "value of tag {k:?} is longer than S3's {S3_MAX_TAG_VALUE} characters"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The bucket a store URL names (its host).
-fn bucket_of<'a>(parsed: &'a url::Url, url: &str) -> Result<&'a str> {
-    parsed
-        .host_str()
-        .filter(|b| !b.is_empty())
-        .ok_or_else(|| Error::Config(format!("{url}: no bucket")))
-}
-
-/// The key prefix a store URL names (its path).
-fn prefix_of(parsed: &url::Url) -> String {
-    parsed.path().trim_start_matches('/').to_string()
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@ use http::Method;
 use object_store::aws::{AwsAuthorizer, AwsCredentialProvider};
 use object_store::client::{HttpClient, HttpRequest, HttpRequestBody};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::Deserialize;
 
+use super::xml::{parse_tag_set, s3_error_message, tag_set_xml, xml_escape};
 use crate::error::{Error, Result};
-use crate::store::io::{CopySource, Listed, ObjectVersion};
+use crate::store::io::CopySource;
 
 /// Characters S3 (and Azure Blob) want percent-encoded in an object key path (everything but
 /// unreserved and `/`).
@@ -19,17 +19,17 @@ pub(crate) const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~')
     .remove(b'/');
-const QUERY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+pub(super) const QUERY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// A signed-request client for one bucket.
 #[derive(Debug, Clone)]
 pub struct S3Api {
-    client: HttpClient,
-    credentials: AwsCredentialProvider,
+    pub(super) client: HttpClient,
+    pub(super) credentials: AwsCredentialProvider,
     /// `https://host/bucket` (path style) or `https://bucket.host` (virtual hosted), no trailing `/`.
-    bucket_url: String,
-    bucket: String,
-    region: String,
+    pub(super) bucket_url: String,
+    pub(super) bucket: String,
+    pub(super) region: String,
 }
 
 impl S3Api {
@@ -54,7 +54,7 @@ impl S3Api {
         &self.bucket
     }
 
-    fn object_url(&self, key: &str, query: &str) -> String {
+    pub(super) fn object_url(&self, key: &str, query: &str) -> String {
         let mut url = format!("{}/{}", self.bucket_url, utf8_percent_encode(key, KEY_ENCODE_SET));
         if !query.is_empty() {
             url.push('?');
@@ -63,7 +63,7 @@ impl S3Api {
         url
     }
 
-    async fn send(
+    pub(super) async fn send(
         &self,
         op: &'static str,
         what: &str,
@@ -77,7 +77,7 @@ impl S3Api {
             .map(|(_, body)| body)
     }
 
-    async fn send_with_headers(
+    pub(super) async fn send_with_headers(
         &self,
         op: &'static str,
         what: &str,
@@ -119,7 +119,7 @@ impl S3Api {
     }
 
     /// A GET on the bucket itself with `query` (versioning, listings).
-    async fn get_bucket(&self, op: &'static str, what: &str, query: &str) -> Result<Bytes> {
+    pub(super) async fn get_bucket(&self, op: &'static str, what: &str, query: &str) -> Result<Bytes> {
         let url = format!("{}?{query}", self.bucket_url);
         self.send(op, what, Method::GET, url, Bytes::new(), &[]).await
     }
@@ -434,156 +434,7 @@ impl S3Api {
             .map(|_| ())
     }
 
-    /// One page of ListObjectsV2 under `prefix`, with keys URL-encoded on the wire
-    /// (`encoding-type=url`) and decoded here, so a key with a control character lists like any
-    /// other. Returns the objects and the continuation token of the next page.
-    ///
-    /// # Errors
-    /// [`Error::S3Api`].
-    pub async fn list_objects(
-        &self,
-        prefix: &str,
-        continuation: Option<&str>,
-        max_keys: Option<usize>,
-    ) -> Result<(Vec<Listed>, Option<String>)> {
-        // Query parameters in the order SigV4 sorts them.
-        let mut query = String::new();
-        if let Some(token) = continuation {
-            query.push_str(&format!(
-                "continuation-token={}&",
-                utf8_percent_encode(token, QUERY_ENCODE_SET)
-            ));
-        }
-        query.push_str("encoding-type=url&list-type=2");
-        if let Some(max) = max_keys {
-            query.push_str(&format!("&max-keys={max}"));
-        }
-        query.push_str(&format!("&prefix={}", utf8_percent_encode(prefix, QUERY_ENCODE_SET)));
-        let body = self.get_bucket("ListObjectsV2", prefix, &query).await?;
-        parse_list_objects(prefix, &body)
-    }
-
-    /// ListMultipartUploads under `prefix` (first page): the keys of uploads still open. A
-    /// migration leaves none behind.
-    ///
-    /// # Errors
-    /// [`Error::S3Api`].
-    pub async fn open_multipart_uploads(&self, prefix: &str) -> Result<Vec<String>> {
-        let query = format!("prefix={}&uploads=", utf8_percent_encode(prefix, QUERY_ENCODE_SET));
-        let body = self.get_bucket("ListMultipartUploads", prefix, &query).await?;
-        let text = String::from_utf8_lossy(&body);
-        Ok(text
-            .split("<Upload>")
-            .skip(1)
-            .filter_map(|upload| {
-                upload
-                    .split_once("<Key>")
-                    .and_then(|(_, rest)| rest.split_once("</Key>"))
-            })
-            .map(|(key, _)| key.to_string())
-            .collect())
-    }
-
-    /// CreateBucket (succeeds when the bucket already exists and is ours).
-    ///
-    /// # Errors
-    /// [`Error::S3Api`].
-    pub async fn create_bucket(&self) -> Result<()> {
-        match self
-            .send(
-                "CreateBucket",
-                &self.bucket,
-                Method::PUT,
-                self.bucket_url.clone(),
-                Bytes::new(),
-                &[],
-            )
-            .await
-        {
-            Err(Error::S3Api { status: 409, .. }) | Ok(_) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// PutBucketVersioning.
-    ///
-    /// # Errors
-    /// [`Error::S3Api`].
-    pub async fn set_versioning(&self, enabled: bool) -> Result<()> {
-        let status = if enabled { "Enabled" } else { "Suspended" };
-        let xml = format!(
-            "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>{status}</Status></VersioningConfiguration>"
-        );
-        self.send_xml(
-            "PutBucketVersioning",
-            &self.bucket,
-            format!("{}?versioning=", self.bucket_url),
-            xml,
-        )
-        .await
-    }
-
-    /// GetBucketVersioning: whether versioning is enabled.
-    ///
-    /// # Errors
-    /// [`Error::S3Api`].
-    pub async fn versioning_enabled(&self) -> Result<bool> {
-        let body = self
-            .get_bucket("GetBucketVersioning", &self.bucket, "versioning=")
-            .await?;
-        Ok(String::from_utf8_lossy(&body).contains("<Status>Enabled</Status>"))
-    }
-
-    /// ListObjectVersions under `prefix`, every page followed.
-    ///
-    /// # Errors
-    /// [`Error::S3Api`].
-    pub async fn list_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>> {
-        let mut out = Vec::new();
-        let mut markers: Option<(String, String)> = None;
-        loop {
-            let mut query = format!("prefix={}&versions=", utf8_percent_encode(prefix, QUERY_ENCODE_SET));
-            if let Some((key, version)) = &markers {
-                query = format!(
-                    "key-marker={}&prefix={}&version-id-marker={}&versions=",
-                    utf8_percent_encode(key, QUERY_ENCODE_SET),
-                    utf8_percent_encode(prefix, QUERY_ENCODE_SET),
-                    utf8_percent_encode(version, QUERY_ENCODE_SET)
-                );
-            }
-            let body = self.get_bucket("ListObjectVersions", prefix, &query).await?;
-            let page: ListVersionsResult = quick_xml::de::from_reader(body.as_ref()).map_err(|e| Error::S3Api {
-                key: prefix.to_string(),
-                op: "ListObjectVersions",
-                status: 200,
-                message: format!("unreadable answer: {e}"),
-            })?;
-            for v in page.versions {
-                out.push(ObjectVersion {
-                    key: v.key,
-                    version_id: v.version_id,
-                    is_latest: v.is_latest,
-                    e_tag: v.e_tag.unwrap_or_default(),
-                    delete_marker: false,
-                });
-            }
-            for v in page.delete_markers {
-                out.push(ObjectVersion {
-                    key: v.key,
-                    version_id: v.version_id,
-                    is_latest: v.is_latest,
-                    e_tag: String::new(),
-                    delete_marker: true,
-                });
-            }
-            match (page.is_truncated, page.next_key_marker, page.next_version_id_marker) {
-                (true, Some(k), Some(v)) => markers = Some((k, v)),
-                _ => return Ok(out),
-            }
-        }
-    }
-
-    async fn send_xml(&self, op: &'static str, what: &str, url: String, xml: String) -> Result<()> {
+    pub(super) async fn send_xml(&self, op: &'static str, what: &str, url: String, xml: String) -> Result<()> {
         use base64::Engine;
         use md5::Digest;
         let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(xml.as_bytes()));
@@ -598,153 +449,6 @@ impl S3Api {
         .await
         .map(|_| ())
     }
-}
-
-/// A ListObjectsV2 answer: its objects (keys decoded where the server URL-encoded them) and
-/// the continuation token of the next page.
-fn parse_list_objects(prefix: &str, body: &[u8]) -> Result<(Vec<Listed>, Option<String>)> {
-    let unreadable = |message: String| Error::S3Api {
-        key: prefix.to_string(),
-        op: "ListObjectsV2",
-        status: 200,
-        message,
-    };
-    let page: ListObjectsResult =
-        quick_xml::de::from_reader(body).map_err(|e| unreadable(format!("unreadable answer: {e}")))?;
-    let url_encoded = page.encoding_type.as_deref() == Some("url");
-    let decode = |key: String| -> Result<String> {
-        if !url_encoded {
-            return Ok(key);
-        }
-        crate::store::form_decode(&key).ok_or_else(|| unreadable(format!("key {key:?} is not UTF-8")))
-    };
-    let objects = page
-        .contents
-        .into_iter()
-        .map(|o| {
-            Ok(Listed {
-                key: decode(o.key)?,
-                size: o.size,
-                e_tag: o.e_tag,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let next = page
-        .next_continuation_token
-        .filter(|token| page.is_truncated && !token.is_empty());
-    Ok((objects, next))
-}
-
-/// `<TagSet>` of `tags`, as S3's tagging and Azure's blob tags bodies hold it.
-pub(crate) fn tag_set_xml(tags: &[(String, String)]) -> String {
-    let mut xml = String::from("<TagSet>");
-    for (k, v) in tags {
-        xml.push_str(&format!(
-            "<Tag><Key>{}</Key><Value>{}</Value></Tag>",
-            xml_escape(k),
-            xml_escape(v)
-        ));
-    }
-    xml.push_str("</TagSet>");
-    xml
-}
-
-/// The tags of an answer whose root element (S3's `<Tagging>`, Azure's `<Tags>`) holds a
-/// `<TagSet>`.
-pub(crate) fn parse_tag_set(body: &[u8]) -> std::result::Result<Vec<(String, String)>, quick_xml::DeError> {
-    let parsed: Tagging = quick_xml::de::from_reader(body)?;
-    Ok(parsed.tag_set.tags.into_iter().map(|t| (t.key, t.value)).collect())
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
-}
-
-/// The `<Message>` (or `<Code>`) of an S3 error body, else the body itself, shortened.
-fn s3_error_message(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let field = |name: &str| {
-        let open = format!("<{name}>");
-        let close = format!("</{name}>");
-        let start = text.find(&open)? + open.len();
-        let end = text[start..].find(&close)? + start;
-        Some(text[start..end].to_string())
-    };
-    match (field("Code"), field("Message")) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code,
-        _ => text.chars().take(300).collect(),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Tagging {
-    #[serde(default)]
-    tag_set: TagSetXml,
-}
-
-#[derive(Deserialize, Default)]
-struct TagSetXml {
-    #[serde(rename = "Tag", default)]
-    tags: Vec<TagXml>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct TagXml {
-    key: String,
-    #[serde(default)]
-    value: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ListObjectsResult {
-    #[serde(default)]
-    is_truncated: bool,
-    next_continuation_token: Option<String>,
-    encoding_type: Option<String>,
-    #[serde(default)]
-    contents: Vec<ObjectXml>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ObjectXml {
-    key: String,
-    #[serde(default)]
-    size: u64,
-    #[serde(rename = "ETag")]
-    e_tag: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ListVersionsResult {
-    #[serde(default)]
-    is_truncated: bool,
-    next_key_marker: Option<String>,
-    next_version_id_marker: Option<String>,
-    #[serde(rename = "Version", default)]
-    versions: Vec<VersionXml>,
-    #[serde(rename = "DeleteMarker", default)]
-    delete_markers: Vec<VersionXml>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct VersionXml {
-    key: String,
-    version_id: String,
-    #[serde(default)]
-    is_latest: bool,
-    #[serde(rename = "ETag")]
-    e_tag: Option<String>,
 }
 
 #[cfg(test)]

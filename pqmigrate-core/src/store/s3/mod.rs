@@ -4,6 +4,8 @@
 //! style the options and the standard `AWS_*` variables give.
 
 pub(crate) mod api;
+mod bucket;
+pub(crate) mod xml;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,4 +1,5 @@
 use super::*;
+use crate::store::s3::xml::*;
 
 #[test]
 fn parses_tagging_answers() {

@@ -1,0 +1,37 @@
+//! How a store is opened from a URL: endpoints, region, retries and upload sizes.
+
+use std::time::Duration;
+
+use object_store::RetryConfig;
+
+/// Options for opening a store from a URL.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// S3 endpoint (`http://127.0.0.1:8333`); AWS when `None` (or `AWS_ENDPOINT_URL`).
+    pub endpoint: Option<String>,
+    /// GCS endpoint for an emulator (fake-gcs-server), addressed without credentials; Google's
+    /// when `None`.
+    pub gcs_endpoint: Option<String>,
+    /// Azure Blob endpoint including the account (Azurite:
+    /// `http://127.0.0.1:10000/devstoreaccount1`); the account's own when `None`.
+    pub azure_endpoint: Option<String>,
+    /// Region; `AWS_REGION`/`AWS_DEFAULT_REGION` or `us-east-1` when `None`.
+    pub region: Option<String>,
+    /// Retries done inside each store call before an error reaches the executor.
+    pub max_retries: Option<usize>,
+    /// Outputs larger than this are uploaded in parts (default 16 MiB).
+    pub multipart_threshold: Option<usize>,
+    /// Part size of multipart uploads (default 8 MiB, at least 5 MiB).
+    pub part_size: Option<usize>,
+}
+
+impl StoreOptions {
+    /// The retries object_store's own client does inside each request.
+    pub(super) fn retry_config(&self) -> RetryConfig {
+        RetryConfig {
+            max_retries: self.max_retries.unwrap_or(3),
+            retry_timeout: Duration::from_secs(60),
+            ..RetryConfig::default()
+        }
+    }
+}
