@@ -195,6 +195,17 @@ pub enum Error {
         /// The per-attempt limit.
         seconds: f64,
     },
+    /// The store does not do what was asked of it (copy parts in place, keep tags, take a write
+    /// in parts): a lasting property of the store, not a failure of the request.
+    #[error("{key}: this store does not {what}: {message}")]
+    Unsupported {
+        /// Object key.
+        key: String,
+        /// What it does not do (`copy parts in place`).
+        what: &'static str,
+        /// The store's answer, or why.
+        message: String,
+    },
     /// Another writer holds the data set's lease in a way that excludes this one.
     #[error(
         "lease {key} is held by run {run_id} on {host} ({holding}) until {expires} unless renewed; the data set has one writer at a time"
@@ -251,6 +262,7 @@ impl Error {
             Error::Cancelled { .. } => ErrorKind::Cancelled,
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::LeaseHeld { .. } => ErrorKind::LeaseHeld,
+            Error::Unsupported { .. } => ErrorKind::Unsupported,
         }
     }
 
@@ -395,6 +407,8 @@ pub enum ErrorKind {
     Timeout,
     /// [`Error::LeaseHeld`].
     LeaseHeld,
+    /// [`Error::Unsupported`].
+    Unsupported,
     /// A step is missing for the object's version (a disposition, not an [`Error`]).
     MissingMigrationStep,
 }
@@ -428,6 +442,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "Cancelled",
             ErrorKind::Timeout => "Timeout",
             ErrorKind::LeaseHeld => "LeaseHeld",
+            ErrorKind::Unsupported => "Unsupported",
             ErrorKind::MissingMigrationStep => "MissingMigrationStep",
         }
     }
@@ -438,7 +453,11 @@ impl ErrorKind {
     pub fn is_refusal(self) -> bool {
         matches!(
             self,
-            ErrorKind::ConfigInvalid | ErrorKind::RegistryInvalid | ErrorKind::InvalidKey | ErrorKind::LeaseHeld
+            ErrorKind::ConfigInvalid
+                | ErrorKind::RegistryInvalid
+                | ErrorKind::InvalidKey
+                | ErrorKind::LeaseHeld
+                | ErrorKind::Unsupported
         )
     }
 }

@@ -65,6 +65,8 @@
 //! # });
 //! ```
 
+#![warn(unreachable_pub)]
+
 pub mod changes;
 pub mod detached;
 pub mod error;

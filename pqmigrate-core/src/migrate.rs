@@ -379,11 +379,7 @@ impl From<Error> for Appending {
 /// Whether a failed copied part means the store does not do them (rather than a changed
 /// source or a transient failure).
 fn copy_refused(e: &Error) -> bool {
-    match e {
-        Error::S3Api { status, .. } => matches!(status, 200 | 400 | 403 | 405 | 501),
-        Error::Config(_) => true,
-        _ => false,
-    }
+    matches!(e, Error::Unsupported { .. })
 }
 
 /// Tags compared as sets: a store need not return them in the order they were written.
@@ -444,4 +440,29 @@ pub(crate) async fn written_by(store: &Store, key: &str, attempt: &str) -> Optio
         e_tag: head.e_tag,
         version_id: head.version_id,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only the store's own lasting answer turns copying in place off for the store; a caller's
+    /// mistake (a configuration error) or a failed request does not.
+    #[test]
+    fn only_a_store_that_does_not_copy_parts_turns_copies_off() {
+        let unsupported = Error::Unsupported {
+            key: "k".into(),
+            what: "copy parts in place",
+            message: "501 NotImplemented".into(),
+        };
+        let bug = Error::Config("k: a copied part must come first".into());
+        let throttled = Error::S3Api {
+            key: "k".into(),
+            op: "UploadPartCopy",
+            status: 503,
+            message: "SlowDown".into(),
+        };
+        assert!(copy_refused(&unsupported));
+        assert!(!copy_refused(&bug) && !copy_refused(&throttled));
+    }
 }

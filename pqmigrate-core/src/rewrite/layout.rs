@@ -112,7 +112,7 @@ pub fn renames_hold(input: &SchemaRef, schemas: &[SchemaRef], chain: &[StepRegis
 
 /// The input schema the steps run on when not every column is decoded: the decoded fields and
 /// the stand-ins (as nullable), in file order.
-pub fn decoded_schema(input: &SchemaRef, layout: &Layout) -> SchemaRef {
+pub(super) fn decoded_schema(input: &SchemaRef, layout: &Layout) -> SchemaRef {
     let fields: Vec<_> = thin_fields(layout)
         .map(|(index, stand_in)| {
             let field = input.field(index);
@@ -127,7 +127,7 @@ pub fn decoded_schema(input: &SchemaRef, layout: &Layout) -> SchemaRef {
 }
 
 /// The input fields the steps run on, in file order, each with whether it is a stand-in.
-pub fn thin_fields(layout: &Layout) -> impl Iterator<Item = (usize, bool)> + '_ {
+pub(super) fn thin_fields(layout: &Layout) -> impl Iterator<Item = (usize, bool)> + '_ {
     let mut all: Vec<(usize, bool)> = layout
         .decode
         .iter()

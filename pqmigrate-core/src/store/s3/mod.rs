@@ -221,7 +221,24 @@ impl StoreIo for S3Io {
     }
 
     async fn upload_part_copy(&self, key: &str, upload_id: &str, index: usize, source: &CopySource) -> Result<String> {
-        self.api.upload_part_copy(key, upload_id, index + 1, source).await
+        // A copy the server turns down as such (an error in a 200 answer, a bad request, access
+        // denied, not allowed, not implemented) is its lasting answer: it does not copy parts.
+        self.api
+            .upload_part_copy(key, upload_id, index + 1, source)
+            .await
+            .map_err(|e| match e {
+                Error::S3Api {
+                    key,
+                    status: 200 | 400 | 403 | 405 | 501,
+                    message,
+                    ..
+                } => Error::Unsupported {
+                    key,
+                    what: "copy parts in place",
+                    message,
+                },
+                e => e,
+            })
     }
 
     async fn complete_multipart(
