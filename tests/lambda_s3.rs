@@ -15,7 +15,7 @@ use support::*;
 fn config() -> Config {
     Config {
         store: s3_options(),
-        faults: None,
+        ..Config::default()
     }
 }
 
@@ -360,7 +360,7 @@ async fn handlers_refuse_a_store_that_ignores_conditions() {
             endpoint: Some(proxy),
             ..s3_options()
         },
-        faults: None,
+        ..Config::default()
     };
     let registry = Registry::from_inventory().unwrap();
     let err = migrate::handle(&stripped, &registry, seed_event(&bucket, "s.parquet", "3"))
@@ -427,6 +427,7 @@ async fn a_large_file_out_of_time_leaves_no_upload_open_and_the_retry_completes(
             ..s3_options()
         },
         faults: Some(pqmigrate::store::fault::FaultConfig::parse("latency_ms=400").unwrap()),
+        ..Config::default()
     };
     // The probe runs once a sandbox; this invocation is not the sandbox's first.
     slow.checked_store(&bucket).await.unwrap();

@@ -12,6 +12,9 @@ pub struct Config {
     /// Faults to inject into every store request (chaos testing only).
     #[cfg(feature = "fault-injection")]
     pub faults: Option<FaultConfig>,
+    /// One store for every bucket an event names, instead of S3 (tests over the memory store,
+    /// embedders with a store of their own).
+    pub fixed: Option<Store>,
 }
 
 impl Config {
@@ -42,7 +45,21 @@ impl Config {
             },
             #[cfg(feature = "fault-injection")]
             faults,
+            fixed: None,
         })
+    }
+
+    /// Handlers that work on `store` whatever bucket an event names.
+    ///
+    /// ```
+    /// let config = pqmigrate_lambda::Config::over(pqmigrate_core::Store::memory());
+    /// assert_eq!(config.store("any-bucket").unwrap().url(), "memory://");
+    /// ```
+    pub fn over(store: Store) -> Self {
+        Self {
+            fixed: Some(store),
+            ..Self::default()
+        }
     }
 
     /// The store for `bucket`, after the capability probe (run once per store and process
@@ -61,7 +78,10 @@ impl Config {
     /// # Errors
     /// [`pqmigrate_core::Error::Config`].
     pub fn store(&self, bucket: &str) -> pqmigrate_core::Result<Store> {
-        let store = Store::s3(bucket, &self.store)?;
+        let store = match &self.fixed {
+            Some(store) => store.clone(),
+            None => Store::s3(bucket, &self.store)?,
+        };
         #[cfg(feature = "fault-injection")]
         if let Some(faults) = &self.faults {
             return Ok(store.with_faults(faults.clone()).0);
