@@ -10,10 +10,8 @@ use bytes::Bytes;
 use object_store::gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::{PutMode, PutOptions, PutPayload, UpdateVersion};
 
-use super::io::{
-    Capabilities, Condition, CopySource, Head, ListPage, ObjectVersion, ReadOptions, StoreIo, WriteOptions, Written,
-};
-use super::plumbing::{self, client_options, conflict_or, no_multipart, no_tags, no_versions, put_mode};
+use super::io::{Capabilities, Head, ListPage, ReadOptions, StoreIo, WriteOptions, Written, no_versions};
+use super::plumbing::{self, client_options, conflict_or, put_mode};
 use super::{Store, StoreOptions, object_path};
 use crate::error::{Error, Result};
 
@@ -64,12 +62,6 @@ impl StoreIo for GcsIo {
             copy_parts: false,
             parts_in_any_order: false,
         }
-    }
-
-    /// This machine's clock: GCS's own is not read here (a lease on GCS trusts the clocks of the
-    /// machines that share it to agree within its slack).
-    async fn server_time(&self) -> Result<chrono::DateTime<chrono::Utc>> {
-        Ok(chrono::Utc::now())
     }
 
     async fn list(&self, prefix: &str, page: Option<String>, max_keys: Option<usize>) -> Result<ListPage> {
@@ -128,53 +120,5 @@ impl StoreIo for GcsIo {
 
     async fn delete(&self, key: &str) -> Result<()> {
         plumbing::delete(&self.inner, key).await
-    }
-
-    async fn get_tags(&self, _key: &str, _version_id: Option<&str>) -> Result<Vec<(String, String)>> {
-        Ok(Vec::new())
-    }
-
-    async fn put_tags(&self, key: &str, _version_id: Option<&str>, _tags: &[(String, String)]) -> Result<()> {
-        Err(no_tags(key))
-    }
-
-    async fn create_multipart(&self, key: &str, _options: &WriteOptions) -> Result<String> {
-        Err(no_multipart(key))
-    }
-
-    async fn upload_part(&self, key: &str, _upload_id: &str, _index: usize, _data: PutPayload) -> Result<String> {
-        Err(no_multipart(key))
-    }
-
-    async fn upload_part_copy(
-        &self,
-        key: &str,
-        _upload_id: &str,
-        _index: usize,
-        _source: &CopySource,
-    ) -> Result<String> {
-        Err(no_multipart(key))
-    }
-
-    async fn complete_multipart(
-        &self,
-        key: &str,
-        _upload_id: &str,
-        _parts: &[String],
-        _condition: &Condition,
-    ) -> Result<Written> {
-        Err(no_multipart(key))
-    }
-
-    async fn abort_multipart(&self, _key: &str, _upload_id: &str) -> Result<()> {
-        Ok(())
-    }
-
-    async fn list_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>> {
-        Err(no_versions(prefix))
-    }
-
-    async fn versioning_enabled(&self) -> Result<bool> {
-        Ok(false)
     }
 }

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::{Attributes, PutPayload};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One kind of request to a store, for limits, fault injection and counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -266,7 +266,9 @@ pub struct ObjectVersion {
 
 /// Every request pqmigrate makes to a store. Errors name the key and the request; a failed
 /// precondition is [`crate::error::Error::Conflict`] (or [`crate::error::Error::Store`] with
-/// `AlreadyExists` for [`Condition::Create`]).
+/// `AlreadyExists` for [`Condition::Create`]). A backend implements what it does; the defaults
+/// are those of a store with no tags, no versions and one request a write, on this machine's
+/// clock, and say [`crate::error::Error::Unsupported`] where that is asked of it.
 ///
 /// Decorators implement every method and forward it (clippy's `missing_trait_methods` keeps
 /// them so), so nothing reaches a backend around them.
@@ -295,44 +297,100 @@ pub trait StoreIo: fmt::Debug + Send + Sync + 'static {
     async fn delete(&self, key: &str) -> Result<()>;
 
     /// An object's tags (of one version when `version_id` is given); empty where the store
-    /// has no tags.
-    async fn get_tags(&self, key: &str, version_id: Option<&str>) -> Result<Vec<(String, String)>>;
+    /// has no tags (the default).
+    async fn get_tags(&self, _key: &str, _version_id: Option<&str>) -> Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
 
     /// Replaces the tags of an object (of one version when `version_id` is given).
-    async fn put_tags(&self, key: &str, version_id: Option<&str>, tags: &[(String, String)]) -> Result<()>;
+    /// The default: the store keeps no tags.
+    async fn put_tags(&self, key: &str, _version_id: Option<&str>, _tags: &[(String, String)]) -> Result<()> {
+        Err(no_tags(key))
+    }
 
     /// Starts a multipart upload carrying `options`' tags and attributes; returns its id. The
     /// condition is checked at [`StoreIo::complete_multipart`].
-    async fn create_multipart(&self, key: &str, options: &WriteOptions) -> Result<String>;
+    /// The default: every write is one request.
+    async fn create_multipart(&self, key: &str, _options: &WriteOptions) -> Result<String> {
+        Err(no_multipart(key))
+    }
 
     /// Sends part `index` (0-based); returns the part's ETag.
-    async fn upload_part(&self, key: &str, upload_id: &str, index: usize, data: PutPayload) -> Result<String>;
+    async fn upload_part(&self, key: &str, _upload_id: &str, _index: usize, _data: PutPayload) -> Result<String> {
+        Err(no_multipart(key))
+    }
 
     /// Sends part `index` (0-based) as a copy of `source`'s range, pinned to its ETag (and
     /// version); returns the part's ETag. Parts are copied and uploaded in index order.
-    async fn upload_part_copy(&self, key: &str, upload_id: &str, index: usize, source: &CopySource) -> Result<String>;
+    async fn upload_part_copy(
+        &self,
+        key: &str,
+        _upload_id: &str,
+        _index: usize,
+        _source: &CopySource,
+    ) -> Result<String> {
+        Err(no_multipart(key))
+    }
 
     /// Completes an upload from its parts' ETags, only if `condition` holds.
     async fn complete_multipart(
         &self,
         key: &str,
-        upload_id: &str,
-        parts: &[String],
-        condition: &Condition,
-    ) -> Result<Written>;
+        _upload_id: &str,
+        _parts: &[String],
+        _condition: &Condition,
+    ) -> Result<Written> {
+        Err(no_multipart(key))
+    }
 
     /// Abandons an upload; nothing of it becomes visible.
-    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()>;
+    async fn abort_multipart(&self, _key: &str, _upload_id: &str) -> Result<()> {
+        Ok(())
+    }
 
     /// Every version of the objects under `prefix`.
-    async fn list_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>>;
+    /// The default: the store keeps no versions.
+    async fn list_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>> {
+        Err(no_versions(prefix))
+    }
 
     /// Whether the store keeps earlier versions of objects now.
-    async fn versioning_enabled(&self) -> Result<bool>;
+    async fn versioning_enabled(&self) -> Result<bool> {
+        Ok(false)
+    }
 
     /// The store's clock, which leases are judged by: a server's `Date` (S3, Azure), this
     /// machine's for a store on it (local disk, memory) or whose clock cannot be read (GCS).
-    async fn server_time(&self) -> Result<chrono::DateTime<chrono::Utc>>;
+    async fn server_time(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        Ok(chrono::Utc::now())
+    }
+}
+
+/// The error of a version request on a store that keeps no versions.
+pub(crate) fn no_versions(key: &str) -> Error {
+    Error::Unsupported {
+        key: key.to_string(),
+        what: "keep object versions",
+        message: "earlier versions cannot be listed or read here".into(),
+    }
+}
+
+/// The error of a multipart request on a store whose every write is one request.
+pub(crate) fn no_multipart(key: &str) -> Error {
+    Error::Unsupported {
+        key: key.to_string(),
+        what: "take a write in parts",
+        message: "every write is one request".into(),
+    }
+}
+
+/// The error of a tag request on a store without object tags.
+pub(crate) fn no_tags(key: &str) -> Error {
+    Error::Unsupported {
+        key: key.to_string(),
+        what: "keep object tags",
+        message: "it has none".into(),
+    }
 }
 
 /// A shared [`StoreIo`].

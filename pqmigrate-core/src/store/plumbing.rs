@@ -71,29 +71,6 @@ pub(crate) fn already_exists(key: &str) -> Error {
     )
 }
 
-/// The error of a version request on a store that keeps no versions.
-pub(crate) fn no_versions(key: &str) -> Error {
-    Error::Config(format!("{key}: this store keeps no object versions"))
-}
-
-/// The error of a multipart request on a store whose every write is one request.
-pub(crate) fn no_multipart(key: &str) -> Error {
-    Error::Unsupported {
-        key: key.to_string(),
-        what: "take a write in parts",
-        message: "every write is one request".into(),
-    }
-}
-
-/// The error of a tag request on a store without object tags.
-pub(crate) fn no_tags(key: &str) -> Error {
-    Error::Unsupported {
-        key: key.to_string(),
-        what: "keep object tags",
-        message: "it has none".into(),
-    }
-}
-
 /// An object's metadata through `object_store` (a GET with `head`, so attributes come too).
 pub(crate) async fn head(store: &dyn ObjectStore, key: &str, version_id: Option<&str>) -> Result<Head> {
     let options = GetOptions {

@@ -15,10 +15,8 @@ use object_store::azure::{AzureConfigKey, MicrosoftAzure, MicrosoftAzureBuilder}
 use object_store::client::{HttpConnector, ReqwestConnector};
 use object_store::{Attribute, Attributes, PutOptions, PutPayload};
 
-use super::io::{
-    Capabilities, Condition, CopySource, Head, ListPage, ObjectVersion, ReadOptions, StoreIo, WriteOptions, Written,
-};
-use super::plumbing::{self, client_options, conflict_or, no_multipart, no_versions, put_mode};
+use super::io::{Capabilities, Head, ListPage, ReadOptions, StoreIo, WriteOptions, Written, no_versions};
+use super::plumbing::{self, client_options, conflict_or, put_mode};
 use super::{Store, StoreOptions, object_path};
 use crate::error::{Error, Result};
 use tags::AzureTags;
@@ -183,46 +181,6 @@ impl StoreIo for AzureIo {
 
     async fn put_tags(&self, key: &str, _version_id: Option<&str>, tags: &[(String, String)]) -> Result<()> {
         self.tags.put(key, tags).await
-    }
-
-    async fn create_multipart(&self, key: &str, _options: &WriteOptions) -> Result<String> {
-        Err(no_multipart(key))
-    }
-
-    async fn upload_part(&self, key: &str, _upload_id: &str, _index: usize, _data: PutPayload) -> Result<String> {
-        Err(no_multipart(key))
-    }
-
-    async fn upload_part_copy(
-        &self,
-        key: &str,
-        _upload_id: &str,
-        _index: usize,
-        _source: &CopySource,
-    ) -> Result<String> {
-        Err(no_multipart(key))
-    }
-
-    async fn complete_multipart(
-        &self,
-        key: &str,
-        _upload_id: &str,
-        _parts: &[String],
-        _condition: &Condition,
-    ) -> Result<Written> {
-        Err(no_multipart(key))
-    }
-
-    async fn abort_multipart(&self, _key: &str, _upload_id: &str) -> Result<()> {
-        Ok(())
-    }
-
-    async fn list_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>> {
-        Err(no_versions(prefix))
-    }
-
-    async fn versioning_enabled(&self) -> Result<bool> {
-        Ok(false)
     }
 }
 

@@ -22,7 +22,7 @@ use object_store::{Attributes, ObjectMeta, ObjectStore, ObjectStoreExt, PutOptio
 use super::io::{
     Capabilities, Condition, CopySource, Head, ListPage, ObjectVersion, ReadOptions, StoreIo, WriteOptions, Written,
 };
-use super::plumbing::{self, already_exists, conflict_or, no_tags, put_mode};
+use super::plumbing::{self, already_exists, conflict_or, put_mode};
 use super::{INTERNAL_PREFIX, Store, object_path};
 use crate::error::{Error, Result};
 use files::{
@@ -340,14 +340,6 @@ impl StoreIo for LocalIo {
     async fn delete(&self, key: &str) -> Result<()> {
         self.inside_root(key)?;
         plumbing::delete(self.fs.as_ref(), key).await
-    }
-
-    async fn get_tags(&self, _key: &str, _version_id: Option<&str>) -> Result<Vec<(String, String)>> {
-        Ok(Vec::new())
-    }
-
-    async fn put_tags(&self, key: &str, _version_id: Option<&str>, _tags: &[(String, String)]) -> Result<()> {
-        Err(no_tags(key))
     }
 
     async fn create_multipart(&self, key: &str, options: &WriteOptions) -> Result<String> {
