@@ -16,7 +16,7 @@ use futures::TryStreamExt;
 
 use crate::error::{Error, Result};
 use crate::intent::{Intent, IntentLog, RunContext, new_attempt_id};
-use crate::journal::{RunInfo, create_journal_object, open_run, run_dir};
+use crate::journal::{JournalWriter, RunInfo, create_journal_object, open_run, run_dir};
 use crate::lease::{lease_holders, lease_key, release_held_by};
 use crate::outcome::{Record, RunSummary};
 use crate::session::{Session, SessionTerms};
@@ -27,9 +27,18 @@ use crate::store::Store;
 /// `run.json`. A data set at or under a Delta Lake, Iceberg or Hudi table is refused unless
 /// `allow_table_files`.
 ///
+/// The returned [`Begun`] journals the objects the run leaves out (at target, missing a step,
+/// unreadable) as its scan finds them.
+///
 /// # Errors
 /// [`Error::LeaseHeld`] when another writer holds the data set; store and journal errors.
-pub async fn begin(store: &Store, prefix: &str, info: &RunInfo, ttl: Duration, allow_table_files: bool) -> Result<()> {
+pub async fn begin(
+    store: &Store,
+    prefix: &str,
+    info: &RunInfo,
+    ttl: Duration,
+    allow_table_files: bool,
+) -> Result<Begun> {
     let terms = SessionTerms {
         ttl,
         break_first: false,
@@ -39,7 +48,33 @@ pub async fn begin(store: &Store, prefix: &str, info: &RunInfo, ttl: Duration, a
         .await?
         .detach()
         .await;
-    Ok(())
+    Ok(Begun {
+        journal: JournalWriter::resume(store, prefix, &info.run_id),
+    })
+}
+
+/// A detached run just begun, whose scan records the objects it leaves out.
+#[derive(Debug)]
+pub struct Begun {
+    journal: JournalWriter,
+}
+
+impl Begun {
+    /// Journals an object the run leaves out, with why (written in parts as they gather).
+    ///
+    /// # Errors
+    /// [`Error::Journal`].
+    pub async fn record_left_out(&mut self, record: &Record) -> Result<()> {
+        self.journal.record(record).await
+    }
+
+    /// Writes what is gathered, once the scan is done.
+    ///
+    /// # Errors
+    /// [`Error::Journal`]; the records stay gathered for another try.
+    pub async fn flush(&mut self) -> Result<()> {
+        self.journal.flush().await
+    }
 }
 
 /// Gives the data set back after a detached run could not be handed out (its scan failed): its

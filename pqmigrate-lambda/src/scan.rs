@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use pqmigrate_core::detached;
 use pqmigrate_core::identity::{host_name, now_rfc3339};
-use pqmigrate_core::journal::{DEFAULT_JOURNAL_PREFIX, JournalWriter, RunInfo};
+use pqmigrate_core::journal::{DEFAULT_JOURNAL_PREFIX, RunInfo};
 use pqmigrate_core::plan::plan;
 use pqmigrate_core::scan::{Candidates, ScanSpec};
 use pqmigrate_core::transfer::ConditionalUpload;
@@ -114,10 +114,10 @@ pub async fn handle(config: &Config, registry: &Registry, event: ScanEvent) -> R
     let ttl = event
         .lease_ttl_seconds
         .map_or(DEFAULT_LEASE_TTL, std::time::Duration::from_secs);
-    detached::begin(&store, DEFAULT_JOURNAL_PREFIX, &info, ttl, event.allow_table_files)
+    let mut begun = detached::begin(&store, DEFAULT_JOURNAL_PREFIX, &info, ttl, event.allow_table_files)
         .await
         .map_err(|e| HandlerError::store(&e))?;
-    match scan_into_run(&store, registry, &event, &info).await {
+    match scan_into_run(&store, registry, &event, &info, &mut begun).await {
         Ok(result) => Ok(result),
         Err(e) => {
             // A retried scan begins a new run: this one gives the data set back first.
@@ -134,6 +134,7 @@ async fn scan_into_run(
     registry: &Registry,
     event: &ScanEvent,
     info: &RunInfo,
+    begun: &mut detached::Begun,
 ) -> Result<ScanResult, HandlerError> {
     let (schema, version_key) = schema_and_key(&event.schema);
     let target = event.desired_version.0;
@@ -156,7 +157,6 @@ async fn scan_into_run(
     // The manifest streams out as it is made (multipart above the threshold), so a data set of
     // millions of objects takes no more memory than a few parts.
     let mut manifest = ConditionalUpload::new_object(store, &manifest_key);
-    let mut journal = JournalWriter::resume(store, DEFAULT_JOURNAL_PREFIX, &info.run_id);
     let mut lines = String::new();
     let mut counts = BTreeMap::new();
     let (mut listed, mut recorded, mut skipped) = (0u64, 0u64, 0u64);
@@ -195,12 +195,15 @@ async fn scan_into_run(
                 if record.status().needs_attention() {
                     skipped += 1;
                 }
-                journal.record(&record).await.map_err(|e| HandlerError::retryable(&e))?;
+                begun
+                    .record_left_out(&record)
+                    .await
+                    .map_err(|e| HandlerError::retryable(&e))?;
                 recorded += 1;
             }
         }
     }
-    journal.flush().await.map_err(|e| HandlerError::retryable(&e))?;
+    begun.flush().await.map_err(|e| HandlerError::retryable(&e))?;
     manifest
         .push(Bytes::from(lines))
         .await
