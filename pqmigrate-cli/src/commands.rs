@@ -333,7 +333,10 @@ async fn validate(cli: &Cli, options: &StoreOptions, args: &DatasetArgs) -> Resu
             serde_json::json!({"checked": checked, "disagree": disagree, "unreadable": unreadable})
         );
     } else {
-        println!("{checked} objects checked: {disagree} whose tag and footer disagree, {unreadable} unreadable");
+        println!(
+            "{checked} objects checked: {disagree} whose {} and footer disagree, {unreadable} unreadable",
+            if store.capabilities().tags { "tag" } else { "recorded version" }
+        );
     }
     Ok(if disagree + unreadable > 0 {
         EXIT_FAILURES

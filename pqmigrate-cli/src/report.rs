@@ -52,8 +52,9 @@ pub(crate) fn version_check(check: &VersionCheck, json: bool) -> Result<()> {
     } else if check.disagrees() {
         let shown = |v: Option<u32>| v.map_or("none (version 1)".to_string(), |v| v.to_string());
         println!(
-            "{}: tag says {}, footer says {}",
+            "{}: {} says {}, footer says {}",
             check.key,
+            check.beside,
             shown(check.tag),
             shown(check.footer)
         );

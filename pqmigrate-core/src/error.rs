@@ -80,10 +80,12 @@ pub enum Error {
         value: String,
     },
     /// The object's tag and footer record different versions.
-    #[error("{key}: version tag says {tag} but the Parquet footer says {footer}; refusing to guess")]
+    #[error("{key}: version {place} says {tag} but the Parquet footer says {footer}; refusing to guess")]
     VersionMismatch {
         /// Object key.
         key: String,
+        /// Where the other record is: `tag`, or `metadata entry` on stores without tags.
+        place: &'static str,
         /// Version in the object tag (1 when the tag is absent).
         tag: u32,
         /// Version in the footer metadata.

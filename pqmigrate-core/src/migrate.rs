@@ -12,7 +12,7 @@ use crate::registry::Registry;
 use crate::rewrite::{AppendPlan, Footer, plan_append};
 use crate::store::{CopySource, MIN_PART, ObjectInfo, Store, Written, metadata};
 use crate::transfer::{ConditionalUpload, ObjectReader};
-use crate::version::{VersionSource, resolve_version, version_key, version_metadata_name};
+use crate::version::{VersionSource, VersionStore, version_key, with_version};
 
 mod pipeline;
 
@@ -116,13 +116,8 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
     // they are); one streamed whole does, and reads it once the path is known.
     let may_append = store.copies_parts() && info.size >= MIN_PART;
     let mut footer = reader.footer(!may_append).await?;
-    let version = resolve_version(
-        key,
-        &options.version_key,
-        options.version_source,
-        info.tags.as_deref(),
-        Some(&footer.entries()),
-    )?;
+    let versions = VersionStore::new(store, &options.version_key, options.version_source);
+    let version = versions.of(key, info.tags.as_deref(), &footer)?;
     let origin = options.origin.clone().unwrap_or(Origin {
         e_tag: info.e_tag.clone(),
         version_id: info.version_id.clone(),
@@ -141,18 +136,13 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         chain.truncate(max.max(1));
     }
     let new_version = chain.last().map_or(version, |s| s.to);
-    let tags = info.tags.as_ref().map(|tags| {
-        let mut tags: Vec<(String, String)> = tags
-            .iter()
-            .filter(|(k, _)| *k != options.version_key)
-            .cloned()
-            .collect();
-        tags.push((options.version_key.clone(), new_version.to_string()));
-        tags
-    });
+    let (tags, attributes) = versions.record(&info, new_version)?;
     // In a run, the intent is durable before the write, and the object names the run and the
     // attempt in its user metadata.
-    let mut named = info.clone();
+    let mut named = ObjectInfo {
+        attributes,
+        ..info.clone()
+    };
     let attempt_id = match &options.run {
         Some(run) => {
             run.check_fence(key)?;
@@ -170,16 +160,7 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         }
         None => None,
     };
-    let capabilities = store.capabilities();
-    if !capabilities.tags && capabilities.user_metadata {
-        // No tags here: the version goes beside the data in the object's metadata.
-        named.attributes.insert(
-            object_store::Attribute::Metadata(version_metadata_name(&options.version_key).into()),
-            new_version.to_string().into(),
-        );
-    }
-    let tags = tags.as_deref().unwrap_or(&[]);
-    let mut upload = ConditionalUpload::new(store, &named, tags)?;
+    let mut upload = ConditionalUpload::new(store, &named, &tags)?;
     let target = Target {
         version_key: options.version_key.clone(),
         version: new_version,
@@ -218,7 +199,7 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
                     // streams whole.
                     store.refuse_copies(&refused);
                     upload.abort().await;
-                    upload = ConditionalUpload::new(store, &named, tags)?;
+                    upload = ConditionalUpload::new(store, &named, &tags)?;
                     footer = reader.footer(true).await?;
                     let streamed = within(
                         Box::pin(stream_rewrite(&reader, &footer, &chain, &target, &mut upload)),
@@ -422,8 +403,7 @@ async fn carry_over_late_tag_edit(
     if same_tags(&now, read) {
         return Ok(false);
     }
-    let mut tags: Vec<(String, String)> = now.into_iter().filter(|(k, _)| k != version_key).collect();
-    tags.push((version_key.to_string(), version.to_string()));
+    let tags = with_version(&now, version_key, version);
     tracing::info!(
         "{}: tags edited during the rewrite carried over to the new version",
         info.key

@@ -11,7 +11,7 @@ use crate::migrate::MigrateOptions;
 use crate::rewrite::Footer;
 use crate::store::{INTERNAL_PREFIX, Store};
 use crate::transfer::ObjectReader;
-use crate::version::{VersionSource, resolve_version};
+use crate::version::VersionStore;
 
 /// Which objects make up the data set (the scan event's `prefixes`, `type` and `filter`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -381,21 +381,21 @@ pub fn scan(
     concurrency: usize,
 ) -> BoxStream<'static, Result<ScannedObject>> {
     let store = store.clone();
-    let options = Arc::new(options.clone());
+    let versions = Arc::new(VersionStore::new(&store, &options.version_key, options.version_source));
     candidates
         .map(move |candidate| {
             let store = store.clone();
-            let options = options.clone();
+            let versions = versions.clone();
             async move {
                 let candidate = candidate?;
-                Ok(lookup(&store, candidate, &options).await)
+                Ok(lookup(&store, candidate, &versions).await)
             }
         })
         .buffered(concurrency.max(1))
         .boxed()
 }
 
-async fn lookup(store: &Store, candidate: Candidate, options: &MigrateOptions) -> ScannedObject {
+async fn lookup(store: &Store, candidate: Candidate, versions: &VersionStore) -> ScannedObject {
     let key = candidate.key;
     let mut seen = candidate.size.map(|size| (size, candidate.e_tag));
     // An object replaced between its listing (or head) and its footer read is looked up again,
@@ -418,7 +418,7 @@ async fn lookup(store: &Store, candidate: Candidate, options: &MigrateOptions) -
                 };
             }
         };
-        let version = version_of(store, &key, size, e_tag.clone(), options).await;
+        let version = versions.quick(&key, size, e_tag.clone()).await;
         if matches!(&version, Err(Error::Conflict { .. })) && looks < LOOKUPS {
             continue;
         }
@@ -433,26 +433,6 @@ async fn lookup(store: &Store, candidate: Candidate, options: &MigrateOptions) -
 
 /// Times an object is looked up when it keeps changing under the footer read.
 const LOOKUPS: u32 = 5;
-
-/// The version tag where the store has tags (one small request), else the footer (one ranged
-/// read pinned to the ETag seen).
-async fn version_of(
-    store: &Store,
-    key: &str,
-    size: u64,
-    e_tag: Option<String>,
-    options: &MigrateOptions,
-) -> Result<u32> {
-    let use_tags = store.capabilities().tags && options.version_source != VersionSource::Footer;
-    if use_tags {
-        let tags = store.tags(key).await?;
-        resolve_version(key, &options.version_key, options.version_source, tags.as_deref(), None)
-    } else {
-        let footer = ObjectReader::new(store, key, size, e_tag)?.footer(false).await?;
-        let entries = footer.entries();
-        resolve_version(key, &options.version_key, options.version_source, None, Some(&entries))
-    }
-}
 
 /// Reads and parses only the footer of a Parquet object: one ranged read of its last 64 KiB,
 /// and a second only when the footer is larger.

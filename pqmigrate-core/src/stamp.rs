@@ -10,9 +10,8 @@ use crate::lease::DEFAULT_LEASE_TTL;
 use crate::outcome::RunSummary;
 use crate::scan::{Candidates, ScanSpec, candidates};
 use crate::session::{Session, SessionTerms};
-use crate::store::{Store, check_tag_limits};
-use crate::transfer::ObjectReader;
-use crate::version::parse_version;
+use crate::store::Store;
+use crate::version::{VersionSource, VersionStore};
 
 /// What to stamp.
 #[derive(Debug, Clone)]
@@ -52,9 +51,7 @@ pub async fn stamp_dataset(
     source: &Candidates,
     options: &StampOptions,
 ) -> Result<StampSummary> {
-    if !store.capabilities().tags {
-        return Err(no_tags(store));
-    }
+    versions(store, options).can_stamp()?;
     let info = RunInfo {
         run_id: format!("stamp-{}", new_run_id()),
         started_at: now_rfc3339(),
@@ -92,6 +89,7 @@ async fn stamp_all(
 ) -> Result<StampSummary> {
     let store = session.store();
     let fence = session.fence();
+    let versions = versions(store, options);
     let mut keys = candidates(store, spec, source);
     let mut summary = StampSummary::default();
     while let Some(candidate) = keys.next().await {
@@ -101,7 +99,7 @@ async fn stamp_all(
                 reason: crate::lease::LEASE_LOST.into(),
             });
         }
-        match stamp(store, &candidate.key, options).await {
+        match versions.stamp(&candidate.key, options.version, options.force).await {
             Ok(()) => summary.stamped += 1,
             Err(e) => summary.failed.push((candidate.key, e.report())),
         }
@@ -109,58 +107,21 @@ async fn stamp_all(
     Ok(summary)
 }
 
-fn no_tags(store: &Store) -> Error {
-    Error::Config(format!(
-        "stamp sets object tags, which {} does not have; versions there live in the Parquet footer, written by `run`",
-        store.url()
-    ))
-}
-
 /// Sets `options.version_key = options.version` in the tags of exactly the version of `key`
-/// read, keeping its other tags. The Parquet footer is not rewritten, so a footer that records
-/// a different version is refused rather than contradicted, and so is a different version tag
-/// unless `options.force`.
+/// read, keeping its other tags ([`VersionStore::stamp`]). The Parquet footer is not rewritten,
+/// so a footer that records a different version is refused rather than contradicted, and so is
+/// a different version tag unless `options.force`.
 ///
 /// # Errors
 /// [`Error::Config`] on a store without tags, [`Error::VersionMismatch`] when the footer says
 /// otherwise, [`Error::Stamped`] for a different version tag, [`Error::Limit`] for tags S3
 /// would refuse, and store errors.
 pub async fn stamp(store: &Store, key: &str, options: &StampOptions) -> Result<()> {
-    if !store.capabilities().tags {
-        return Err(no_tags(store));
-    }
-    let (version_key, version) = (options.version_key.as_str(), options.version);
-    let head = store.head(key).await?;
-    let footer = ObjectReader::new(store, key, head.size, head.e_tag.clone())?
-        .footer(false)
-        .await?;
-    if let Some(footer_version) = footer.version(key, version_key)?
-        && footer_version != version
-    {
-        return Err(Error::VersionMismatch {
-            key: key.to_string(),
-            tag: version,
-            footer: footer_version,
-        });
-    }
-    let tags = store
-        .tags_at(key, head.version_id.as_deref())
-        .await?
-        .unwrap_or_default();
-    if let Some((_, found)) = tags.iter().find(|(k, _)| k == version_key)
-        && !options.force
-    {
-        let found = parse_version(key, version_key, "tag", found)?;
-        if found != version {
-            return Err(Error::Stamped {
-                key: key.to_string(),
-                found,
-                wanted: version,
-            });
-        }
-    }
-    let mut tags: Vec<(String, String)> = tags.into_iter().filter(|(k, _)| k != version_key).collect();
-    tags.push((version_key.to_string(), version.to_string()));
-    check_tag_limits(key, &tags)?;
-    store.put_tags_at(key, head.version_id.as_deref(), &tags).await
+    versions(store, options)
+        .stamp(key, options.version, options.force)
+        .await
+}
+
+fn versions(store: &Store, options: &StampOptions) -> VersionStore {
+    VersionStore::new(store, &options.version_key, VersionSource::Auto)
 }

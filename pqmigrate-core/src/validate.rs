@@ -12,8 +12,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::scan::Candidate;
 use crate::store::Store;
-use crate::transfer::ObjectReader;
-use crate::version::{parse_version, reconcile};
+use crate::version::{VersionPlace, VersionSource, VersionStore};
 
 /// What one object's records say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -21,9 +20,12 @@ use crate::version::{parse_version, reconcile};
 pub struct VersionCheck {
     /// Object key.
     pub key: String,
-    /// The version tag's value; `None` where the object has none (version 1) or the store has
-    /// no tags.
+    /// The version tag's value (or, on stores without tags, the version entry in the object's
+    /// metadata); `None` where the object has none (version 1) or the store keeps neither.
     pub tag: Option<u32>,
+    /// What [`Self::tag`] holds: `tag`, `metadata entry` (stores without tags) or `none`
+    /// (stores that keep the version in the footer alone).
+    pub beside: &'static str,
     /// The footer's version; `None` where it records none (version 1).
     pub footer: Option<u32>,
     /// The version both agree on.
@@ -49,46 +51,37 @@ pub fn validate_versions(
     version_key: &str,
     concurrency: usize,
 ) -> BoxStream<'static, Result<VersionCheck>> {
-    let store = store.clone();
-    let version_key: Arc<str> = version_key.into();
+    let versions = Arc::new(VersionStore::new(store, version_key, VersionSource::Auto));
     candidates
         .map(move |candidate| {
-            let (store, version_key) = (store.clone(), version_key.clone());
-            async move { Ok(check(&store, candidate?, &version_key).await) }
+            let versions = versions.clone();
+            async move { Ok(check(&versions, candidate?).await) }
         })
         .buffered(concurrency.max(1))
         .boxed()
 }
 
-async fn check(store: &Store, candidate: Candidate, version_key: &str) -> VersionCheck {
-    let key = candidate.key.clone();
+async fn check(versions: &VersionStore, candidate: Candidate) -> VersionCheck {
+    let key = candidate.key;
     let mut found = VersionCheck {
         key: key.clone(),
         tag: None,
+        beside: match versions.place() {
+            VersionPlace::Tag => "tag",
+            VersionPlace::Metadata => "metadata entry",
+            _ => "none",
+        },
         footer: None,
         version: None,
         error: None,
         error_kind: None,
     };
-    let read = async {
-        let info = store.object_info(&key).await?;
-        let tag = match &info.tags {
-            None => None,
-            Some(tags) => Some(
-                tags.iter()
-                    .find(|(k, _)| k == version_key)
-                    .map(|(_, v)| parse_version(&key, version_key, "tag", v))
-                    .transpose()?,
-            ),
-        };
-        found.tag = tag.flatten();
-        let footer = ObjectReader::new(store, &key, info.size, info.e_tag.clone())?
-            .footer(false)
-            .await?;
-        found.footer = footer.version(&key, version_key)?;
-        reconcile(&key, tag, found.footer)
-    };
-    match read.await {
+    let agreed = versions.records(&key).await.and_then(|records| {
+        found.tag = records.beside.flatten();
+        found.footer = records.footer;
+        records.agreed(&key)
+    });
+    match agreed {
         Ok(version) => found.version = Some(version),
         Err(e) => {
             found.error_kind = Some(e.kind().name().to_string());

@@ -18,6 +18,8 @@ mod options;
 mod plumbing;
 mod ratelimit;
 mod s3;
+#[cfg(test)]
+mod tagged_memory;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

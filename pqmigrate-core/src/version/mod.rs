@@ -3,6 +3,11 @@
 
 use crate::error::{Error, Result};
 
+mod store;
+
+pub(crate) use store::with_version;
+pub use store::{Records, VersionPlace, VersionStore};
+
 /// The largest version accepted. Versions are small counters; anything bigger is a typo or
 /// garbage and is reported rather than trusted.
 pub const MAX_VERSION: u32 = 1_000_000;
@@ -100,6 +105,7 @@ pub fn reconcile(key: &str, tag: Option<Option<u32>>, footer: Option<u32>) -> Re
             } else {
                 Err(Error::VersionMismatch {
                     key: key.to_string(),
+                    place: "tag",
                     tag,
                     footer,
                 })
