@@ -311,10 +311,15 @@ pq.write_table(table, sys.argv[1], compression="snappy", use_dictionary=False, w
     let damaged = Bytes::from(damaged);
     let footer = Footer::parse("crc.parquet", &damaged).unwrap();
 
-    let mut unchecked =
-        pqmigrate::rewrite::RowGroupRewriter::new("crc.parquet", &footer, &chain, &version_key(SCHEMA), 2, Vec::new())
-            .unwrap()
-            .verify_copied(false);
+    let mut unchecked = pqmigrate::rewrite::RowGroupRewriter::new(
+        "crc.parquet",
+        &footer,
+        &chain,
+        &pqmigrate::rewrite::RewriteTarget::new(version_key(SCHEMA), 2),
+        Vec::new(),
+    )
+    .unwrap()
+    .verify_copied(false);
     let input = pqmigrate::rewrite::FileRanges::whole(damaged.clone());
     for rg in 0..footer.num_row_groups() {
         unchecked.rewrite_row_group(rg, &input).unwrap();

@@ -335,7 +335,11 @@ async fn validate(cli: &Cli, options: &StoreOptions, args: &DatasetArgs) -> Resu
     } else {
         println!(
             "{checked} objects checked: {disagree} whose {} and footer disagree, {unreadable} unreadable",
-            if store.capabilities().tags { "tag" } else { "recorded version" }
+            if store.capabilities().tags {
+                "tag"
+            } else {
+                "recorded version"
+            }
         );
     }
     Ok(if disagree + unreadable > 0 {

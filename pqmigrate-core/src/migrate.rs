@@ -9,14 +9,16 @@ use crate::migration::StepRegistration;
 use crate::outcome::WritePath;
 use crate::outcome::{Migrated, Outcome, Record};
 use crate::registry::Registry;
-use crate::rewrite::{AppendPlan, Footer, plan_append};
+use crate::rewrite::{Footer, RewriteTarget};
 use crate::store::{CopySource, MIN_PART, ObjectInfo, Store, Written, metadata};
 use crate::transfer::{ConditionalUpload, ObjectReader};
-use crate::version::{VersionSource, VersionStore, version_key, with_version};
+use crate::version::{VersionSource, VersionStore, version_key};
 
 mod pipeline;
+mod tag_edits;
 
-use pipeline::{Target, stream_append, stream_rewrite};
+use pipeline::{Appending, Layout, append_plan_for, rewrite_into};
+use tag_edits::{carry_over_late_tag_edit, tags_unchanged};
 
 /// What to migrate objects to.
 #[derive(Debug, Clone)]
@@ -110,306 +112,248 @@ impl MigrateOptions {
 /// ```
 pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, options: &MigrateOptions) -> Result<Record> {
     let started = Instant::now();
-    let info = store.object_info(key).await?;
-    let reader = ObjectReader::new(store, key, info.size, info.e_tag.clone())?;
-    // A file that may be copied in place needs no page index (copied chunks keep theirs where
-    // they are); one streamed whole does, and reads it once the path is known.
-    let may_append = store.copies_parts() && info.size >= MIN_PART;
-    let mut footer = reader.footer(!may_append).await?;
-    let versions = VersionStore::new(store, &options.version_key, options.version_source);
-    let version = versions.of(key, info.tags.as_deref(), &footer)?;
-    let origin = options.origin.clone().unwrap_or(Origin {
-        e_tag: info.e_tag.clone(),
-        version_id: info.version_id.clone(),
-        version,
-    });
-    let done = |outcome| Record {
+    let done = |version, outcome| Record {
         attempts: 1,
         millis: started.elapsed().as_millis() as u64,
         ..Record::new(key, Some(version), outcome)
     };
+    // 1. Read its head, the tags of exactly that version, its footer, and the version they
+    //    record (which must agree).
+    let versions = VersionStore::new(store, &options.version_key, options.version_source);
+    let mut read = Read::of(store, &versions, key).await?;
+    let version = read.version;
     let mut chain = match registry.chain(&options.schema, version, options.target) {
         Ok(chain) => chain,
-        Err(outcome) => return Ok(done(outcome)),
+        Err(outcome) => return Ok(done(version, outcome)),
     };
     if let Some(max) = options.max_steps {
         chain.truncate(max.max(1));
     }
     let new_version = chain.last().map_or(version, |s| s.to);
-    let (tags, attributes) = versions.record(&info, new_version)?;
-    // In a run, the intent is durable before the write, and the object names the run and the
-    // attempt in its user metadata.
-    let mut named = ObjectInfo {
-        attributes,
-        ..info.clone()
+    let origin = options.origin.clone().unwrap_or(Origin {
+        e_tag: read.info.e_tag.clone(),
+        version_id: read.info.version_id.clone(),
+        version,
+    });
+    // 3. The intent is durable in the run's journal before anything is written, and the
+    //    written object will name the run and the attempt in its user metadata.
+    let (mut named, tags) = {
+        let (tags, attributes) = versions.record(&read.info, new_version)?;
+        let named = ObjectInfo {
+            attributes,
+            ..read.info.clone()
+        };
+        (named, tags)
     };
     let attempt_id = match &options.run {
-        Some(run) => {
-            run.check_fence(key)?;
-            let attempt = run
-                .record_intent(
-                    key,
-                    origin.e_tag.clone(),
-                    origin.version_id.clone(),
-                    origin.version,
-                    new_version,
-                )
-                .await?;
-            run.name_in(&mut named.attributes, &attempt);
-            Some(attempt)
-        }
+        Some(run) => Some(intend(run, &origin, new_version, &mut named).await?),
         None => None,
     };
+    // 2. Stream it through the whole chain into one conditional upload (carrying the new
+    //    version in its tags, footer and metadata), checking each step's output.
+    let target = RewriteTarget::new(&options.version_key, new_version).verify_copied(options.verify_copied);
     let mut upload = ConditionalUpload::new(store, &named, &tags)?;
-    let target = Target {
-        version_key: options.version_key.clone(),
-        version: new_version,
-        verify_copied: options.verify_copied,
+    let fresh = || ConditionalUpload::new(store, &named, &tags);
+    let deadline = Deadline {
+        at: options.deadline,
+        started,
     };
-    let append = append_plan_for(store, key, &footer, &chain)?;
-    if may_append && append.is_err() {
-        footer = reader.footer(true).await?;
-    }
-    let (streamed, path, streamed_because) = match append {
-        Ok(plan) => {
-            let source = CopySource {
-                key: key.to_string(),
-                e_tag: info.e_tag.clone().unwrap_or_default(),
-                version_id: info.version_id.clone(),
-                range: 0..plan.region_end,
-            };
-            let appended = within(
-                Box::pin(stream_append(
-                    &reader,
-                    &footer,
-                    &chain,
-                    &target,
-                    &plan,
-                    source,
-                    &mut upload,
-                )),
-                options.deadline,
-                key,
-                started,
-            )
-            .await;
-            match appended {
-                Err(Appending::CopyRefused(refused)) => {
-                    // The store cannot copy parts after all: this object, and every later one,
-                    // streams whole.
-                    store.refuse_copies(&refused);
-                    upload.abort().await;
-                    upload = ConditionalUpload::new(store, &named, &tags)?;
-                    footer = reader.footer(true).await?;
-                    let streamed = within(
-                        Box::pin(stream_rewrite(&reader, &footer, &chain, &target, &mut upload)),
-                        options.deadline,
-                        key,
-                        started,
-                    );
-                    let because = format!("the store refused a copied part: {}", refused.report());
-                    (
-                        streamed.await.map_err(Appending::into_error),
-                        WritePath::Streamed,
-                        Some(because),
-                    )
-                }
-                Err(Appending::Failed(e)) => (Err(e), WritePath::Appended, None),
-                Ok(rows) => (Ok(rows), WritePath::Appended, None),
-            }
-        }
-        Err(why) => {
-            let streamed = within(
-                Box::pin(stream_rewrite(&reader, &footer, &chain, &target, &mut upload)),
-                options.deadline,
-                key,
-                started,
-            );
-            (
-                streamed.await.map_err(Appending::into_error),
-                WritePath::Streamed,
-                Some(why),
-            )
-        }
-    };
-    let rows = match streamed {
-        Ok(rows) => rows,
+    let rewritten = read.rewrite(store, &chain, &target, &mut upload, fresh, deadline).await;
+    let (rows, path, streamed_because) = match rewritten {
+        Ok(rewritten) => rewritten,
         Err(e) => {
             upload.abort().await;
             return Err(e);
         }
     };
     let (sent, copied) = (upload.bytes(), upload.copied());
-    let bytes_out = sent + copied;
-    // Nothing completes once the run's lease is no longer certainly its own. And a tag edit
-    // does not change the ETag, so the write's condition cannot see one: the tags are read
-    // again, and a change sends the object back to be read afresh.
-    let checked = match options.run.as_ref().map_or(Ok(()), |run| run.check_fence(key)) {
-        Ok(()) => tags_unchanged(store, &info).await,
+    // 4. Complete it in one request, if the ETag read is still the object's; 5. a lost answer
+    //    is found by the attempt id the object carries.
+    let written = complete(store, &read.info, upload, options, attempt_id.as_deref()).await?;
+    // The object is written: whatever happens now, it is recorded as migrated.
+    if let Err(e) = carry_over_late_tag_edit(store, &read.info, &options.version_key, new_version, &written).await {
+        tracing::warn!(
+            "{key}: written, but checking for a tag edit made during the write failed: {}",
+            e.report()
+        );
+    }
+    // 6. Record the outcome.
+    Ok(Record {
+        from: Some(origin.version),
+        ..done(
+            version,
+            Outcome::Migrated(Box::new(Migrated {
+                to: new_version,
+                steps: chain.iter().map(|s| s.id()).collect(),
+                fingerprints: chain.iter().map(|s| s.fingerprint()).collect(),
+                old_e_tag: origin.e_tag,
+                new_e_tag: written.e_tag,
+                old_version_id: origin.version_id,
+                new_version_id: written.version_id,
+                bytes_in: read.info.size,
+                bytes_out: sent + copied,
+                rows,
+                path,
+                streamed_because,
+                received: read.reader.received(),
+                sent,
+                copied,
+                attempt_id,
+            })),
+        )
+    })
+}
+
+/// What step 1 read of an object.
+struct Read {
+    info: ObjectInfo,
+    reader: ObjectReader,
+    /// Without its page index when the file may be copied in place (copied chunks keep theirs
+    /// where they are); with it when it is streamed whole.
+    footer: Footer,
+    version: u32,
+}
+
+impl Read {
+    async fn of(store: &Store, versions: &VersionStore, key: &str) -> Result<Self> {
+        let info = store.object_info(key).await?;
+        let reader = ObjectReader::new(store, key, info.size, info.e_tag.clone())?;
+        let footer = reader.footer(!Self::may_append(store, &info)).await?;
+        let version = versions.of(key, info.tags.as_deref(), &footer)?;
+        Ok(Self {
+            info,
+            reader,
+            footer,
+            version,
+        })
+    }
+
+    fn may_append(store: &Store, info: &ObjectInfo) -> bool {
+        store.copies_parts() && info.size >= MIN_PART
+    }
+}
+
+/// Step 3: journals the intent to write `origin`'s object at `new_version`, and names the run
+/// and the attempt in what will be written. Returns the attempt id.
+async fn intend(run: &RunContext, origin: &Origin, new_version: u32, named: &mut ObjectInfo) -> Result<String> {
+    run.check_fence(&named.key)?;
+    let attempt = run
+        .record_intent(
+            &named.key,
+            origin.e_tag.clone(),
+            origin.version_id.clone(),
+            origin.version,
+            new_version,
+        )
+        .await?;
+    run.name_in(&mut named.attributes, &attempt);
+    Ok(attempt)
+}
+
+impl Read {
+    /// Step 2: the rewrite into `upload`, appended after the data region copied in place where
+    /// the store and the file allow it, else streamed whole (also when the store refuses a
+    /// copied part, which turns copying off for the store; `fresh` then starts the upload
+    /// again). Returns the rows written, the path taken and why the file was streamed whole.
+    async fn rewrite(
+        &mut self,
+        store: &Store,
+        chain: &[StepRegistration],
+        target: &RewriteTarget,
+        upload: &mut ConditionalUpload,
+        fresh: impl Fn() -> Result<ConditionalUpload>,
+        deadline: Deadline,
+    ) -> Result<(u64, WritePath, Option<String>)> {
+        let key = self.info.key.as_str();
+        let why = match append_plan_for(store, key, &self.footer, chain)? {
+            Ok(plan) => {
+                let source = CopySource {
+                    key: key.to_string(),
+                    e_tag: self.info.e_tag.clone().unwrap_or_default(),
+                    version_id: self.info.version_id.clone(),
+                    range: 0..plan.region_end,
+                };
+                let layout = Layout::Append { plan: &plan, source };
+                let appended = rewrite_into(&self.reader, &self.footer, chain, target, layout, upload);
+                match deadline.within(Box::pin(appended), key).await {
+                    Ok(rows) => return Ok((rows, WritePath::Appended, None)),
+                    Err(Appending::Failed(e)) => return Err(e),
+                    Err(Appending::CopyRefused(refused)) => {
+                        // The store cannot copy parts after all: this object, and every later
+                        // one, streams whole.
+                        store.refuse_copies(&refused);
+                        upload.abort().await;
+                        *upload = fresh()?;
+                        format!("the store refused a copied part: {}", refused.report())
+                    }
+                }
+            }
+            Err(why) => why,
+        };
+        if Self::may_append(store, &self.info) {
+            self.footer = self.reader.footer(true).await?;
+        }
+        let key = self.info.key.as_str();
+        let streamed = rewrite_into(&self.reader, &self.footer, chain, target, Layout::Whole, upload);
+        let rows = deadline
+            .within(Box::pin(streamed), key)
+            .await
+            .map_err(Appending::into_error)?;
+        Ok((rows, WritePath::Streamed, Some(why)))
+    }
+}
+
+/// When a rewrite must be done by (a Lambda invocation's deadline), and when it started.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Option<tokio::time::Instant>,
+    started: Instant,
+}
+
+impl Deadline {
+    /// Runs a rewrite, giving up at the deadline with [`Error::Timeout`].
+    async fn within<T>(
+        self,
+        rewrite: std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<T, Appending>> + Send + '_>>,
+        key: &str,
+    ) -> std::result::Result<T, Appending> {
+        let Some(at) = self.at else {
+            return rewrite.await;
+        };
+        match tokio::time::timeout_at(at, rewrite).await {
+            Ok(done) => done,
+            Err(_) => Err(Appending::Failed(Error::Timeout {
+                key: key.to_string(),
+                seconds: self.started.elapsed().as_secs_f64(),
+            })),
+        }
+    }
+}
+
+/// Steps 4 and 5: completes the upload, conditional on the ETag read, once the run's lease is
+/// still certainly its own and the tags read are still the object's (a tag edit does not change
+/// the ETag, so the write's condition cannot see one). A write whose answer was lost is
+/// recognised by `attempt`, which the object then carries.
+async fn complete(
+    store: &Store,
+    info: &ObjectInfo,
+    mut upload: ConditionalUpload,
+    options: &MigrateOptions,
+    attempt: Option<&str>,
+) -> Result<Written> {
+    let checked = match options.run.as_ref().map_or(Ok(()), |run| run.check_fence(&info.key)) {
+        Ok(()) => tags_unchanged(store, info).await,
         Err(e) => Err(e),
     };
     if let Err(e) = checked {
         upload.abort().await;
         return Err(e);
     }
-    let written = match (upload.finish().await, &attempt_id) {
-        (Ok(written), _) => written,
-        // The write may have landed with its answer lost (a retry then fails its own
-        // precondition): the object's metadata tells whether it is ours.
-        (Err(e), Some(attempt)) => match written_by(store, key, attempt).await {
-            Some(written) => written,
-            None => return Err(e),
-        },
-        (Err(e), None) => return Err(e),
-    };
-    // The object is written: whatever happens now, it is recorded as migrated.
-    if let Err(e) = carry_over_late_tag_edit(store, &info, &options.version_key, new_version, &written).await {
-        tracing::warn!(
-            "{key}: written, but checking for a tag edit made during the write failed: {}",
-            e.report()
-        );
+    match (upload.finish().await, attempt) {
+        (Ok(written), _) => Ok(written),
+        (Err(e), Some(attempt)) => written_by(store, &info.key, attempt).await.ok_or(e),
+        (Err(e), None) => Err(e),
     }
-    let migrated = |outcome| Record {
-        from: Some(origin.version),
-        ..done(outcome)
-    };
-    Ok(migrated(Outcome::Migrated(Box::new(Migrated {
-        to: new_version,
-        steps: chain.iter().map(|s| s.id()).collect(),
-        fingerprints: chain.iter().map(|s| s.fingerprint()).collect(),
-        old_e_tag: origin.e_tag.clone(),
-        new_e_tag: written.e_tag,
-        old_version_id: origin.version_id.clone(),
-        new_version_id: written.version_id,
-        bytes_in: info.size,
-        bytes_out,
-        rows,
-        path,
-        streamed_because,
-        received: reader.received(),
-        sent,
-        copied,
-        attempt_id,
-    }))))
-}
-
-/// Runs a rewrite, giving up at `deadline` with [`Error::Timeout`].
-async fn within<T>(
-    rewrite: std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<T, Appending>> + Send + '_>>,
-    deadline: Option<tokio::time::Instant>,
-    key: &str,
-    started: Instant,
-) -> std::result::Result<T, Appending> {
-    let Some(deadline) = deadline else {
-        return rewrite.await;
-    };
-    match tokio::time::timeout_at(deadline, rewrite).await {
-        Ok(done) => done,
-        Err(_) => Err(Appending::Failed(Error::Timeout {
-            key: key.to_string(),
-            seconds: started.elapsed().as_secs_f64(),
-        })),
-    }
-}
-
-/// The append plan of an object, or why it streams whole: the store must copy parts, the
-/// file take the append layout, and its data region fill a 5 MiB part.
-fn append_plan_for(
-    store: &Store,
-    key: &str,
-    footer: &Footer,
-    chain: &[StepRegistration],
-) -> Result<std::result::Result<AppendPlan, String>> {
-    if !store.copies_parts() {
-        return Ok(Err("the store copies no parts".to_string()));
-    }
-    let plan = match plan_append(key, footer, chain)? {
-        Ok(plan) => plan,
-        Err(why) => return Ok(Err(why.to_string())),
-    };
-    if plan.region_end < MIN_PART {
-        return Ok(Err(format!(
-            "its data region ({} bytes) is smaller than a 5 MiB part",
-            plan.region_end
-        )));
-    }
-    Ok(Ok(plan))
-}
-
-/// How an append rewrite failed: the store refused the copied part (the caller streams the
-/// file whole instead), or anything else.
-enum Appending {
-    CopyRefused(Error),
-    Failed(Error),
-}
-
-impl Appending {
-    fn into_error(self) -> Error {
-        match self {
-            Appending::CopyRefused(e) | Appending::Failed(e) => e,
-        }
-    }
-}
-
-impl From<Error> for Appending {
-    fn from(e: Error) -> Self {
-        Appending::Failed(e)
-    }
-}
-
-/// Whether a failed copied part means the store does not do them (rather than a changed
-/// source or a transient failure).
-fn copy_refused(e: &Error) -> bool {
-    matches!(e, Error::Unsupported { .. })
-}
-
-/// Tags compared as sets: a store need not return them in the order they were written.
-fn same_tags(a: &[(String, String)], b: &[(String, String)]) -> bool {
-    let mut a = a.to_vec();
-    let mut b = b.to_vec();
-    a.sort();
-    b.sort();
-    a == b
-}
-
-/// Fails with [`Error::TagsChanged`] when the tags of the version read are no longer the ones
-/// read (where the store has tags).
-async fn tags_unchanged(store: &Store, info: &ObjectInfo) -> Result<()> {
-    let Some(read) = &info.tags else {
-        return Ok(());
-    };
-    match store.tags_at(&info.key, info.version_id.as_deref()).await? {
-        Some(now) if !same_tags(&now, read) => Err(Error::TagsChanged { key: info.key.clone() }),
-        _ => Ok(()),
-    }
-}
-
-/// On a versioned bucket, a tag edit that reached the version read after the last check (and
-/// before the write replaced it) is still on that version: carried over to the written one,
-/// with the new version, so no edit is silently reverted. Returns whether one was carried.
-async fn carry_over_late_tag_edit(
-    store: &Store,
-    info: &ObjectInfo,
-    version_key: &str,
-    version: u32,
-    written: &Written,
-) -> Result<bool> {
-    let (Some(read), Some(old), Some(new)) = (&info.tags, &info.version_id, &written.version_id) else {
-        return Ok(false);
-    };
-    let Some(now) = store.tags_at(&info.key, Some(old)).await? else {
-        return Ok(false);
-    };
-    if same_tags(&now, read) {
-        return Ok(false);
-    }
-    let tags = with_version(&now, version_key, version);
-    tracing::info!(
-        "{}: tags edited during the rewrite carried over to the new version",
-        info.key
-    );
-    store.put_tags_at(&info.key, Some(new), &tags).await?;
-    Ok(true)
 }
 
 /// The current version of `key`, when attempt `attempt` wrote it: a write whose answer was lost
@@ -423,26 +367,4 @@ pub(crate) async fn written_by(store: &Store, key: &str, attempt: &str) -> Optio
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Only the store's own lasting answer turns copying in place off for the store; a caller's
-    /// mistake (a configuration error) or a failed request does not.
-    #[test]
-    fn only_a_store_that_does_not_copy_parts_turns_copies_off() {
-        let unsupported = Error::Unsupported {
-            key: "k".into(),
-            what: "copy parts in place",
-            message: "501 NotImplemented".into(),
-        };
-        let bug = Error::Config("k: a copied part must come first".into());
-        let throttled = Error::S3Api {
-            key: "k".into(),
-            op: "UploadPartCopy",
-            status: 503,
-            message: "SlowDown".into(),
-        };
-        assert!(copy_refused(&unsupported));
-        assert!(!copy_refused(&bug) && !copy_refused(&throttled));
-    }
-}
+mod tests;

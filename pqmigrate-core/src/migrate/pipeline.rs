@@ -1,5 +1,5 @@
-//! The rewrite as a pipeline: row groups fetched one ahead, rewritten on blocking threads, and
-//! the output streamed to the upload, for both layouts (the whole file streamed, or the new
+//! The rewrite as one pipeline: row groups fetched one ahead, rewritten on a blocking thread,
+//! and the output streamed to the upload, for both layouts (the whole file streamed, or the new
 //! chunks and footer appended after the data region copied in place).
 
 use std::io::Write;
@@ -9,58 +9,171 @@ use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::migration::StepRegistration;
-use crate::rewrite::{AppendPlan, AppendRewriter, FileRanges, Footer, RowGroupRewriter};
-use crate::store::CopySource;
+use crate::rewrite::{AppendPlan, AppendRewriter, FileRanges, Footer, RewriteTarget, RowGroupRewriter, plan_append};
+use crate::store::{CopySource, MIN_PART, Store};
 use crate::transfer::{ConditionalUpload, ObjectReader};
 
-use super::{Appending, copy_refused};
+/// The append plan of an object, or why it streams whole: the store must copy parts, the
+/// file take the append layout, and its data region fill a 5 MiB part.
+pub(super) fn append_plan_for(
+    store: &Store,
+    key: &str,
+    footer: &Footer,
+    chain: &[StepRegistration],
+) -> Result<std::result::Result<AppendPlan, String>> {
+    if !store.copies_parts() {
+        return Ok(Err("the store copies no parts".to_string()));
+    }
+    let plan = match plan_append(key, footer, chain)? {
+        Ok(plan) => plan,
+        Err(why) => return Ok(Err(why.to_string())),
+    };
+    if plan.region_end < MIN_PART {
+        return Ok(Err(format!(
+            "its data region ({} bytes) is smaller than a 5 MiB part",
+            plan.region_end
+        )));
+    }
+    Ok(Ok(plan))
+}
 
-/// What the rewrite writes.
-#[derive(Debug, Clone)]
-pub(super) struct Target {
-    pub(super) version_key: String,
-    pub(super) version: u32,
-    pub(super) verify_copied: bool,
+/// How an append rewrite failed: the store refused the copied part (the caller streams the
+/// file whole instead), or anything else.
+pub(super) enum Appending {
+    CopyRefused(Error),
+    Failed(Error),
+}
+
+impl Appending {
+    /// A failed copied part: the store's refusal, or any other failure.
+    pub(super) fn of_copy(e: Error) -> Self {
+        if copy_refused(&e) {
+            Appending::CopyRefused(e)
+        } else {
+            Appending::Failed(e)
+        }
+    }
+
+    pub(super) fn into_error(self) -> Error {
+        match self {
+            Appending::CopyRefused(e) | Appending::Failed(e) => e,
+        }
+    }
+}
+
+impl From<Error> for Appending {
+    fn from(e: Error) -> Self {
+        Appending::Failed(e)
+    }
+}
+
+/// Whether a failed copied part means the store does not do them (rather than a changed
+/// source or a transient failure).
+pub(super) fn copy_refused(e: &Error) -> bool {
+    matches!(e, Error::Unsupported { .. })
 }
 
 /// Output bytes handed from the encoder to the uploader at a time.
 pub(super) const OUTPUT_CHUNK: usize = 1024 * 1024;
 
-/// The rewrite as a pipeline of three parts running at once: row groups fetched one ahead,
-/// checked, decoded, transformed and encoded on blocking threads, and the output streamed to
-/// `upload`. Memory holds about two row groups and a part, whatever the file size. Returns the
-/// rows written; the upload is left for the caller to finish or abort.
-pub(super) async fn stream_rewrite(
+/// The layout of the output.
+pub(super) enum Layout<'a> {
+    /// The whole file rewritten and streamed.
+    Whole,
+    /// The input's data region (`source`) copied in place by the store, then the new chunks and
+    /// footer appended after it.
+    Append { plan: &'a AppendPlan, source: CopySource },
+}
+
+/// The rewriter of either layout, fed one row group at a time on a blocking thread.
+enum Encoder {
+    Whole(RowGroupRewriter<ChannelSink>),
+    Append(AppendRewriter<ChannelSink>),
+}
+
+impl Encoder {
+    fn new(
+        key: &str,
+        footer: &Footer,
+        chain: &[StepRegistration],
+        target: &RewriteTarget,
+        append: bool,
+        sink: ChannelSink,
+    ) -> Result<Self> {
+        Ok(if append {
+            let rewriter = AppendRewriter::new(key, footer, chain, target, sink)?.map_err(|(why, _)| Error::Write {
+                key: key.to_string(),
+                source: parquet::errors::ParquetError::General(format!("the append layout does not apply: {why}")),
+            })?;
+            Encoder::Append(rewriter)
+        } else {
+            Encoder::Whole(RowGroupRewriter::new(key, footer, chain, target, sink)?)
+        })
+    }
+
+    fn rewrite_row_group(&mut self, index: usize, input: &FileRanges) -> Result<()> {
+        match self {
+            Encoder::Whole(rewriter) => rewriter.rewrite_row_group(index, input),
+            Encoder::Append(rewriter) => rewriter.rewrite_row_group(index, input),
+        }
+    }
+
+    fn finish(self) -> Result<(ChannelSink, u64)> {
+        match self {
+            Encoder::Whole(rewriter) => rewriter.finish(),
+            Encoder::Append(rewriter) => rewriter.finish().map(|(sink, rows, _)| (sink, rows)),
+        }
+    }
+}
+
+/// The rewrite as a pipeline of three parts running at once, for either layout: row groups
+/// fetched one ahead; checked, decoded, transformed and encoded on a blocking thread; and the
+/// output streamed to `upload` (after the copied data region, when appending). Memory holds
+/// about two row groups and a part, whatever the file size. Only the columns read come down
+/// when appending, or whole row groups when the copied chunks are checked. Returns the rows
+/// written; the upload is left for the caller to finish or abort.
+pub(super) async fn rewrite_into(
     reader: &ObjectReader,
     footer: &Footer,
     chain: &[StepRegistration],
-    target: &Target,
+    target: &RewriteTarget,
+    layout: Layout<'_>,
     upload: &mut ConditionalUpload,
 ) -> std::result::Result<u64, Appending> {
     let row_groups = footer.num_row_groups();
-    let (input_tx, mut input_rx) = mpsc::channel::<(usize, FileRanges)>(1);
-    let (output_tx, mut output_rx) = mpsc::channel::<Bytes>(4);
     let key = reader.key().to_string();
-    // The first buffer is sized for the whole output when that goes out as one PUT, so it is
-    // never copied again; a larger output continues in small chunks, streamed as parts.
-    let estimate = usize::try_from(reader.size()).unwrap_or(usize::MAX);
-    let estimate = estimate.saturating_add(estimate / 4).saturating_add(OUTPUT_CHUNK);
-    let first_chunk = upload
-        .whole_object_limit()
-        .map_or(estimate, |limit| estimate.min(limit.saturating_add(1)))
-        .max(OUTPUT_CHUNK);
+    let (plan, source) = match layout {
+        Layout::Whole => (None, None),
+        Layout::Append { plan, source } => (Some(plan), Some(source)),
+    };
+    let (input_tx, mut input_rx) = mpsc::channel::<(usize, FileRanges)>(1);
+    // Appending, the encoder may run ahead while the store copies the data region.
+    let (output_tx, mut output_rx) = mpsc::channel::<Bytes>(if plan.is_some() { 16 } else { 4 });
+    // A whole file's first buffer is sized for the whole output when that goes out as one PUT,
+    // so it is never copied again; a larger output continues in small chunks, streamed as parts.
+    let first_chunk = match plan {
+        Some(_) => OUTPUT_CHUNK,
+        None => {
+            let estimate = usize::try_from(reader.size()).unwrap_or(usize::MAX);
+            let estimate = estimate.saturating_add(estimate / 4).saturating_add(OUTPUT_CHUNK);
+            upload
+                .whole_object_limit()
+                .map_or(estimate, |limit| estimate.min(limit.saturating_add(1)))
+                .max(OUTPUT_CHUNK)
+        }
+    };
     let encoder = {
         let footer = footer.clone();
         let chain = chain.to_vec();
         let target = target.clone();
         let key = key.clone();
+        let append = plan.is_some();
         tokio::task::spawn_blocking(move || -> Result<u64> {
             let sink = ChannelSink::new(output_tx, first_chunk);
-            let mut rewriter = RowGroupRewriter::new(&key, &footer, &chain, &target.version_key, target.version, sink)?
-                .verify_copied(target.verify_copied);
+            let mut encoder = Encoder::new(&key, &footer, &chain, &target, append, sink)?;
             let mut received = 0;
             while let Some((index, ranges)) = input_rx.blocking_recv() {
-                rewriter.rewrite_row_group(index, &ranges)?;
+                encoder.rewrite_row_group(index, &ranges)?;
                 received += 1;
             }
             if received != row_groups {
@@ -71,7 +184,7 @@ pub(super) async fn stream_rewrite(
                     )),
                 });
             }
-            let (sink, rows) = rewriter.finish()?;
+            let (sink, rows) = encoder.finish()?;
             sink.close().map_err(|e| Error::Write {
                 key: key.clone(),
                 source: e.into(),
@@ -79,23 +192,35 @@ pub(super) async fn stream_rewrite(
             Ok(rows)
         })
     };
+    let whole_row_groups = plan.is_none() || target.verify_copied;
     let fetch = async move {
         for index in 0..row_groups {
             // Reserve the slot first, so at most one row group waits while one is encoded.
             let Ok(slot) = input_tx.reserve().await else {
                 break;
             };
-            slot.send((index, reader.row_group(footer, index).await?));
+            let ranges = match plan {
+                Some(plan) if !whole_row_groups => reader.ranges(&plan.reads[index]).await?,
+                _ => reader.row_group(footer, index).await?,
+            };
+            slot.send((index, ranges));
         }
         Ok::<(), Error>(())
     };
     // Owns the receiver: when an upload fails it is dropped with this future, which stops the
     // encoder's sends instead of leaving it blocked on a full channel.
     let send = async move {
+        if let Some(source) = &source {
+            upload.copy_first(source).await.map_err(Appending::of_copy)?;
+        }
         while let Some(chunk) = output_rx.recv().await {
             upload.push(chunk).await?;
         }
-        Ok::<(), Error>(())
+        if source.is_some() {
+            // The copies run while the new bytes go out; a refusal shows here at the latest.
+            upload.copies_done().await.map_err(Appending::of_copy)?;
+        }
+        Ok::<(), Appending>(())
     };
     let (fetched, sent, encoded) = tokio::join!(fetch, send, encoder);
     // Steps run under their own panic guard, so a task that ends abnormally failed outside them.
@@ -103,110 +228,15 @@ pub(super) async fn stream_rewrite(
         key: key.clone(),
         message: e.to_string(),
     });
-    // The most telling error first: a changed or unreadable input explains an encoder that
-    // stopped early, and a failed upload explains an encoder whose output had nowhere to go.
-    // An encoder failure ends the upload's input cleanly, so it surfaces last.
+    // The most telling error first: a refused copy (the caller then streams the file whole);
+    // a changed or unreadable input, which explains an encoder that stopped early; a failed
+    // upload, which explains an encoder whose output had nowhere to go. An encoder failure ends
+    // the upload's input cleanly, so it surfaces last.
+    if let Err(Appending::CopyRefused(e)) = sent {
+        return Err(Appending::CopyRefused(e));
+    }
     fetched?;
     sent?;
-    Ok(encoded??)
-}
-
-/// The append rewrite as the same three-part pipeline: the input's data region copied by the
-/// store first (while the computed columns are encoded), then the new chunks and footer
-/// streamed after it. Only the read columns' chunks come down, or whole row groups when the
-/// copied chunks are checked. Returns the rows written.
-pub(super) async fn stream_append(
-    reader: &ObjectReader,
-    footer: &Footer,
-    chain: &[StepRegistration],
-    target: &Target,
-    plan: &AppendPlan,
-    source: CopySource,
-    upload: &mut ConditionalUpload,
-) -> std::result::Result<u64, Appending> {
-    let row_groups = footer.num_row_groups();
-    let (input_tx, mut input_rx) = mpsc::channel::<(usize, FileRanges)>(1);
-    // Room for the encoder to run ahead while the store copies the data region.
-    let (output_tx, mut output_rx) = mpsc::channel::<Bytes>(16);
-    let key = reader.key().to_string();
-    let encoder = {
-        let footer = footer.clone();
-        let chain = chain.to_vec();
-        let target = target.clone();
-        let key = key.clone();
-        tokio::task::spawn_blocking(move || -> Result<u64> {
-            let sink = ChannelSink::new(output_tx, OUTPUT_CHUNK);
-            let mut rewriter = AppendRewriter::new(&key, &footer, &chain, &target.version_key, target.version, sink)?
-                .map_err(|(why, _)| Error::Write {
-                    key: key.clone(),
-                    source: parquet::errors::ParquetError::General(format!("the append layout does not apply: {why}")),
-                })?
-                .verify_copied(target.verify_copied);
-            let mut received = 0;
-            while let Some((index, ranges)) = input_rx.blocking_recv() {
-                rewriter.rewrite_row_group(index, &ranges)?;
-                received += 1;
-            }
-            if received != row_groups {
-                return Err(Error::Write {
-                    key,
-                    source: parquet::errors::ParquetError::General(format!(
-                        "input ended after {received} of {row_groups} row groups"
-                    )),
-                });
-            }
-            let (sink, rows, _) = rewriter.finish()?;
-            sink.close().map_err(|e| Error::Write {
-                key: key.clone(),
-                source: e.into(),
-            })?;
-            Ok(rows)
-        })
-    };
-    let verify = target.verify_copied;
-    let fetch = async move {
-        for index in 0..row_groups {
-            let Ok(slot) = input_tx.reserve().await else {
-                break;
-            };
-            let ranges = if verify {
-                reader.row_group(footer, index).await?
-            } else {
-                reader.ranges(&plan.reads[index]).await?
-            };
-            slot.send((index, ranges));
-        }
-        Ok::<(), Error>(())
-    };
-    let send = async move {
-        if let Err(e) = upload.copy_first(&source).await {
-            return Err(if copy_refused(&e) {
-                Appending::CopyRefused(e)
-            } else {
-                Appending::Failed(e)
-            });
-        }
-        while let Some(chunk) = output_rx.recv().await {
-            upload.push(chunk).await?;
-        }
-        // The copies run while the new bytes go out; a refusal shows here at the latest.
-        upload.copies_done().await.map_err(|e| {
-            if copy_refused(&e) {
-                Appending::CopyRefused(e)
-            } else {
-                Appending::Failed(e)
-            }
-        })?;
-        Ok::<(), Appending>(())
-    };
-    let (fetched, sent, encoded) = tokio::join!(fetch, send, encoder);
-    let encoded = encoded.map_err(|e| Error::Task {
-        key: key.clone(),
-        message: e.to_string(),
-    });
-    // A refused copy first: the caller then streams the file whole.
-    sent?;
-    fetched?;
     Ok(encoded??)
 }
 

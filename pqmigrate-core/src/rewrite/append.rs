@@ -16,7 +16,7 @@ use parquet::file::properties::BloomFilterPosition;
 use parquet::file::writer::SerializedFileWriter;
 
 use super::placement::{Gate, NewIndexes, serialize_footer, shifted, shifted_offsets};
-use super::{FileRanges, Footer, Plan, RowGroupRewriter, footer_entries, writer_properties};
+use super::{FileRanges, Footer, Plan, RewriteTarget, RowGroupRewriter, footer_entries, writer_properties};
 use crate::error::{Error, Result};
 use crate::migration::StepRegistration;
 
@@ -101,7 +101,7 @@ pub fn plan_append(
     footer: &Footer,
     chain: &[StepRegistration],
 ) -> Result<std::result::Result<AppendPlan, NotAppendable>> {
-    let rewriter = RowGroupRewriter::new(key, footer, chain, "", 0, std::io::sink())?;
+    let rewriter = RowGroupRewriter::new(key, footer, chain, &RewriteTarget::new("", 0), std::io::sink())?;
     Ok(append_plan(&rewriter.plan))
 }
 
@@ -195,7 +195,7 @@ fn append_plan(plan: &Plan) -> std::result::Result<AppendPlan, NotAppendable> {
 
 impl<W: Write + Send> AppendRewriter<W> {
     /// Prepares the append rewrite of `footer`'s file through `chain`, recording
-    /// `version_key = new_version`; `Ok(Err(why))` when the file cannot take the append layout
+    /// `target.version_key = target.version`; `Ok(Err(why))` when the file cannot take the append layout
     /// (the caller rewrites it whole instead).
     ///
     /// # Errors
@@ -204,11 +204,10 @@ impl<W: Write + Send> AppendRewriter<W> {
         key: &str,
         footer: &Footer,
         chain: &[StepRegistration],
-        version_key: &str,
-        new_version: u32,
+        target: &RewriteTarget,
         sink: W,
     ) -> Result<std::result::Result<Self, (NotAppendable, W)>> {
-        let plan = RowGroupRewriter::new(key, footer, chain, version_key, new_version, std::io::sink())?.plan;
+        let plan = RowGroupRewriter::new(key, footer, chain, target, std::io::sink())?.plan;
         let append = match append_plan(&plan) {
             Ok(append) => append,
             Err(why) => return Ok(Err((why, sink))),
@@ -239,7 +238,7 @@ impl<W: Write + Send> AppendRewriter<W> {
             append,
             tail,
             rows: 0,
-            verify_copied: true,
+            verify_copied: target.verify_copied,
         }))
     }
 
@@ -374,8 +373,8 @@ impl<W: Write + Send> AppendRewriter<W> {
                 &plan.footer,
                 &plan.chain,
                 &plan.output,
-                &plan.version_key,
-                plan.new_version,
+                &plan.target.version_key,
+                plan.target.version,
             )),
             schema,
             None,
@@ -403,7 +402,8 @@ pub fn rewrite_appended(
     version_key: &str,
     new_version: u32,
 ) -> Result<std::result::Result<super::Rewritten, NotAppendable>> {
-    let rewriter = match AppendRewriter::new(key, footer, chain, version_key, new_version, Vec::new())? {
+    let target = RewriteTarget::new(version_key, new_version);
+    let rewriter = match AppendRewriter::new(key, footer, chain, &target, Vec::new())? {
         Ok(rewriter) => rewriter,
         Err((why, _)) => return Ok(Err(why)),
     };

@@ -11,6 +11,7 @@ mod placement;
 mod ranges;
 mod renames;
 mod row_group;
+mod target;
 mod verify;
 
 pub use append::{AppendPlan, AppendRewriter, MAX_DEAD_SHARE, NotAppendable, plan_append, rewrite_appended};
@@ -30,6 +31,8 @@ use ranges::read_ranges;
 use renames::{renamed_chunk, renamed_type};
 use row_group::Plan;
 pub use row_group::RowGroupRewriter;
+use target::Job;
+pub use target::RewriteTarget;
 
 /// What [`rewrite`] produced.
 #[derive(Debug)]
@@ -60,14 +63,8 @@ pub fn rewrite(
     new_version: u32,
 ) -> Result<Rewritten> {
     let capacity = data.len() + data.len() / 4;
-    let mut rewriter = RowGroupRewriter::new(
-        key,
-        footer,
-        chain,
-        version_key,
-        new_version,
-        Vec::with_capacity(capacity),
-    )?;
+    let target = RewriteTarget::new(version_key, new_version);
+    let mut rewriter = RowGroupRewriter::new(key, footer, chain, &target, Vec::with_capacity(capacity))?;
     let input = FileRanges::whole(data);
     for index in 0..footer.num_row_groups() {
         rewriter.rewrite_row_group(index, &input)?;
@@ -81,3 +78,6 @@ pub fn rewrite(
         copied_columns,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -23,9 +23,9 @@ use crate::error::{Error, Result};
 use crate::migration::StepRegistration;
 
 use super::{
-    ARROW_SCHEMA_KEY, CopyCheck, FileRanges, Footer, Layout, STEPS_FOOTER_KEY, apply_chain, decoded_schema,
-    leaf_ranges, output_schemas, panic_message, plan_layout, renamed_chunk, renamed_type, renames_hold, steps_record,
-    thin_schemas, writer_properties,
+    ARROW_SCHEMA_KEY, CopyCheck, FileRanges, Footer, Job, Layout, RewriteTarget, STEPS_FOOTER_KEY, apply_chain,
+    decoded_schema, leaf_ranges, output_schemas, panic_message, plan_layout, renamed_chunk, renamed_type, renames_hold,
+    steps_record, thin_schemas, writer_properties,
 };
 
 /// Rewrites a file row group by row group into `W`: each input row group becomes one output
@@ -47,8 +47,7 @@ pub struct RowGroupRewriter<W: Write + Send> {
 /// What a rewrite knows before it reads any data; shared by the threads of a row group's rewrite.
 pub(super) struct Plan {
     pub(super) key: String,
-    pub(super) version_key: String,
-    pub(super) new_version: u32,
+    pub(super) target: RewriteTarget,
     pub(super) footer: Footer,
     pub(super) chain: Vec<StepRegistration>,
     /// Each step's output on the decoded columns only.
@@ -78,7 +77,7 @@ impl<W: Write + Send> std::fmt::Debug for RowGroupRewriter<W> {
 
 impl<W: Write + Send> RowGroupRewriter<W> {
     /// Prepares the rewrite of `footer`'s file through `chain` into `sink`, recording
-    /// `version_key = new_version` and the input's other footer metadata.
+    /// `target.version_key = target.version` and the input's other footer metadata.
     ///
     /// # Errors
     /// A step that cannot migrate the schema, or a schema the writer cannot encode.
@@ -86,10 +85,15 @@ impl<W: Write + Send> RowGroupRewriter<W> {
         key: &str,
         footer: &Footer,
         chain: &[StepRegistration],
-        version_key: &str,
-        new_version: u32,
+        target: &RewriteTarget,
         sink: W,
     ) -> Result<Self> {
+        let job = Job {
+            key,
+            footer,
+            chain,
+            target,
+        };
         let input = footer.schema().clone();
         let schemas = output_schemas(key, &input, chain)?;
         let output = schemas.last().cloned().unwrap_or_else(|| input.clone());
@@ -100,35 +104,14 @@ impl<W: Write + Send> RowGroupRewriter<W> {
             Some(planned) => planned,
             None => (Layout::full(&input, &output), schemas),
         };
-        match Self::build(
-            key,
-            footer,
-            chain,
-            version_key,
-            new_version,
-            &layout,
-            thin_schemas.clone(),
-            &output,
-            sink,
-        ) {
+        match Self::build(job, &layout, thin_schemas.clone(), &output, sink) {
             Ok(rewriter) => Ok(rewriter),
             Err(BuildError::Copy(sink)) => {
                 // The input's encoding cannot host the copied columns (an unusual physical
                 // type): decode and encode everything instead.
                 let full = Layout::full(&input, &output);
                 let schemas = output_schemas(key, &input, chain)?;
-                Self::build(
-                    key,
-                    footer,
-                    chain,
-                    version_key,
-                    new_version,
-                    &full,
-                    schemas,
-                    &output,
-                    sink,
-                )
-                .map_err(|e| match e {
+                Self::build(job, &full, schemas, &output, sink).map_err(|e| match e {
                     BuildError::Copy(_) => unreachable!("a full layout copies nothing"),
                     BuildError::Fatal(e) => e,
                 })
@@ -137,18 +120,20 @@ impl<W: Write + Send> RowGroupRewriter<W> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn build(
-        key: &str,
-        footer: &Footer,
-        chain: &[StepRegistration],
-        version_key: &str,
-        new_version: u32,
+    fn build(
+        job: Job<'_>,
         layout: &Layout,
         thin_schemas: Vec<SchemaRef>,
         output: &SchemaRef,
         sink: W,
     ) -> Result<Self, BuildError<W>> {
+        let Job {
+            key,
+            footer,
+            chain,
+            target,
+        } = job;
+        let version_key = target.version_key.as_str();
         let write_err = |source| {
             BuildError::Fatal(Error::Write {
                 key: key.to_string(),
@@ -185,7 +170,7 @@ impl<W: Write + Send> RowGroupRewriter<W> {
                 writer.append_key_value_metadata(kv.clone());
             }
         }
-        writer.append_key_value_metadata(KeyValue::new(version_key.to_string(), new_version.to_string()));
+        writer.append_key_value_metadata(KeyValue::new(version_key.to_string(), target.version.to_string()));
         writer.append_key_value_metadata(KeyValue::new(STEPS_FOOTER_KEY.to_string(), steps_record(footer, chain)));
         let factory = ArrowRowGroupWriterFactory::new(&writer, output.clone());
         if layout.copied() > 0 && factory.create_column_writers(0).is_err() {
@@ -205,8 +190,7 @@ impl<W: Write + Send> RowGroupRewriter<W> {
                 key: key.to_string(),
                 thin_input: decoded_schema(footer.schema(), layout),
                 descr: Arc::new(SchemaDescriptor::new(root)),
-                version_key: version_key.to_string(),
-                new_version,
+                target: target.clone(),
                 footer: footer.clone(),
                 chain: chain.to_vec(),
                 thin_schemas,
@@ -219,7 +203,7 @@ impl<W: Write + Send> RowGroupRewriter<W> {
             },
             writer,
             rows: 0,
-            verify_copied: true,
+            verify_copied: target.verify_copied,
         })
     }
 
