@@ -48,11 +48,7 @@ async fn remove(store: &Store, prefix: &str) {
 }
 
 async fn run(store: &Store, prefix: &str, concurrency: usize) -> Duration {
-    let spec = ScanSpec {
-        prefixes: vec![format!("{prefix}/")],
-        concurrency: 32,
-        ..ScanSpec::default()
-    };
+    let spec = ScanSpec::default().prefixes([format!("{prefix}/")]).concurrency(32);
     let start = Instant::now();
     let report = Migrator::new(
         store.clone(),
@@ -60,10 +56,7 @@ async fn run(store: &Store, prefix: &str, concurrency: usize) -> Duration {
         MigrateOptions::new(SCHEMA, 2),
     )
     .scan(spec)
-    .run_options(RunOptions {
-        concurrency,
-        ..RunOptions::default()
-    })
+    .run_options(RunOptions::default().concurrency(concurrency))
     .run()
     .await
     .expect("run");

@@ -37,10 +37,7 @@ fn bench(c: &mut Criterion) {
             .await;
         store
     });
-    let spec = ScanSpec {
-        prefixes: vec!["data/".into()],
-        ..ScanSpec::default()
-    };
+    let spec = ScanSpec::default().prefixes(["data/".to_string()]);
     let options = MigrateOptions::new(SCHEMA, 3);
     let mut group = c.benchmark_group("scan");
     group.throughput(Throughput::Elements(OBJECTS as u64));

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 use pqmigrate::rewrite::{Footer, rewrite};
-use pqmigrate::store::{Request, StoreOptions};
+use pqmigrate::store::Request;
 use pqmigrate::{Error, MigrateOptions, Migrated, Outcome, Registry, Store, WritePath, migrate_object, version_key};
 use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
 use support::*;
@@ -77,14 +77,7 @@ async fn a_trusting_append_on_s3_moves_only_the_read_columns_and_the_new_bytes()
         .await
         .unwrap();
     let (endpoint, counts) = http_proxy(&s3_endpoint(), ProxyMode::Count).await;
-    let store = Store::s3(
-        &bucket,
-        &StoreOptions {
-            endpoint: Some(endpoint),
-            ..s3_options()
-        },
-    )
-    .unwrap();
+    let store = Store::s3(&bucket, &s3_options().endpoint(endpoint)).unwrap();
     let (up0, down0) = (counts.up.load(Relaxed), counts.down.load(Relaxed));
     let done = migrate(&store, key, false).await.unwrap();
     let (up, down) = (counts.up.load(Relaxed) - up0, counts.down.load(Relaxed) - down0);
@@ -217,14 +210,7 @@ async fn a_server_without_copied_parts_gets_whole_files_streamed() {
             .unwrap();
     }
     let (endpoint, counts) = http_proxy(&s3_endpoint(), ProxyMode::RefuseCopies).await;
-    let store = Store::s3(
-        &bucket,
-        &StoreOptions {
-            endpoint: Some(endpoint),
-            ..s3_options()
-        },
-    )
-    .unwrap();
+    let store = Store::s3(&bucket, &s3_options().endpoint(endpoint)).unwrap();
     let first = migrate(&store, "d/sensorData_000.parquet", false).await.unwrap();
     assert_eq!(first.path, WritePath::Streamed);
     let because = first.streamed_because.clone().unwrap();

@@ -46,22 +46,23 @@ async fn run_beside(store: &Store, reading: Store) -> RunReport {
         Arc::new(Registry::from_inventory().unwrap()),
         MigrateOptions::new(SCHEMA, 3),
     )
-    .scan(ScanSpec {
-        prefixes: vec!["w/".into()],
-        suffix: ".parquet".into(),
-        concurrency: 8,
-        ..ScanSpec::default()
-    })
-    .run_options(RunOptions {
-        concurrency: 4,
-        retry: RetryPolicy {
-            interval: Duration::from_millis(20),
-            max_attempts: 6,
-            backoff_rate: 1.5,
-            max_delay: Duration::from_millis(200),
-        },
-        attempt_timeout: Some(Duration::from_secs(60)),
-    })
+    .scan(
+        ScanSpec::default()
+            .prefixes(["w/".to_string()])
+            .suffix(".parquet")
+            .concurrency(8),
+    )
+    .run_options(
+        RunOptions::default()
+            .concurrency(4)
+            .retry(RetryPolicy {
+                interval: Duration::from_millis(20),
+                max_attempts: 6,
+                backoff_rate: 1.5,
+                max_delay: Duration::from_millis(200),
+            })
+            .attempt_timeout(Some(Duration::from_secs(60))),
+    )
     .run()
     .await
     .unwrap()

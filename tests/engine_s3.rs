@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use object_store::Attribute;
 use pqmigrate::store::user_metadata;
-use pqmigrate::{Error, MigrateOptions, Migration, Outcome, Registry, StepError, Store, StoreOptions, migrate_object};
+use pqmigrate::{Error, MigrateOptions, Migration, Outcome, Registry, StepError, Store, migrate_object};
 use pqmigrate_sensor_steps::{SCHEMA, STEP_COUNT, generate_file};
 use support::*;
 
@@ -335,12 +335,7 @@ async fn an_upload_cut_midway_leaves_the_original_untouched() {
     let proxy = cutting_proxy(&s3_endpoint(), 64 * 1024).await;
     let through_proxy = Store::s3(
         &bucket,
-        &pqmigrate::StoreOptions {
-            endpoint: Some(proxy),
-            region: None,
-            max_retries: Some(1),
-            ..pqmigrate::StoreOptions::default()
-        },
+        &pqmigrate::StoreOptions::default().endpoint(proxy).max_retries(1),
     )
     .unwrap();
     assert!(original.len() > 64 * 1024, "the file must be larger than the cut point");
@@ -585,11 +580,9 @@ async fn bad_input_fails_per_object_with_a_clear_cause_and_leaves_it_unchanged()
 async fn rollback_streams_keeps_the_class_and_refuses_changed_objects() {
     use pqmigrate::Status;
     use pqmigrate::rollback::{RollbackOptions, rollback_run};
-    let options = StoreOptions {
-        multipart_threshold: Some(5 * 1024 * 1024),
-        part_size: Some(5 * 1024 * 1024),
-        ..s3_options()
-    };
+    let options = s3_options()
+        .multipart_threshold(5 * 1024 * 1024)
+        .part_size(5 * 1024 * 1024);
     let (store, _) = new_bucket_on(&options, "rollback-stream").await;
     let large = pqmigrate_sensor_steps::DataSpec {
         rows: 60_000,
@@ -699,11 +692,9 @@ impl pqmigrate::store::Hook for SlowPart {
 /// object is unchanged, and the next attempt completes.
 #[tokio::test]
 async fn a_rewrite_past_its_deadline_aborts_its_upload_and_returns_retryable() {
-    let options = StoreOptions {
-        multipart_threshold: Some(5 * 1024 * 1024),
-        part_size: Some(5 * 1024 * 1024),
-        ..s3_options()
-    };
+    let options = s3_options()
+        .multipart_threshold(5 * 1024 * 1024)
+        .part_size(5 * 1024 * 1024);
     let (store, _) = new_bucket_on(&options, "deadline").await;
     let key = "big/sensorData_000.parquet";
     let spec = pqmigrate_sensor_steps::DataSpec {

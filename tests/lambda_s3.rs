@@ -356,10 +356,7 @@ async fn handlers_refuse_a_store_that_ignores_conditions() {
         .unwrap();
     let (proxy, _) = http_proxy(&s3_endpoint(), ProxyMode::StripConditions).await;
     let stripped = Config {
-        store: pqmigrate::StoreOptions {
-            endpoint: Some(proxy),
-            ..s3_options()
-        },
+        store: s3_options().endpoint(proxy),
         ..Config::default()
     };
     let registry = Registry::from_inventory().unwrap();
@@ -421,11 +418,7 @@ async fn a_large_file_out_of_time_leaves_no_upload_open_and_the_retry_completes(
         .await
         .unwrap();
     let slow = Config {
-        store: pqmigrate::StoreOptions {
-            multipart_threshold: Some(5 << 20),
-            part_size: Some(5 << 20),
-            ..s3_options()
-        },
+        store: s3_options().multipart_threshold(5 << 20).part_size(5 << 20),
         faults: Some(pqmigrate::store::fault::FaultConfig::parse("latency_ms=400").unwrap()),
         ..Config::default()
     };

@@ -12,14 +12,11 @@ use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
 use support::*;
 
 fn moto(multipart_threshold: usize) -> StoreOptions {
-    StoreOptions {
-        endpoint: Some(moto_endpoint()),
-        region: None,
-        max_retries: Some(2),
-        multipart_threshold: Some(multipart_threshold),
-        part_size: Some(5 * 1024 * 1024),
-        ..StoreOptions::default()
-    }
+    StoreOptions::default()
+        .endpoint(moto_endpoint())
+        .max_retries(2)
+        .multipart_threshold(multipart_threshold)
+        .part_size(5 * 1024 * 1024)
 }
 
 /// A file whose rewrite is larger than one 5 MiB part, so it would go out in parts.

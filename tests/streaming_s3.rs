@@ -23,13 +23,11 @@ fn large() -> DataSpec {
 fn multipart_store(bucket: &str, endpoint: String) -> Store {
     Store::s3(
         bucket,
-        &StoreOptions {
-            endpoint: Some(endpoint),
-            max_retries: Some(1),
-            multipart_threshold: Some(1024 * 1024),
-            part_size: Some(5 * 1024 * 1024),
-            ..StoreOptions::default()
-        },
+        &StoreOptions::default()
+            .endpoint(endpoint)
+            .max_retries(1)
+            .multipart_threshold(1024 * 1024)
+            .part_size(5 * 1024 * 1024),
     )
     .unwrap()
 }
@@ -154,11 +152,9 @@ async fn migrate_object_err(store: &Store, key: &str) -> Error {
 #[tokio::test]
 async fn local_disk_streams_through_a_staged_file() {
     let dir = tempfile::tempdir().unwrap();
-    let options = StoreOptions {
-        multipart_threshold: Some(1024 * 1024),
-        part_size: Some(5 * 1024 * 1024),
-        ..StoreOptions::default()
-    };
+    let options = StoreOptions::default()
+        .multipart_threshold(1024 * 1024)
+        .part_size(5 * 1024 * 1024);
     let store = Store::local(dir.path()).unwrap().with_upload_sizes(&options);
     let key = "d/sensorData_002.parquet";
     let original = generate_file(&large(), 2);

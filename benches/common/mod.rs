@@ -45,14 +45,7 @@ pub async fn s3_bucket(name: &str) -> Store {
     let endpoint = std::env::var("PQM_S3_ENDPOINT")
         .expect("PQM_S3_ENDPOINT is not set: run scripts/bench.sh, which starts SeaweedFS, or point it at any S3");
     let bucket = format!("pqm-bench-{name}-{}", std::process::id());
-    let store = Store::s3(
-        &bucket,
-        &StoreOptions {
-            endpoint: Some(endpoint),
-            ..StoreOptions::default()
-        },
-    )
-    .expect("S3 store");
+    let store = Store::s3(&bucket, &StoreOptions::default().endpoint(endpoint)).expect("S3 store");
     store.s3_api().expect("S3").create_bucket().await.expect("bucket");
     store
 }

@@ -304,14 +304,13 @@ impl DatasetArgs {
         } else {
             self.prefixes.clone()
         };
-        ScanSpec {
-            prefixes,
-            suffix: self.suffix.clone(),
-            filter: self.filter.clone(),
-            shard: self.shard,
-            page_size: self.page_size,
-            concurrency: self.scan_concurrency,
-        }
+        ScanSpec::default()
+            .prefixes(prefixes)
+            .suffix(self.suffix.as_str())
+            .filter(self.filter.as_str())
+            .shard(self.shard)
+            .page_size(self.page_size)
+            .concurrency(self.scan_concurrency)
     }
 
     /// Migration options for `target`.
@@ -334,16 +333,15 @@ impl DatasetArgs {
 impl RunArgs {
     /// Executor options.
     pub fn run_options(&self) -> RunOptions {
-        RunOptions {
-            concurrency: self.concurrency,
-            retry: RetryPolicy {
+        RunOptions::default()
+            .concurrency(self.concurrency)
+            .retry(RetryPolicy {
                 interval: Duration::from_millis(self.interval_ms),
                 max_attempts: self.max_attempts,
                 backoff_rate: self.backoff_rate,
                 max_delay: Duration::from_millis(self.max_delay_ms),
-            },
-            attempt_timeout: Some(Duration::from_secs(self.timeout_secs)),
-        }
+            })
+            .attempt_timeout(Some(Duration::from_secs(self.timeout_secs)))
     }
 }
 

@@ -17,13 +17,11 @@ use crate::{EXIT_FAILURES, EXIT_OK, EXIT_RUN_FAILED};
 use crate::{report, status};
 
 pub(crate) async fn dispatch(cli: Cli) -> Result<u8> {
-    let options = StoreOptions {
-        endpoint: cli.endpoint.clone(),
-        gcs_endpoint: cli.gcs_endpoint.clone(),
-        azure_endpoint: cli.azure_endpoint.clone(),
-        region: cli.region.clone(),
-        ..StoreOptions::default()
-    };
+    let mut options = StoreOptions::default();
+    options.endpoint = cli.endpoint.clone();
+    options.gcs_endpoint = cli.gcs_endpoint.clone();
+    options.azure_endpoint = cli.azure_endpoint.clone();
+    options.region = cli.region.clone();
     match &cli.command {
         Command::Steps => steps(&cli),
         Command::Scan(args) => scan_command(&cli, &options, args).await,
@@ -248,11 +246,9 @@ async fn status(cli: &Cli, options: &StoreOptions, args: &StatusArgs) -> Result<
 
 async fn rollback(cli: &Cli, options: &StoreOptions, args: &RollbackArgs) -> Result<u8> {
     let (store, _) = open_for_writing(&args.store, options).await?;
-    let options = RollbackOptions {
-        concurrency: args.concurrency,
-        break_lease: args.break_lease,
-        ..RollbackOptions::default()
-    };
+    let options = RollbackOptions::default()
+        .concurrency(args.concurrency)
+        .break_lease(args.break_lease);
     let report = rollback_run(&store, &cli.journal_prefix, &args.run_id, &options).await?;
     report::rollback(&args.run_id, &report.summary, cli.json)?;
     if let Some(failure) = &report.failure {
@@ -275,14 +271,11 @@ async fn stamp_command(cli: &Cli, options: &StoreOptions, args: &StampArgs) -> R
     let spec = args.dataset.scan_spec(&prefix);
     let source = source(&store, &args.dataset)?;
     let migrate = args.dataset.migrate_options(args.version);
-    let options = StampOptions {
-        schema: migrate.schema,
-        version_key: migrate.version_key,
-        version: args.version,
-        force: args.force,
-        break_lease: args.break_lease,
-        allow_table_files: args.allow_table_files,
-    };
+    let options = StampOptions::new(&migrate.schema, args.version)
+        .version_key(migrate.version_key)
+        .force(args.force)
+        .break_lease(args.break_lease)
+        .allow_table_files(args.allow_table_files);
     let summary = stamp_dataset(&store, &spec, &source, &options).await?;
     for (_, error) in &summary.failed {
         eprintln!("{error}");

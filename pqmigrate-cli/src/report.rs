@@ -74,7 +74,7 @@ pub(crate) fn plan_entry(entry: &PlanEntry) {
         Outcome::MissingStep { missing } => format!("missing step {}->{}", missing.from, missing.to),
         Outcome::OtherSchema { schema } => format!("schema {schema}"),
         Outcome::Unreadable { error, .. } | Outcome::Failed { error, .. } => error.clone(),
-        Outcome::Migrated(_) | Outcome::AtTarget | Outcome::AheadOfTarget => String::new(),
+        _ => String::new(),
     };
     let version = entry.version.map_or("?".to_string(), |v| v.to_string());
     println!(

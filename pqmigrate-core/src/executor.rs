@@ -18,6 +18,7 @@ use crate::store::{RetryPolicy, Store, jitter_unit};
 
 /// How a run executes.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RunOptions {
     /// Objects migrated at once.
     pub concurrency: usize,
@@ -26,6 +27,12 @@ pub struct RunOptions {
     /// Limit of one attempt on one object.
     pub attempt_timeout: Option<Duration>,
 }
+
+crate::setters::setters!(RunOptions {
+    val concurrency: usize,
+    val retry: RetryPolicy,
+    val attempt_timeout: Option<Duration>,
+});
 
 impl Default for RunOptions {
     fn default() -> Self {
@@ -39,6 +46,7 @@ impl Default for RunOptions {
 
 /// What happens during a run, for progress bars and logs.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Event {
     /// A migration attempt began.
     Started {

@@ -85,6 +85,7 @@ pub mod rollback;
 pub mod run;
 pub mod scan;
 mod session;
+mod setters;
 pub mod stamp;
 pub mod status;
 pub mod store;

@@ -22,6 +22,7 @@ use tag_edits::{carry_over_late_tag_edit, tags_unchanged};
 
 /// What to migrate objects to.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct MigrateOptions {
     /// Schema id whose steps apply.
     pub schema: String,
@@ -50,6 +51,16 @@ pub struct MigrateOptions {
     /// the intent and the record then name that version as the one a rollback restores.
     pub origin: Option<Origin>,
 }
+
+crate::setters::setters!(MigrateOptions {
+    set version_key: String,
+    val version_source: VersionSource,
+    some_val max_steps: usize,
+    val verify_copied: bool,
+    some_val run: RunContext,
+    some_val deadline: tokio::time::Instant,
+    some_val origin: Origin,
+});
 
 /// The version of an object before a run first wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -12,6 +12,7 @@ use crate::migration::StepId;
 /// Where an object stands or how it ended, without the details: the key of every count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Status {
     /// Below the target with a complete chain of steps (a plan's answer).
     NeedsMigration,
@@ -116,6 +117,7 @@ impl Counts {
 /// What was done to, or found about, one object: a [`Status`] with its details.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Outcome {
     /// Needs these steps, in order.
     NeedsMigration {
@@ -258,6 +260,7 @@ pub struct Migrated {
 /// How a new version was written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum WritePath {
     /// The whole file streamed down and up again (copied columns as encoded chunks).
     #[default]

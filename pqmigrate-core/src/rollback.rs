@@ -30,6 +30,7 @@ const RESTORE_CHUNK: u64 = 8 * 1024 * 1024;
 
 /// How a rollback runs.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RollbackOptions {
     /// Objects restored at once.
     pub concurrency: usize,
@@ -38,6 +39,12 @@ pub struct RollbackOptions {
     /// How long the rollback's lease lives without renewal.
     pub lease_ttl: Duration,
 }
+
+crate::setters::setters!(RollbackOptions {
+    val concurrency: usize,
+    val break_lease: bool,
+    val lease_ttl: Duration,
+});
 
 impl Default for RollbackOptions {
     fn default() -> Self {

@@ -14,7 +14,17 @@ use crate::transfer::ObjectReader;
 use crate::version::VersionStore;
 
 /// Which objects make up the data set (the scan event's `prefixes`, `type` and `filter`).
+///
+/// ```
+/// let spec = pqmigrate_core::scan::ScanSpec::default()
+///     .prefixes(["parquet/".to_string()])
+///     .suffix(".parquet")
+///     .filter("sensorData_");
+/// assert!(spec.accepts("parquet/sensorData_1.parquet"));
+/// assert!(!spec.accepts("parquet/sensorData_1.csv") && !spec.accepts("parquet/other_1.parquet"));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ScanSpec {
     /// Key prefixes (raw strings, not directories: `day=0` matches `day=01/...`). Empty or `[""]`
     /// means the whole store.
@@ -29,6 +39,23 @@ pub struct ScanSpec {
     pub page_size: Option<usize>,
     /// Version look-ups in flight at once.
     pub concurrency: usize,
+}
+
+crate::setters::setters!(ScanSpec {
+    set suffix: String,
+    set filter: String,
+    val shard: Option<Shard>,
+    val page_size: Option<usize>,
+    val concurrency: usize,
+});
+
+impl ScanSpec {
+    /// Sets `prefixes`.
+    #[must_use]
+    pub fn prefixes(mut self, prefixes: impl IntoIterator<Item = String>) -> Self {
+        self.prefixes = prefixes.into_iter().collect();
+        self
+    }
 }
 
 /// Shard `index` of `count` (0-based), assigned by a hash of the key, so `n` machines each

@@ -14,7 +14,13 @@ use crate::store::Store;
 use crate::version::{VersionSource, VersionStore};
 
 /// What to stamp.
+///
+/// ```
+/// let options = pqmigrate_core::stamp::StampOptions::new("sensorData", 2).force(true);
+/// assert_eq!((options.version_key.as_str(), options.version, options.force), ("schema:sensorData:version", 2, true));
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct StampOptions {
     /// Schema id, for the data set's lease.
     pub schema: String,
@@ -29,6 +35,27 @@ pub struct StampOptions {
     /// Stamp even where the data set lies in a Delta Lake, Iceberg or Hudi table.
     pub allow_table_files: bool,
 }
+
+impl StampOptions {
+    /// Stamps `schema`'s objects at `version`, under the default version key.
+    pub fn new(schema: &str, version: u32) -> Self {
+        Self {
+            schema: schema.to_string(),
+            version_key: crate::version::version_key(schema),
+            version,
+            force: false,
+            break_lease: false,
+            allow_table_files: false,
+        }
+    }
+}
+
+crate::setters::setters!(StampOptions {
+    set version_key: String,
+    val force: bool,
+    val break_lease: bool,
+    val allow_table_files: bool,
+});
 
 /// What stamping a data set did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

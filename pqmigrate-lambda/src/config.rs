@@ -38,11 +38,10 @@ impl Config {
                 "PQM_INJECT_FAULTS is set, but this bootstrap was built without the fault-injection feature".into(),
             ));
         }
+        let mut store = StoreOptions::default();
+        store.endpoint = endpoint;
         Ok(Self {
-            store: StoreOptions {
-                endpoint,
-                ..StoreOptions::default()
-            },
+            store,
             #[cfg(feature = "fault-injection")]
             faults,
             fixed: None,

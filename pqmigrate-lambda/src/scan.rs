@@ -140,13 +140,11 @@ async fn scan_into_run(
     let target = event.desired_version.0;
     let mut options = MigrateOptions::new(&schema, target);
     options.version_key = version_key;
-    let spec = ScanSpec {
-        prefixes: event.prefixes.clone(),
-        suffix: event.suffix.clone(),
-        filter: event.filter.clone(),
-        concurrency: 32,
-        ..ScanSpec::default()
-    };
+    let spec = ScanSpec::default()
+        .prefixes(event.prefixes.clone())
+        .suffix(event.suffix.as_str())
+        .filter(event.filter.as_str())
+        .concurrency(32);
     let mut entries = plan(store, Arc::new(registry.clone()), &options, &spec, &Candidates::Listing);
     let prefix = event.manifest_prefix.as_deref().unwrap_or(DEFAULT_MANIFEST_PREFIX);
     let manifest_key = format!(

@@ -29,12 +29,7 @@ pub fn s3_endpoint() -> String {
 
 /// S3 endpoint options for the server under test.
 pub fn s3_options() -> StoreOptions {
-    StoreOptions {
-        endpoint: Some(s3_endpoint()),
-        region: None,
-        max_retries: Some(2),
-        ..StoreOptions::default()
-    }
+    StoreOptions::default().endpoint(s3_endpoint()).max_retries(2)
 }
 
 /// A new, empty bucket with versioning on, private to the calling test.
@@ -105,14 +100,8 @@ impl Cloud {
             )
         });
         match self {
-            Cloud::Azure => StoreOptions {
-                azure_endpoint: Some(endpoint),
-                ..StoreOptions::default()
-            },
-            Cloud::Gcs => StoreOptions {
-                gcs_endpoint: Some(endpoint),
-                ..StoreOptions::default()
-            },
+            Cloud::Azure => StoreOptions::default().azure_endpoint(endpoint),
+            Cloud::Gcs => StoreOptions::default().gcs_endpoint(endpoint),
         }
     }
 
@@ -298,11 +287,11 @@ pub async fn run_to_3(store: &Store, prefix: &str, count: u64) -> pqmigrate::Run
         registry,
         pqmigrate::MigrateOptions::new(pqmigrate_sensor_steps::SCHEMA, 3),
     )
-    .scan(pqmigrate::scan::ScanSpec {
-        prefixes: vec![prefix.into()],
-        suffix: ".parquet".into(),
-        ..Default::default()
-    })
+    .scan(
+        pqmigrate::scan::ScanSpec::default()
+            .prefixes([prefix.to_string()])
+            .suffix(".parquet"),
+    )
     .run()
     .await
     .unwrap();

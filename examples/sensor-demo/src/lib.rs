@@ -108,10 +108,8 @@ fn generate_command(args: &[String]) -> u8 {
             }
         }
     }
-    let options = StoreOptions {
-        endpoint: std::env::var("PQM_S3_ENDPOINT").ok(),
-        ..StoreOptions::default()
-    };
+    let mut options = StoreOptions::default();
+    options.endpoint = std::env::var("PQM_S3_ENDPOINT").ok();
     // Generating makes a new data set: its folder is made here (opening a store never does).
     if let Some(path) = url.strip_prefix("file://")
         && let Err(e) = std::fs::create_dir_all(path)

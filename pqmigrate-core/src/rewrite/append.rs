@@ -26,6 +26,7 @@ pub const MAX_DEAD_SHARE: f64 = 0.25;
 
 /// Why a file is not rewritten in the append layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NotAppendable {
     /// Every column is computed (a step does not declare its column use, or the input's
     /// encoding cannot host copied chunks).

@@ -123,11 +123,7 @@ where
 }
 
 /// A uniform draw in [0, 1) for retry jitter.
-///
-/// ```
-/// assert!((0.0..1.0).contains(&pqmigrate_core::store::jitter_unit()));
-/// ```
-pub fn jitter_unit() -> f64 {
+pub(crate) fn jitter_unit() -> f64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static STATE: AtomicU64 = AtomicU64::new(0x2545_F491_4F6C_DD1D);
     let nanos = std::time::SystemTime::now()

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 
 /// One kind of request to a store, for limits, fault injection and counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Request {
     /// One page of a listing.
     List,

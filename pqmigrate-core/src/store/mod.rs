@@ -30,8 +30,8 @@ use object_store::Attributes;
 use object_store::path::Path;
 
 pub use attributes::{S3_MAX_TAG_KEY, S3_MAX_TAG_VALUE, S3_MAX_TAGS, check_tag_limits, metadata, user_metadata};
-pub(crate) use backoff::{REQUEST_ATTEMPTS, in_rounds};
-pub use backoff::{RetryPolicy, jitter_unit};
+pub use backoff::RetryPolicy;
+pub(crate) use backoff::{REQUEST_ATTEMPTS, in_rounds, jitter_unit};
 pub use decorate::{Decorated, Hook};
 pub use io::{
     Capabilities, Condition, CopySource, Encryption, Head, ListPage, Listed, ObjectVersion, ReadOptions, Request,

@@ -5,7 +5,13 @@ use std::time::Duration;
 use object_store::RetryConfig;
 
 /// Options for opening a store from a URL.
+///
+/// ```
+/// let options = pqmigrate_core::StoreOptions::default().endpoint("http://127.0.0.1:8333").max_retries(2);
+/// assert_eq!(options.endpoint.as_deref(), Some("http://127.0.0.1:8333"));
+/// ```
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct StoreOptions {
     /// S3 endpoint (`http://127.0.0.1:8333`); AWS when `None` (or `AWS_ENDPOINT_URL`).
     pub endpoint: Option<String>,
@@ -24,6 +30,16 @@ pub struct StoreOptions {
     /// Part size of multipart uploads (default 8 MiB, at least 5 MiB).
     pub part_size: Option<usize>,
 }
+
+crate::setters::setters!(StoreOptions {
+    some endpoint: String,
+    some gcs_endpoint: String,
+    some azure_endpoint: String,
+    some region: String,
+    some_val max_retries: usize,
+    some_val multipart_threshold: usize,
+    some_val part_size: usize,
+});
 
 impl StoreOptions {
     /// The retries object_store's own client does inside each request.

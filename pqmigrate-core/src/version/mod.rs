@@ -77,6 +77,7 @@ pub fn parse_version(key: &str, version_key: &str, place: &'static str, value: &
 /// Where versions are read from and written to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum VersionSource {
     /// Object tags and footer together where the store has tags, the footer alone elsewhere.
     #[default]
