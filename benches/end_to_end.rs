@@ -1,6 +1,6 @@
 //! Whole runs against S3 (the endpoint in `PQM_S3_ENDPOINT`; scripts/bench.sh starts SeaweedFS):
 //! 200 sensorData files migrated 1->2 by the local executor at concurrency 1, 8 and 32.
-//! Throughput is files per second. Files have 2,780 rows (a fiftieth of the seed's, about 1 MB)
+//! Throughput is files per second. Files have 2,780 rows (a fiftieth of the reference case's, about 1 MB)
 //! so a sample takes seconds and the disk does not fill; the per-byte cost is measured by the
 //! `rewrite` bench.
 

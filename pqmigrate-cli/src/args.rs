@@ -350,7 +350,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seed_style_arguments_map_to_core_types() {
+    fn scan_event_style_arguments_map_to_core_types() {
         let cli = Cli::try_parse_from([
             "pqmigrate",
             "run",

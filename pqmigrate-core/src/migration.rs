@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use parquet::file::properties::WriterPropertiesBuilder;
 
 /// The error a step returns. Any error type converts into it with `?`.
@@ -303,8 +303,8 @@ macro_rules! register_step {
 /// Steps for the core's own tests.
 #[cfg(test)]
 pub(crate) mod testing {
-    use arrow::datatypes::SchemaRef;
-    use arrow::record_batch::RecordBatch;
+    use arrow_array::RecordBatch;
+    use arrow_schema::SchemaRef;
 
     use super::{Migration, StepError, StepRegistration};
 

@@ -1,10 +1,13 @@
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, DictionaryArray, Float64Array, Int8Array, StringArray};
-use arrow::compute::kernels::cmp::eq;
-use arrow::compute::{binary, cast, nullif};
-use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
-use arrow::record_batch::RecordBatch;
+use arrow_arith::arity::binary;
+use arrow_array::RecordBatch;
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, ArrayRef, DictionaryArray, Float64Array, Int8Array, StringArray};
+use arrow_cast::cast;
+use arrow_ord::cmp::eq;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_select::nullif::nullif;
 use parquet::file::properties::WriterPropertiesBuilder;
 use parquet::schema::types::ColumnPath;
 use pqmigrate_core::{ColumnUse, Migration, StepError, register_step};

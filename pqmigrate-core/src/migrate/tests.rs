@@ -37,8 +37,8 @@ use crate::store::{Hook, Request, SharedIo, WriteOptions};
 const KEY: &str = "d/a.parquet";
 
 fn file(values: &[i64]) -> Bytes {
-    let column = Arc::new(arrow::array::Int64Array::from(values.to_vec())) as arrow::array::ArrayRef;
-    let batch = arrow::record_batch::RecordBatch::try_from_iter([("a", column)]).unwrap();
+    let column = Arc::new(arrow_array::Int64Array::from(values.to_vec())) as arrow_array::ArrayRef;
+    let batch = arrow_array::RecordBatch::try_from_iter([("a", column)]).unwrap();
     let mut out = Vec::new();
     let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
     writer.write(&batch).unwrap();
@@ -54,7 +54,7 @@ fn values(data: &Bytes) -> Vec<i64> {
             let column = batch
                 .column(0)
                 .as_any()
-                .downcast_ref::<arrow::array::Int64Array>()
+                .downcast_ref::<arrow_array::Int64Array>()
                 .unwrap()
                 .clone();
             column.values().to_vec()

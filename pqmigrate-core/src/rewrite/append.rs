@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
-use arrow::datatypes::Schema;
+use arrow_schema::Schema;
 use parquet::arrow::ArrowSchemaConverter;
 use parquet::file::metadata::{FileMetaData, ParquetMetaDataBuilder, RowGroupMetaData};
 use parquet::file::properties::BloomFilterPosition;

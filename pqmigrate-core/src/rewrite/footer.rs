@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use std::ops::Range;
 
-use arrow::datatypes::SchemaRef;
+use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::add_encoded_arrow_schema_to_metadata;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};

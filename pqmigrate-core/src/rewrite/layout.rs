@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow_schema::{Schema, SchemaRef};
 
 use crate::migration::{ColumnUse, StepRegistration};
 
@@ -142,8 +142,8 @@ pub(super) fn thin_fields(layout: &Layout) -> impl Iterator<Item = (usize, bool)
 mod tests {
     use super::*;
     use crate::migration::{Migration, StepError};
-    use arrow::datatypes::{DataType, Field};
-    use arrow::record_batch::RecordBatch;
+    use arrow_array::RecordBatch;
+    use arrow_schema::{DataType, Field};
     use std::sync::Arc;
 
     struct Declared(ColumnUse);

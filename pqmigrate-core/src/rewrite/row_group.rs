@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicUsize;
 use std::io::Write;
 use std::ops::Range;
 
-use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::arrow::{ArrowSchemaConverter, ProjectionMask, add_encoded_arrow_schema_to_metadata};
@@ -408,12 +408,12 @@ impl Plan {
         let columns = super::layout::thin_fields(&self.layout)
             .zip(self.thin_input.fields())
             .map(|((_, stand_in), field)| match stand_in {
-                true => Some(arrow::array::new_null_array(field.data_type(), batch.num_rows())),
+                true => Some(arrow_array::new_null_array(field.data_type(), batch.num_rows())),
                 false => decoded.next().cloned(),
             })
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| self.corrupt("the decoded batch lacks a column the steps read".to_string()))?;
-        let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
         RecordBatch::try_new_with_options(self.thin_input.clone(), columns, &options)
             .map_err(|e| self.write_err(ParquetError::General(format!("stand-ins for renamed columns: {e}"))))
     }

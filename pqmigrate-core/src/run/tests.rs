@@ -50,8 +50,8 @@ fn registry_1_to_2() -> Arc<Registry> {
 async fn put_files(store: &Store, count: i64) -> Vec<(String, Bytes)> {
     let mut files = Vec::new();
     for i in 0..count {
-        let column = Arc::new(arrow::array::Int64Array::from(vec![i, i + 1])) as arrow::array::ArrayRef;
-        let batch = arrow::record_batch::RecordBatch::try_from_iter([("a", column)]).unwrap();
+        let column = Arc::new(arrow_array::Int64Array::from(vec![i, i + 1])) as arrow_array::ArrayRef;
+        let batch = arrow_array::RecordBatch::try_from_iter([("a", column)]).unwrap();
         let mut file = Vec::new();
         let mut writer = parquet::arrow::ArrowWriter::try_new(&mut file, batch.schema(), None).unwrap();
         writer.write(&batch).unwrap();

@@ -8,8 +8,8 @@ use super::*;
 const KEY: &str = "schema:s:version";
 
 fn file(version: Option<u32>) -> Bytes {
-    let column = Arc::new(arrow::array::Int64Array::from(vec![1, 2])) as arrow::array::ArrayRef;
-    let batch = arrow::record_batch::RecordBatch::try_from_iter([("a", column)]).unwrap();
+    let column = Arc::new(arrow_array::Int64Array::from(vec![1, 2])) as arrow_array::ArrayRef;
+    let batch = arrow_array::RecordBatch::try_from_iter([("a", column)]).unwrap();
     let mut out = Vec::new();
     let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
     writer.write(&batch).unwrap();
