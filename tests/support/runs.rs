@@ -1,0 +1,86 @@
+//! Runs, rollbacks and migrations through the library, with their outcomes asserted.
+
+use std::sync::Arc;
+
+use pqmigrate::Store;
+
+use super::*;
+
+/// Runs the library's `run` use case over the `.parquet` objects under `prefix` to version 3 of
+/// sensorData, asserting that all `count` are migrated.
+pub async fn run_to_3(store: &Store, prefix: &str, count: u64) -> pqmigrate::RunReport {
+    let registry = Arc::new(pqmigrate::Registry::from_inventory().unwrap());
+    let report = pqmigrate::Migrator::new(
+        store.clone(),
+        registry,
+        pqmigrate::MigrateOptions::new(pqmigrate_sensor_steps::SCHEMA, 3),
+    )
+    .scan(
+        pqmigrate::scan::ScanSpec::default()
+            .prefixes([prefix.to_string()])
+            .suffix(".parquet"),
+    )
+    .run()
+    .await
+    .unwrap();
+    assert_eq!(
+        report.summary.count(pqmigrate::Status::Migrated),
+        count,
+        "{:?}",
+        report.summary
+    );
+    report
+}
+
+/// Another writer replaces `changed` after the run `run`, which is then rolled back: every
+/// other object the run wrote is restored, `changed` is refused naming it, and the other
+/// writer's bytes stand.
+pub async fn roll_back_around_a_change(
+    store: &Store,
+    run: &pqmigrate::RunReport,
+    changed: &str,
+    restored: u64,
+) -> pqmigrate::rollback::RollbackReport {
+    use pqmigrate::Status;
+    use pqmigrate::rollback::{RollbackOptions, rollback_run};
+    let theirs = pqmigrate_sensor_steps::generate_file(&small_spec(), 77);
+    store
+        .put(changed, theirs.clone(), &[], Default::default())
+        .await
+        .unwrap();
+    let rollback = rollback_run(store, "_pqmigrate/runs/", &run.info.run_id, &RollbackOptions::default())
+        .await
+        .unwrap();
+    assert!(rollback.failure.is_none(), "{:?}", rollback.failure);
+    assert_eq!(rollback.info.rolls_back.as_deref(), Some(run.info.run_id.as_str()));
+    assert_eq!(
+        rollback.summary.count(Status::Migrated),
+        restored,
+        "{:?}",
+        rollback.summary
+    );
+    assert_eq!(rollback.summary.failures.len(), 1);
+    let (key, why) = &rollback.summary.failures[0];
+    assert_eq!(key, changed);
+    assert!(why.contains("not restored") && why.contains(changed), "{why}");
+    assert_eq!(
+        raw_bytes(store, changed).await,
+        theirs,
+        "the other writer's change stands"
+    );
+    rollback
+}
+
+/// Migrates `key` to `target` of `schema` and returns the version it was found at and the
+/// migration, failing on any other outcome.
+pub async fn migrate_done(store: &Store, key: &str, schema: &str, target: u32) -> (u32, pqmigrate::Migrated) {
+    let registry = pqmigrate::Registry::from_inventory().unwrap();
+    let options = pqmigrate::MigrateOptions::new(schema, target);
+    let record = pqmigrate::migrate_object(store, &registry, key, &options)
+        .await
+        .unwrap();
+    match record.outcome {
+        pqmigrate::Outcome::Migrated(done) => (record.from.unwrap(), *done),
+        other => panic!("{key}: expected migrated, got {other:?}"),
+    }
+}
