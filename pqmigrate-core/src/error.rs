@@ -79,20 +79,19 @@ pub enum Error {
         /// The value found.
         value: String,
     },
-    /// The object's tag and footer record different versions.
+    /// The object's tag (or metadata entry) and footer record different versions.
     #[error("{key}: version {place} says {tag} but the Parquet footer says {footer}; refusing to guess")]
     VersionMismatch {
         /// Object key.
         key: String,
-        /// Where the other record is: `tag`, or `metadata entry` on stores without tags.
+        /// `tag`, or `metadata entry` on stores without tags.
         place: &'static str,
-        /// Version in the object tag (1 when the tag is absent).
+        /// Version in the object tag or metadata entry (1 when the tag is absent).
         tag: u32,
         /// Version in the footer metadata.
         footer: u32,
     },
-    /// The object records the version of another schema id and none of ours: it belongs to
-    /// another data set and is never touched.
+    /// The object records only another schema id's version: another data set's, never touched.
     #[error("{key}: tagged as schema {schema:?}, not the one being migrated; left alone")]
     OtherSchema {
         /// Object key.

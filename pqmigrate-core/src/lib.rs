@@ -93,6 +93,7 @@ pub mod table_format;
 pub mod transfer;
 pub mod validate;
 pub mod version;
+pub mod version_store;
 
 pub use error::{Error, ErrorKind, Result};
 pub use executor::{Event, EventSink, RunOptions};

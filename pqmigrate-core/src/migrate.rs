@@ -12,7 +12,8 @@ use crate::registry::Registry;
 use crate::rewrite::{Footer, RewriteTarget};
 use crate::store::{CopySource, MIN_PART, ObjectInfo, Store, Written, metadata};
 use crate::transfer::{ConditionalUpload, ObjectReader};
-use crate::version::{VersionSource, VersionStore, version_key};
+use crate::version::{VersionSource, version_key};
+use crate::version_store::VersionStore;
 
 mod pipeline;
 mod tag_edits;

@@ -11,7 +11,7 @@ use crate::migrate::MigrateOptions;
 use crate::rewrite::Footer;
 use crate::store::{INTERNAL_PREFIX, Store};
 use crate::transfer::ObjectReader;
-use crate::version::VersionStore;
+use crate::version_store::VersionStore;
 
 /// Which objects make up the data set (the scan event's `prefixes`, `type` and `filter`).
 ///

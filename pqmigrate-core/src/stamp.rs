@@ -11,7 +11,8 @@ use crate::outcome::RunSummary;
 use crate::scan::{Candidates, ScanSpec, candidates};
 use crate::session::{Session, SessionTerms};
 use crate::store::Store;
-use crate::version::{VersionSource, VersionStore};
+use crate::version::VersionSource;
+use crate::version_store::VersionStore;
 
 /// What to stamp.
 ///

@@ -12,7 +12,8 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::scan::Candidate;
 use crate::store::Store;
-use crate::version::{VersionPlace, VersionSource, VersionStore};
+use crate::version::VersionSource;
+use crate::version_store::{VersionPlace, VersionStore};
 
 /// What one object's records say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::store::{ObjectInfo, Store, Written};
-use crate::version::with_version;
+use crate::version_store::with_version;
 
 /// Tags compared as sets: a store need not return them in the order they were written.
 fn same_tags(a: &[(String, String)], b: &[(String, String)]) -> bool {

@@ -31,7 +31,8 @@ pub enum VersionPlace {
 /// ask it instead of the store's capabilities.
 ///
 /// ```
-/// use pqmigrate_core::version::{VersionPlace, VersionSource, VersionStore};
+/// use pqmigrate_core::version::VersionSource;
+/// use pqmigrate_core::version_store::{VersionPlace, VersionStore};
 /// let versions = VersionStore::new(&pqmigrate_core::Store::memory(), "schema:s:version", VersionSource::Auto);
 /// assert_eq!(versions.place(), VersionPlace::Metadata);
 /// ```

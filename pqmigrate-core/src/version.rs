@@ -3,11 +3,6 @@
 
 use crate::error::{Error, Result};
 
-mod store;
-
-pub(crate) use store::with_version;
-pub use store::{Records, VersionPlace, VersionStore};
-
 /// The largest version accepted. Versions are small counters; anything bigger is a typo or
 /// garbage and is reported rather than trusted.
 pub const MAX_VERSION: u32 = 1_000_000;
