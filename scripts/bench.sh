@@ -26,9 +26,9 @@ reclaim() {
 if [ -z "${PQM_BENCH_REUSE_CRITERION:-}" ]; then
   reclaim & reclaimer=$!
   benches=()
-  for bench in ${PQM_BENCHES:-rewrite end_to_end scan copy_in_place}; do benches+=(--bench "$bench"); done
+  for bench in ${PQM_BENCHES:-rewrite end_to_end scan copy_in_place sql_step}; do benches+=(--bench "$bench"); done
   cargo bench --workspace --locked "${benches[@]}" 2>&1 | tee "$out/criterion.log"
-  echo "${PQM_BENCHES:-rewrite end_to_end scan copy_in_place}" > "$out/benches.txt"
+  echo "${PQM_BENCHES:-rewrite end_to_end scan copy_in_place sql_step}" > "$out/benches.txt"
   kill "$reclaimer" 2>/dev/null || true
 else
   : > "$out/benches.txt"

@@ -36,6 +36,10 @@ pub struct Cli {
     /// Where run journals live in the store.
     #[arg(long, global = true, default_value = pqmigrate_core::journal::DEFAULT_JOURNAL_PREFIX)]
     pub journal_prefix: String,
+    /// Migration files to run beside the compiled steps: a folder, or a store URL (`s3://`,
+    /// `gs://`, `az://`) holding `<schema>/V<to>__<description>.sql`.
+    #[arg(long, global = true, env = "PQM_MIGRATIONS", value_name = "DIR_OR_URL")]
+    pub migrations: Option<String>,
     /// Print the process's peak memory (resident set) to stderr at the end.
     #[arg(long, global = true)]
     pub peak_memory: bool,
@@ -172,6 +176,10 @@ pub struct RunArgs {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+    /// Go on although a migration file has changed since earlier runs applied it (they are
+    /// named); the objects it migrated keep what the earlier text wrote.
+    #[arg(long)]
+    pub accept_changed_migrations: bool,
     /// Requests per second to the store at most (beside --concurrency); unlimited when unset.
     #[arg(long, value_parser = positive_rate)]
     pub max_requests_per_second: Option<f64>,

@@ -23,7 +23,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<u8> {
     options.azure_endpoint = cli.azure_endpoint.clone();
     options.region = cli.region.clone();
     match &cli.command {
-        Command::Steps => steps(&cli),
+        Command::Steps => steps(&cli, &options).await,
         Command::Scan(args) => scan_command(&cli, &options, args).await,
         Command::Plan(args) => plan_command(&cli, &options, args).await,
         Command::Run(args) => run(&cli, &options, args).await,
@@ -34,8 +34,25 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<u8> {
     }
 }
 
-fn registry() -> Result<Registry> {
-    Ok(Registry::from_inventory()?)
+/// The steps compiled into this binary, and the migration files of `--migrations`.
+async fn registry(cli: &Cli, options: &StoreOptions) -> Result<Registry> {
+    let Some(location) = &cli.migrations else {
+        return Ok(Registry::from_inventory()?);
+    };
+    #[cfg(feature = "sql")]
+    {
+        let migrations = pqmigrate_sql::Migrations::open(location, options).await?;
+        Ok(migrations.registry(
+            pqmigrate_core::inventory::iter::<pqmigrate_core::StepRegistration>
+                .into_iter()
+                .copied(),
+        )?)
+    }
+    #[cfg(not(feature = "sql"))]
+    {
+        let _ = options;
+        anyhow::bail!("--migrations {location}: this binary was built without SQL migrations (the `sql` feature)")
+    }
 }
 
 fn open(url: &str, options: &StoreOptions) -> Result<(Store, String)> {
@@ -78,8 +95,8 @@ fn with_injected_faults(store: Store) -> Result<Store> {
     Ok(store)
 }
 
-fn steps(cli: &Cli) -> Result<u8> {
-    let registry = registry()?;
+async fn steps(cli: &Cli, options: &StoreOptions) -> Result<u8> {
+    let registry = registry(cli, options).await?;
     if cli.json {
         let steps: Vec<_> = registry
             .steps()
@@ -147,7 +164,13 @@ async fn plan_command(cli: &Cli, options: &StoreOptions, args: &PlanArgs) -> Res
     let spec = args.dataset.scan_spec(&prefix);
     let source = source(&store, &args.dataset)?;
     let migrate = args.dataset.migrate_options(args.to);
-    let mut entries = plan(&store, Arc::new(registry()?), &migrate, &spec, &source);
+    let mut entries = plan(
+        &store,
+        Arc::new(registry(cli, options).await?),
+        &migrate,
+        &spec,
+        &source,
+    );
     let mut totals = PlanTotals::default();
     let mut listed = Vec::new();
     let mut split = match (args.split, &args.out) {
@@ -186,7 +209,7 @@ async fn plan_command(cli: &Cli, options: &StoreOptions, args: &PlanArgs) -> Res
 }
 
 async fn run(cli: &Cli, options: &StoreOptions, args: &RunArgs) -> Result<u8> {
-    let registry = registry()?;
+    let registry = registry(cli, options).await?;
     registry.check_target(args.dataset.schema_id(), args.to)?;
     let (store, prefix) = open_for_writing(&args.dataset.store, options).await?;
     let store = match args.max_requests_per_second {
@@ -198,6 +221,17 @@ async fn run(cli: &Cli, options: &StoreOptions, args: &RunArgs) -> Result<u8> {
     } else {
         store
     };
+    if cli.migrations.is_some() && !args.accept_changed_migrations {
+        let changed = pqmigrate_core::status::overview(&store, &cli.journal_prefix, &registry)
+            .await?
+            .changed_files;
+        if !changed.is_empty() {
+            anyhow::bail!(
+                "migration files changed since earlier runs applied them: {}; nothing was written (`status` names the objects; --accept-changed-migrations goes on)",
+                changed.join(", ")
+            );
+        }
+    }
     let spec = args.dataset.scan_spec(&prefix);
     let source = source(&store, &args.dataset)?;
     let mut migrate = args.dataset.migrate_options(args.to);
@@ -233,7 +267,7 @@ async fn run(cli: &Cli, options: &StoreOptions, args: &RunArgs) -> Result<u8> {
 
 async fn status(cli: &Cli, options: &StoreOptions, args: &StatusArgs) -> Result<u8> {
     let (store, _) = open(&args.store, options)?;
-    let registry = registry()?;
+    let registry = registry(cli, options).await?;
     // A run's changes are what its journal records plus what its intents and the objects' own
     // metadata show it wrote; only an unfinished run can have writes it did not record.
     let runs = match &args.run_id {
@@ -297,6 +331,19 @@ async fn stamp_command(cli: &Cli, options: &StoreOptions, args: &StampArgs) -> R
 
 async fn validate(cli: &Cli, options: &StoreOptions, args: &DatasetArgs) -> Result<u8> {
     let (store, prefix) = open(&args.store, options)?;
+    // With migration files: each is checked against what the runs recorded of it.
+    let mut changed_files = 0;
+    if cli.migrations.is_some() {
+        let registry = registry(cli, options).await?;
+        let overview = pqmigrate_core::status::overview(&store, &cli.journal_prefix, &registry).await?;
+        for warning in &overview.changed_steps {
+            eprintln!("{warning}");
+        }
+        for file in &overview.changed_files {
+            println!("{file}: changed since earlier runs applied it");
+        }
+        changed_files = overview.changed_files.len() as u64;
+    }
     let spec = args.scan_spec(&prefix);
     let source = source(&store, args)?;
     let version_key = args.migrate_options(1).version_key;
@@ -335,7 +382,7 @@ async fn validate(cli: &Cli, options: &StoreOptions, args: &DatasetArgs) -> Resu
             }
         );
     }
-    Ok(if disagree + unreadable > 0 {
+    Ok(if disagree + unreadable + changed_files > 0 {
         EXIT_FAILURES
     } else {
         EXIT_OK

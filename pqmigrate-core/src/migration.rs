@@ -115,6 +115,15 @@ pub trait Migration: Send + Sync + 'static {
         &[]
     }
 
+    /// What the step computes, stated as text, for steps that have it (a SQL step's normalized
+    /// query and the engine version it runs on): the step's fingerprint is then a hash of it,
+    /// so an edited step is told apart from the one that migrated earlier objects. `None` (the
+    /// default) for compiled steps, whose fingerprint names their type, column use, revision
+    /// and crate.
+    fn definition(&self) -> Option<String> {
+        None
+    }
+
     /// Tunes how the columns this step writes are encoded (dictionary, encodings, statistics,
     /// bloom filters), for example turning the dictionary off for a continuous float feature,
     /// where building one only to abandon it costs more than the rest of the encoding. Called
@@ -199,7 +208,9 @@ impl StepRegistration {
     /// written, the declared revision, and the name and version of the crate that registered
     /// it. Recorded with every object it migrates, so objects migrated by a different build of
     /// the same `from->to` can be found. A change to the step's code shows only through the
-    /// revision or the crate version: bump one when the output changes.
+    /// revision or the crate version: bump one when the output changes. A step that states its
+    /// [`Migration::definition`] (a SQL step) is fingerprinted by schema id, versions and that
+    /// definition alone, so any edit of it shows.
     ///
     /// ```
     /// # use arrow::datatypes::SchemaRef;
@@ -218,6 +229,11 @@ impl StepRegistration {
     /// ```
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
+        if let Some(definition) = self.migration.definition() {
+            let identity = format!("{}|{}|{}|definition={definition}", self.schema, self.from, self.to);
+            let digest = Sha256::digest(identity.as_bytes());
+            return digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        }
         let mut columns = match self.migration.column_use() {
             ColumnUse::All => "all".to_string(),
             ColumnUse::Declared { reads, writes } => format!("reads={};writes={}", reads.join(","), writes.join(",")),

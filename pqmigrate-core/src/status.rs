@@ -87,6 +87,9 @@ pub struct Overview {
     pub unreadable: Vec<UnreadableRun>,
     /// Objects migrated by a step whose fingerprint differs from the registry's step now.
     pub changed_steps: Vec<String>,
+    /// Migration files (steps that state their definition) changed since they migrated
+    /// objects, by name.
+    pub changed_files: Vec<String>,
 }
 
 /// Every run under `prefix`, with its counts and state; a run whose records cannot be read is
@@ -114,6 +117,7 @@ pub async fn overview(store: &Store, prefix: &str, registry: &Registry) -> Resul
         }
     }
     overview.changed_steps = check.warnings();
+    overview.changed_files = check.changed_definitions();
     Ok(overview)
 }
 
@@ -290,7 +294,9 @@ pub async fn holders(store: &Store, runs: &[RunInfo]) -> Result<Vec<Holder>> {
 #[derive(Debug)]
 pub struct FingerprintCheck<'a> {
     registry: &'a Registry,
-    differing: BTreeMap<(String, String, String), u64>,
+    /// (step, fingerprint then, fingerprint now, the step's name now, whether it states its
+    /// definition) and how many objects.
+    differing: BTreeMap<(String, String, String, String, bool), u64>,
 }
 
 impl<'a> FingerprintCheck<'a> {
@@ -313,21 +319,47 @@ impl<'a> FingerprintCheck<'a> {
             };
             let now = current.fingerprint();
             if &now != fingerprint {
+                let defined = current.migration.definition().is_some();
                 *self
                     .differing
-                    .entry((step.to_string(), fingerprint.clone(), now))
+                    .entry((
+                        step.to_string(),
+                        fingerprint.clone(),
+                        now,
+                        current.name.to_string(),
+                        defined,
+                    ))
                     .or_default() += 1;
             }
         }
     }
 
     /// One line per changed step: how many objects it migrated, and both fingerprints.
-    pub fn warnings(self) -> Vec<String> {
+    pub fn warnings(&self) -> Vec<String> {
         self.differing
-            .into_iter()
-            .map(|((step, then, now), count)| {
-                format!("{count} objects were migrated by step {step} with fingerprint {then}; this binary's is {now}")
+            .iter()
+            .map(|((step, then, now, name, defined), count)| {
+                if *defined {
+                    format!(
+                        "{count} objects were migrated by step {step} with fingerprint {then}; {name} now has fingerprint {now} (edited since, or another step)"
+                    )
+                } else {
+                    format!("{count} objects were migrated by step {step} with fingerprint {then}; this binary's is {now}")
+                }
             })
             .collect()
+    }
+
+    /// The steps that state their definition (migration files) and have changed since they
+    /// migrated objects, by name: what `run` refuses to go on with unless told to.
+    pub fn changed_definitions(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .differing
+            .keys()
+            .filter(|(.., defined)| *defined)
+            .map(|(_, _, _, name, _)| name.clone())
+            .collect();
+        names.dedup();
+        names
     }
 }

@@ -76,12 +76,12 @@ pub fn assert_features_match(original: &RecordBatch, migrated: &RecordBatch) {
             continue;
         }
         let (xv, yv) = (x.value(i), y.value(i));
-        assert_eq!(m.value(i), xv.hypot(yv), "magnitude row {i}");
+        assert_eq!(m.value(i), (xv * xv + yv * yv).sqrt(), "magnitude row {i}");
         assert_eq!(a.value(i), yv.atan2(xv), "angle row {i}");
-        if xv.hypot(yv) == 0.0 {
+        if (xv * xv + yv * yv).sqrt() == 0.0 {
             assert!(n.is_null(i), "x_norm null at magnitude 0, row {i}");
         } else {
-            assert_eq!(n.value(i), xv / xv.hypot(yv), "x_norm row {i}");
+            assert_eq!(n.value(i), xv / (xv * xv + yv * yv).sqrt(), "x_norm row {i}");
         }
     }
 }

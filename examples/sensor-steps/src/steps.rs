@@ -80,7 +80,9 @@ impl Migration for AddFeatures {
         let x = float_column(&batch, "x")?;
         let y = float_column(&batch, "y")?;
         // Element-wise kernels: a row is null where `x` or `y` is, with no per-row Option.
-        let magnitude: Float64Array = binary(x, y, f64::hypot)?;
+        // sqrt(x² + y²) as written, not `hypot`: the SQL form of this step computes the very
+        // same bits (SQL has no `hypot`), and sensor readings are far from overflowing.
+        let magnitude: Float64Array = binary(x, y, |x, y| (x * x + y * y).sqrt())?;
         let angle: Float64Array = binary(y, x, f64::atan2)?;
         let x_norm: Float64Array = binary(x, &magnitude, |x, m| x / m)?;
         let x_norm = nullif(&x_norm, &eq(&magnitude, &Float64Array::new_scalar(0.0))?)?;
