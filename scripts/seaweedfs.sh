@@ -33,7 +33,10 @@ start() {
   # Every port is chosen free so several servers (parallel CI jobs, a developer's own) coexist.
   # Tests make a bucket each and every bucket takes volumes: small volumes and a high count keep
   # the server from running out of them (the default sizes volumes from the free disk space).
-  "$weed" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+  # Started without AWS_* credentials in its environment: `weed mini` would make an identity of
+  # them and refuse every other key, and the tests use other keys on purpose.
+  env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN \
+    "$weed" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -s3.port="$s3" -s3.port.grpc="$(free_port)" -s3.port.iceberg="$(free_port)" \
     -master.port="$master" -master.port.grpc="$(free_port)" \
     -volume.port="$(free_port)" -volume.port.grpc="$(free_port)" \

@@ -63,6 +63,36 @@ fn the_stock_binary_migrates_with_sql_files_as_the_compiled_steps_do() {
             }
         }
     });
+    // A file that names a column the data set lacks is refused per schema by `plan`, before any
+    // run: 4 objects, one schema.
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(bad.path().join(SCHEMA)).unwrap();
+    std::fs::write(
+        bad.path().join(SCHEMA).join("V2__typo.sql"),
+        "SELECT *, z * 2 AS w FROM input",
+    )
+    .unwrap();
+    let planned = stock(&[
+        "plan",
+        &format!("s3://{bucket}/sql/"),
+        "--schema",
+        SCHEMA,
+        "--to",
+        "2",
+        "--migrations",
+        &bad.path().display().to_string(),
+    ]);
+    assert_eq!(planned.code, 1, "{}\n{}", planned.stdout, planned.stderr);
+    assert!(
+        planned
+            .stdout
+            .contains(&format!("schema 1 of 1 ({FILES} objects at v1"))
+            && planned.stdout.contains("V2__typo.sql")
+            && planned.stdout.contains("z"),
+        "{}",
+        planned.stdout
+    );
+
     // A copy of the example's files, edited after the run below.
     let copy = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(copy.path().join(SCHEMA)).unwrap();

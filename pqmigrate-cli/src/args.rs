@@ -141,6 +141,11 @@ pub struct PlanArgs {
     /// Folder the --split manifests go to (`manifest-000-of-004.csv`...).
     #[arg(long, requires = "split")]
     pub out: Option<std::path::PathBuf>,
+    /// Read the footer of each object to migrate and check each distinct schema against its
+    /// steps (always done with --migrations): a step that cannot take a schema is named now,
+    /// not per object during the run.
+    #[arg(long)]
+    pub check_schemas: bool,
 }
 
 /// `run` arguments.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use futures::stream::StreamExt;
-use pqmigrate_core::plan::{PlanTotals, plan};
+use pqmigrate_core::plan::{PlanTotals, SchemaChecks, plan};
 use pqmigrate_core::rollback::{RollbackOptions, rollback_run};
 use pqmigrate_core::scan::{Candidates, candidates, scan};
 use pqmigrate_core::stamp::{StampOptions, stamp_dataset};
@@ -164,13 +164,10 @@ async fn plan_command(cli: &Cli, options: &StoreOptions, args: &PlanArgs) -> Res
     let spec = args.dataset.scan_spec(&prefix);
     let source = source(&store, &args.dataset)?;
     let migrate = args.dataset.migrate_options(args.to);
-    let mut entries = plan(
-        &store,
-        Arc::new(registry(cli, options).await?),
-        &migrate,
-        &spec,
-        &source,
-    );
+    let registry = Arc::new(registry(cli, options).await?);
+    let mut entries = plan(&store, registry.clone(), &migrate, &spec, &source);
+    let mut schemas = (args.check_schemas || cli.migrations.is_some())
+        .then(|| SchemaChecks::new(&registry, args.dataset.schema_id(), args.to));
     let mut totals = PlanTotals::default();
     let mut listed = Vec::new();
     let mut split = match (args.split, &args.out) {
@@ -184,6 +181,9 @@ async fn plan_command(cli: &Cli, options: &StoreOptions, args: &PlanArgs) -> Res
     while let Some(entry) = entries.next().await {
         let entry = entry?;
         totals.add(&entry);
+        if let Some(schemas) = &mut schemas {
+            schemas.add(&store, &entry).await?;
+        }
         if let Some(split) = &mut split
             && matches!(entry.outcome, pqmigrate_core::Outcome::NeedsMigration { .. })
         {
@@ -201,7 +201,11 @@ async fn plan_command(cli: &Cli, options: &StoreOptions, args: &PlanArgs) -> Res
     if let Some(split) = split {
         split.finish()?;
     }
-    Ok(if totals.by_status.needing_attention() > 0 {
+    let unfit = schemas.as_ref().map_or(0, |s| {
+        report::schema_checks(s.checks(), cli.json);
+        s.failed()
+    });
+    Ok(if totals.by_status.needing_attention() + unfit as u64 > 0 {
         EXIT_FAILURES
     } else {
         EXIT_OK

@@ -64,6 +64,25 @@ pub(crate) fn version_check(check: &VersionCheck, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Each distinct schema of the objects to migrate, and whether its steps take it.
+pub(crate) fn schema_checks(checks: &[pqmigrate_core::plan::SchemaCheck], json: bool) {
+    for (i, check) in checks.iter().enumerate() {
+        if json {
+            println!("{}", serde_json::json!({ "schema_check": check }));
+            continue;
+        }
+        let what = check.error.as_deref().unwrap_or("its steps take it");
+        println!(
+            "schema {} of {} ({} objects at v{}, e.g. {}): {what}",
+            i + 1,
+            checks.len(),
+            check.objects,
+            check.from,
+            check.example
+        );
+    }
+}
+
 pub(crate) fn plan_entry(entry: &PlanEntry) {
     let detail = match &entry.outcome {
         Outcome::NeedsMigration { steps } => steps

@@ -13,6 +13,10 @@ use crate::registry::Registry;
 use crate::scan::{Candidates, ScanSpec, ScannedObject, candidates, scan};
 use crate::store::Store;
 
+mod schemas;
+
+pub use schemas::{SchemaCheck, SchemaChecks};
+
 /// One object of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanEntry {

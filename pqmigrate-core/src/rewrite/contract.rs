@@ -71,7 +71,7 @@ pub(super) fn thin_schemas(
 }
 
 /// Each step's declared output schema, in chain order.
-pub(super) fn output_schemas(key: &str, input: &SchemaRef, chain: &[StepRegistration]) -> Result<Vec<SchemaRef>> {
+pub(crate) fn output_schemas(key: &str, input: &SchemaRef, chain: &[StepRegistration]) -> Result<Vec<SchemaRef>> {
     let mut schemas = Vec::with_capacity(chain.len());
     let mut current = input.clone();
     for step in chain {

@@ -22,8 +22,9 @@ use verify::CopyCheck;
 use crate::error::Result;
 use crate::migration::StepRegistration;
 
+pub(crate) use contract::output_schemas;
 pub(crate) use contract::panic_message;
-use contract::{apply_chain, leaf_ranges, output_schemas, thin_schemas, writer_properties};
+use contract::{apply_chain, leaf_ranges, thin_schemas, writer_properties};
 use footer::{ARROW_SCHEMA_KEY, footer_entries, steps_record};
 pub use footer::{Footer, STEPS_FOOTER_KEY, footer_start};
 pub use ranges::FileRanges;
