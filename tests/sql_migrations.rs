@@ -5,7 +5,6 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use arrow::array::{Array, DictionaryArray, Float64Array, Int8Array, StringArray};
 use arrow::datatypes::Int32Type;
@@ -22,20 +21,6 @@ fn migrations_dir() -> String {
         .join("examples/sql-migrations")
         .display()
         .to_string()
-}
-
-/// The stock binary, `target/<profile>/pqmigrate`.
-fn stock(args: &[&str]) -> Output {
-    let out = Command::new(bootstrap("pqmigrate"))
-        .args(args)
-        .env("PQM_S3_ENDPOINT", s3_endpoint())
-        .output()
-        .expect("run pqmigrate");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
@@ -72,7 +57,7 @@ fn the_stock_binary_migrates_with_sql_files_as_the_compiled_steps_do() {
         "SELECT *, z * 2 AS w FROM input",
     )
     .unwrap();
-    let planned = stock(&[
+    let planned = stock_cli(&[
         "plan",
         &format!("s3://{bucket}/sql/"),
         "--schema",
@@ -103,9 +88,9 @@ fn the_stock_binary_migrates_with_sql_files_as_the_compiled_steps_do() {
     let dir = copy.path().display().to_string();
 
     // The stock binary knows no step of its own; the files give it both.
-    let none = stock(&["steps"]);
+    let none = stock_cli(&["steps"]);
     assert!(none.stdout.contains("no steps registered"), "{}", none.stdout);
-    let steps = stock(&["steps", "--migrations", &dir, "--json"]);
+    let steps = stock_cli(&["steps", "--migrations", &dir, "--json"]);
     assert_eq!(steps.code, 0, "{}", steps.stderr);
     let steps: Value = serde_json::from_str(&steps.stdout).unwrap();
     let listed: Vec<(u64, u64)> = steps
@@ -117,7 +102,7 @@ fn the_stock_binary_migrates_with_sql_files_as_the_compiled_steps_do() {
     assert_eq!(listed, [(1, 2), (2, 3)]);
 
     let sql_url = format!("s3://{bucket}/sql/");
-    let by_sql = stock(&[
+    let by_sql = stock_cli(&[
         "run",
         &sql_url,
         "--schema",
@@ -187,7 +172,7 @@ fn the_stock_binary_migrates_with_sql_files_as_the_compiled_steps_do() {
         );
     }
     // Unedited, the files are what the runs recorded.
-    let clean = stock(&["validate", &sql_url, "--schema", SCHEMA, "--migrations", &dir]);
+    let clean = stock_cli(&["validate", &sql_url, "--schema", SCHEMA, "--migrations", &dir]);
     assert_eq!(clean.code, 0, "{}\n{}", clean.stdout, clean.stderr);
 
     // The file that migrated those objects is edited: status and validate name it, and the next
@@ -198,7 +183,7 @@ fn the_stock_binary_migrates_with_sql_files_as_the_compiled_steps_do() {
         .replace("atan2(y, x)", "atan2(x, y)");
     std::fs::write(&file, edited).unwrap();
     let bucket_url = format!("s3://{bucket}");
-    let status = stock(&["status", &bucket_url, "--migrations", &dir]);
+    let status = stock_cli(&["status", &bucket_url, "--migrations", &dir]);
     assert!(
         status
             .stderr
@@ -208,7 +193,7 @@ fn the_stock_binary_migrates_with_sql_files_as_the_compiled_steps_do() {
         status.stdout,
         status.stderr
     );
-    let validate = stock(&["validate", &sql_url, "--schema", SCHEMA, "--migrations", &dir]);
+    let validate = stock_cli(&["validate", &sql_url, "--schema", SCHEMA, "--migrations", &dir]);
     assert_eq!(validate.code, 1, "{}\n{}", validate.stdout, validate.stderr);
     assert!(
         validate
@@ -217,7 +202,7 @@ fn the_stock_binary_migrates_with_sql_files_as_the_compiled_steps_do() {
         "{}",
         validate.stdout
     );
-    let refused = stock(&["run", &sql_url, "--schema", SCHEMA, "--to", "3", "--migrations", &dir]);
+    let refused = stock_cli(&["run", &sql_url, "--schema", SCHEMA, "--to", "3", "--migrations", &dir]);
     assert_eq!(refused.code, 2, "{}\n{}", refused.stdout, refused.stderr);
     assert!(
         refused
@@ -227,7 +212,7 @@ fn the_stock_binary_migrates_with_sql_files_as_the_compiled_steps_do() {
         "{}",
         refused.stderr
     );
-    let accepted = stock(&[
+    let accepted = stock_cli(&[
         "run",
         &sql_url,
         "--schema",
@@ -262,7 +247,7 @@ fn refused_files_and_clashing_steps_are_named_before_anything_runs() {
     ];
     for (text, says) in cases {
         std::fs::write(schema_dir.join("V2__bad.sql"), text).unwrap();
-        let out = stock(&["steps", "--migrations", &path]);
+        let out = stock_cli(&["steps", "--migrations", &path]);
         assert_eq!(out.code, 2, "{text}: {}", out.stderr);
         assert!(
             out.stderr.contains(&format!("{SCHEMA}/V2__bad.sql")) && out.stderr.contains(says),

@@ -359,6 +359,7 @@ impl<'a> FingerprintCheck<'a> {
             .filter(|(.., defined)| *defined)
             .map(|(_, _, _, name, _)| name.clone())
             .collect();
+        names.sort();
         names.dedup();
         names
     }

@@ -38,7 +38,17 @@ pub struct Output {
 }
 
 pub fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(cli_binary());
+    run_binary(&cli_binary(), args, env)
+}
+
+/// The stock `pqmigrate` binary of pqmigrate-cli (no step compiled in), run as [`cli`] runs the
+/// one with the sensorData steps.
+pub fn stock_cli(args: &[&str]) -> Output {
+    run_binary(&bootstrap("pqmigrate"), args, &[])
+}
+
+fn run_binary(binary: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(binary);
     command.args(args);
     // Runs on local disk need no S3 server; S3 runs fail loudly on their own without one.
     if let Ok(endpoint) = std::env::var("PQM_S3_ENDPOINT") {
