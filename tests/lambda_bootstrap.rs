@@ -133,3 +133,126 @@ async fn version_key_tag(store: &pqmigrate::Store, key: &str) -> Option<String> 
     let name = pqmigrate::version_key(SCHEMA);
     tags.into_iter().find(|(k, _)| *k == name).map(|(_, v)| v)
 }
+
+/// Answers of one invocation, a response or a panic naming the error.
+async fn respond(api: &RuntimeApi, event: Value) -> Value {
+    match api.invoke(event, Duration::from_secs(60)).await {
+        Answer::Response(value) => value,
+        Answer::Error { error_type, body } => panic!("{error_type}: {body}"),
+    }
+}
+
+/// The stock bootstrap (`pqmigrate-bootstrap`, no step compiled in) serves the scan and migrate
+/// functions as the template's `Handler` setting names them, with the migration files read from
+/// the bucket: the data set reaches version 3 with the same values the compiled steps give; a
+/// file replaced in the bucket is read again by the same sandbox; and the next scan refuses to
+/// begin a run, naming the file, until the execution accepts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stock_bootstrap_migrates_with_files_read_from_the_bucket() {
+    let (store, bucket) = new_bucket("stock-bootstrap").await;
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sql-migrations/sensorData");
+    let files = "_pqmigrate/migrations/sensorData";
+    for name in ["V2__add_features.sql", "V3__rename_and_encode.sql"] {
+        let text = std::fs::read(format!("{examples}/{name}")).unwrap();
+        store
+            .put(&format!("{files}/{name}"), Bytes::from(text), &[], Default::default())
+            .await
+            .unwrap();
+    }
+    let originals: Vec<Bytes> = (0..2).map(|i| generate_file(&small_spec(), 10 + i)).collect();
+    for (i, data) in originals.iter().enumerate() {
+        store
+            .put(
+                &format!("p/sensorData_{i}.parquet"),
+                data.clone(),
+                &[],
+                Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let location = format!("s3://{bucket}/_pqmigrate/migrations");
+    let scan_event = json!({
+        "bucket": bucket, "prefixes": ["p/"], "type": ".parquet", "schema": "schema:sensorData:version",
+        "desiredVersion": "3", "maxStepsPerInvocation": 1, "migrations": location
+    });
+    let scan_api = RuntimeApi::start().await;
+    let mut scan = scan_api.spawn("pqmigrate-bootstrap", &[("_HANDLER", "scan".into())]);
+    let scanned = respond(&scan_api, scan_event.clone()).await;
+    assert_eq!(scanned["objects"], 2, "{scanned}");
+    let (_, manifest) = store
+        .get(scanned["manifestKey"].as_str().unwrap(), Default::default())
+        .await
+        .unwrap();
+    let items: Vec<Value> = String::from_utf8_lossy(&manifest)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(items.iter().all(|i| i["migrations"] == location.as_str()), "{items:?}");
+
+    // The first object, one step an invocation, with the files as they were scanned.
+    let api = RuntimeApi::start().await;
+    let mut migrate = api.spawn("pqmigrate-bootstrap", &[("_HANDLER", "migrate".into())]);
+    let (states, last) = drive(&api, items[0].clone()).await;
+    assert_eq!(states, vec!["Migrating", "Done"], "{last}");
+    let (_, migrated) = store.get("p/sensorData_0.parquet", Default::default()).await.unwrap();
+    let compiled = pqmigrate::Store::memory();
+    compiled
+        .put("o", originals[0].clone(), &[], Default::default())
+        .await
+        .unwrap();
+    let registry = pqmigrate::Registry::from_inventory().unwrap();
+    pqmigrate::migrate_object(&compiled, &registry, "o", &pqmigrate::MigrateOptions::new(SCHEMA, 3))
+        .await
+        .unwrap();
+    let (_, expected) = compiled.get("o", Default::default()).await.unwrap();
+    let (got, want) = (read_all(&migrated), read_all(&expected));
+    assert_eq!(got.schema().fields(), want.schema().fields());
+    assert_eq!(
+        got.columns(),
+        want.columns(),
+        "the SQL files give the compiled steps' values"
+    );
+
+    // V3 is replaced in the bucket (no dictionary encoding of device_id now): the same sandbox
+    // reads it again for the second object.
+    store
+        .put(
+            &format!("{files}/V3__rename_and_encode.sql"),
+            Bytes::from_static(b"SELECT * RENAME (sensor_type AS sensor_kind) FROM input"),
+            &[],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let (states, last) = drive(&api, items[1].clone()).await;
+    assert_eq!(states, vec!["Migrating", "Done"], "{last}");
+    let (_, second) = store.get("p/sensorData_1.parquet", Default::default()).await.unwrap();
+    let device = |data: &Bytes| read_all(data).column_by_name("device_id").unwrap().data_type().clone();
+    assert!(matches!(device(&migrated), arrow::datatypes::DataType::Dictionary(..)));
+    assert_eq!(device(&second), arrow::datatypes::DataType::Utf8);
+    migrate.kill().unwrap();
+    migrate.wait().unwrap();
+
+    // The run closes; the next scan refuses the changed file until the execution accepts it.
+    let closed = respond(
+        &scan_api,
+        json!({"closeRun": scanned["runId"], "bucket": bucket, "schema": "sensorData", "expected": scanned["expected"]}),
+    )
+    .await;
+    assert_eq!(closed["needsAttention"], 0, "{closed}");
+    match scan_api.invoke(scan_event.clone(), Duration::from_secs(60)).await {
+        Answer::Error { error_type, body } => {
+            assert_eq!(error_type, "PqmInvalidEvent", "{body}");
+            assert!(body.to_string().contains("V3__rename_and_encode.sql"), "{body}");
+        }
+        Answer::Response(r) => panic!("a changed file was accepted: {r}"),
+    }
+    let mut accepting = scan_event;
+    accepting["acceptChangedMigrations"] = json!(true);
+    let again = respond(&scan_api, accepting).await;
+    assert_eq!(again["objects"], 0, "{again}");
+    scan.kill().unwrap();
+    scan.wait().unwrap();
+    assert!(scan_api.init_errors.lock().await.is_empty() && api.init_errors.lock().await.is_empty());
+}

@@ -134,7 +134,7 @@ fn source(store: &Store, args: &DatasetArgs) -> Result<Candidates> {
     std::fs::File::open(path).with_context(|| format!("cannot read manifest {}", path.display()))?;
     Ok(Candidates::ManifestFile {
         path: path.clone(),
-        bucket: store.s3_api().map(|a| a.bucket().to_string()),
+        bucket: store.s3_bucket().map(str::to_string),
     })
 }
 
@@ -171,11 +171,7 @@ async fn plan_command(cli: &Cli, options: &StoreOptions, args: &PlanArgs) -> Res
     let mut totals = PlanTotals::default();
     let mut listed = Vec::new();
     let mut split = match (args.split, &args.out) {
-        (Some(n), Some(dir)) => Some(SplitManifests::create(
-            dir,
-            n,
-            store.s3_api().map(|a| a.bucket().to_string()),
-        )?),
+        (Some(n), Some(dir)) => Some(SplitManifests::create(dir, n, store.s3_bucket().map(str::to_string))?),
         _ => None,
     };
     while let Some(entry) = entries.next().await {

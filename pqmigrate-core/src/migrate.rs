@@ -75,6 +75,11 @@ pub struct Origin {
     pub version_id: Option<String>,
     /// Its schema version then.
     pub version: u32,
+    /// The steps a chain split over invocations applied before this one, with their
+    /// fingerprints: the record of the chain's last invocation names them all, so a migration
+    /// file edited after it migrated the object is found by `status` and refused by `run`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied: Vec<(crate::StepId, String)>,
 }
 
 impl MigrateOptions {
@@ -146,6 +151,7 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
         e_tag: read.info.e_tag.clone(),
         version_id: read.info.version_id.clone(),
         version,
+        applied: Vec::new(),
     });
     // 3. The intent is durable in the run's journal before anything is written, and the
     //    written object will name the run and the attempt in its user metadata.
@@ -196,8 +202,15 @@ pub async fn migrate_object(store: &Store, registry: &Registry, key: &str, optio
             version,
             Outcome::Migrated(Box::new(Migrated {
                 to: new_version,
-                steps: chain.iter().map(|s| s.id()).collect(),
-                fingerprints: chain.iter().map(|s| s.fingerprint()).collect(),
+                steps: origin
+                    .applied
+                    .iter()
+                    .map(|(id, _)| id.clone())
+                    .chain(chain.iter().map(|s| s.id()))
+                    .collect(),
+                fingerprints: (origin.applied.iter().map(|(_, f)| f.clone()))
+                    .chain(chain.iter().map(|s| s.fingerprint()))
+                    .collect(),
                 old_e_tag: origin.e_tag,
                 new_e_tag: written.e_tag,
                 old_version_id: origin.version_id,

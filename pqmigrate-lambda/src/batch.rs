@@ -28,7 +28,8 @@ pub struct BatchEvent {
 pub struct BatchJob {
     /// Job id.
     pub id: String,
-    /// `{"schema": "schema:sensorData:version", "desiredVersion": "3"}`.
+    /// `{"schema": "schema:sensorData:version", "desiredVersion": "3"}`, and `migrations` (where
+    /// the migration files are) for the stock bootstrap.
     #[serde(default)]
     pub user_arguments: serde_json::Map<String, Value>,
 }
@@ -72,6 +73,16 @@ pub struct BatchResult {
     pub result_code: String,
     /// What happened.
     pub result_string: String,
+}
+
+/// The migration files' location of the job's user arguments (`migrations`), if any.
+pub fn migrations(event: &BatchEvent) -> Option<String> {
+    event
+        .job
+        .user_arguments
+        .get("migrations")
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 /// Migrates each task's object.

@@ -12,13 +12,15 @@ pub struct Config {
     /// Faults to inject into every store request (chaos testing only).
     #[cfg(feature = "fault-injection")]
     pub faults: Option<FaultConfig>,
+    /// Where the migration files are when an event names none (`PQM_MIGRATIONS`).
+    pub migrations: Option<String>,
     /// One store for every bucket an event names, instead of S3 (tests over the memory store,
     /// embedders with a store of their own).
     pub fixed: Option<Store>,
 }
 
 impl Config {
-    /// From `PQM_S3_ENDPOINT` (or `AWS_ENDPOINT_URL`) and `PQM_INJECT_FAULTS`; region and
+    /// From `PQM_S3_ENDPOINT` (or `AWS_ENDPOINT_URL`), `PQM_MIGRATIONS` and `PQM_INJECT_FAULTS`; region and
     /// credentials come from the Lambda environment as usual.
     ///
     /// # Errors
@@ -44,6 +46,7 @@ impl Config {
             store,
             #[cfg(feature = "fault-injection")]
             faults,
+            migrations: std::env::var("PQM_MIGRATIONS").ok().filter(|s| !s.is_empty()),
             fixed: None,
         })
     }

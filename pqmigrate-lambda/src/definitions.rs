@@ -204,13 +204,15 @@ pub const INTERNAL_ACTIONS: [&str; 4] = [
 ];
 /// What both functions ask of the bucket itself.
 pub const SCAN_BUCKET_ACTIONS: [&str; 2] = ["s3:ListBucket", "s3:GetBucketVersioning"];
-/// What the migrate function asks of the bucket itself (the probe's versioning check).
-pub const MIGRATE_BUCKET_ACTIONS: [&str; 1] = ["s3:GetBucketVersioning"];
+/// What the migrate function asks of the bucket itself: the probe's versioning check, and the
+/// listing of the migration files (`Migrations`) that tells the stock bootstrap whether its
+/// cached copy is current.
+pub const MIGRATE_BUCKET_ACTIONS: [&str; 2] = ["s3:GetBucketVersioning", "s3:ListBucket"];
 /// With an SSE-KMS bucket, on its key.
 pub const KMS_ACTIONS: [&str; 2] = ["kms:Decrypt", "kms:GenerateDataKey"];
 
 /// The SAM template: both functions (`provided.al2023`), both state machines, and IAM with
-/// exactly the actions the code calls. Parameters: the bucket, the architecture, memory, the
+/// exactly the actions the code calls. Parameters: the bucket, the migration files, the architecture, memory, the
 /// migrate function's reserved concurrency (100 by default), a KMS key for SSE-KMS buckets,
 /// and the execution type of the Map's child workflows.
 pub fn sam_template(options: &Options) -> Value {
@@ -237,14 +239,16 @@ pub fn sam_template(options: &Options) -> Value {
                 // (pqmigrate-lambda/deploy/), so this is the workspace's target/lambda/<handler>/,
                 // where the README's build lines put each bootstrap.
                 "CodeUri": format!("../../target/lambda/{handler}/"),
-                "Handler": "bootstrap",
+                // The stock bootstrap (pqmigrate-bootstrap) runs the handler named here; a
+                // bootstrap with steps compiled in runs its own and ignores it.
+                "Handler": handler,
                 "Runtime": "provided.al2023",
                 "Architectures": [{ "Ref": "Architecture" }],
                 "MemorySize": { "Ref": "MemorySize" },
                 // Below the Task's TimeoutSeconds: the invocation's deadline comes first, and
                 // the handler gives up cleanly before it.
                 "Timeout": options.task_timeout_seconds.saturating_sub(FUNCTION_TIMEOUT_MARGIN_SECONDS),
-                "Environment": { "Variables": { "PQM_LOG": "info" } },
+                "Environment": { "Variables": { "PQM_LOG": "info", "PQM_MIGRATIONS": { "Ref": "Migrations" } } },
                 "Policies": [ { "Statement": statements } ]
             }
         });
@@ -274,6 +278,10 @@ pub fn sam_template(options: &Options) -> Value {
             "KmsKeyArn": {
                 "Type": "String", "Default": "",
                 "Description": "The KMS key of an SSE-KMS bucket (empty for none): the functions and the Map may use it"
+            },
+            "Migrations": {
+                "Type": "String", "Default": "",
+                "Description": "Where the stock bootstrap reads the migration files (s3://<DataBucket>/_pqmigrate/migrations, one folder a schema id) when an execution's input names none; empty with bootstraps that have their steps compiled in"
             },
             "MapExecutionType": {
                 "Type": "String", "Default": "STANDARD", "AllowedValues": ["STANDARD", "EXPRESS"],

@@ -67,6 +67,10 @@ pub struct MigrateEvent {
     /// intent and record go to the run's journal, and the object names the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// Where the migration files are (`s3://bucket/migrations`), for the stock bootstrap; the
+    /// function's `PQM_MIGRATIONS` when absent. The scan writes its own into every line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrations: Option<String>,
     /// Any other fields, passed through unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -114,6 +118,14 @@ pub struct ScanEvent {
     /// (refused by default: the table's metadata records each file's size).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_table_files: bool,
+    /// Where the migration files are (`s3://bucket/migrations`, one folder a schema id), for
+    /// the stock bootstrap; the function's `PQM_MIGRATIONS` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrations: Option<String>,
+    /// Begin the run though a migration file changed since earlier runs applied it (refused
+    /// by default, naming the files).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accept_changed_migrations: bool,
 }
 
 fn default_max_concurrency() -> u32 {
@@ -255,6 +267,14 @@ impl HandlerError {
         Self {
             error_type: STORE_REFUSED_ERROR,
             message: e.report(),
+        }
+    }
+
+    #[cfg(feature = "sql")]
+    pub(crate) fn retryable_message(message: impl Into<String>) -> Self {
+        Self {
+            error_type: RETRYABLE_ERROR,
+            message: message.into(),
         }
     }
 

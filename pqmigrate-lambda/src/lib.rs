@@ -11,6 +11,9 @@
 //! - [`batch`]: S3 Batch Operations (invocation schema 2.0).
 //! - [`definitions`]: the Step Functions state machines and the SAM template, from one source.
 //!
+//! The stock bootstrap (`pqmigrate-bootstrap`, built with the `sql` feature) has no step
+//! compiled in: it reads migration files from the location an event names (`migrations`) or
+//! the function's `PQM_MIGRATIONS`, and runs the handler the function's `Handler` setting names.
 //! A binary with your own steps names the step crate and runs a handler:
 //!
 //! ```no_run
@@ -26,17 +29,18 @@ pub mod definitions;
 mod events;
 pub mod migrate;
 pub mod scan;
+mod steps;
 
 pub use config::Config;
 pub use events::{
     CloseEvent, CloseResult, HandlerError, INVALID_EVENT_ERROR, MigrateEvent, RETRYABLE_ERROR, STORE_REFUSED_ERROR,
     ScanEvent, ScanRequest, ScanResponse, ScanResult, Version,
 };
+pub use steps::{NO_STEPS, Steps};
 
 use std::sync::Arc;
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use pqmigrate_core::Registry;
 
 /// Which handler a bootstrap binary runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,33 +53,47 @@ pub enum Handler {
     Batch,
 }
 
-/// Why a bootstrap without steps refuses to start: it would answer every object with
-/// `MissingMigrationStep` and let the execution succeed having migrated nothing.
-pub const NO_STEPS: &str = "this bootstrap has no migration steps registered, so it would migrate nothing: build it in a binary that names your step crate (`use my_steps as _;`), as examples/sensor-lambda does";
-
-/// Refuses a registry without steps ([`NO_STEPS`]).
-///
-/// ```
-/// let empty = pqmigrate_core::Registry::default();
-/// let err = pqmigrate_lambda::require_steps(&empty).unwrap_err();
-/// assert!(err.to_string().contains("no migration steps registered"));
-/// ```
-///
-/// # Errors
-/// [`NO_STEPS`] when `registry` is empty.
-pub fn require_steps(registry: &Registry) -> Result<(), lambda_runtime::Error> {
-    if registry.is_empty() {
-        return Err(NO_STEPS.into());
+impl Handler {
+    /// The handler named by the function's `Handler` setting, which Lambda passes to a custom
+    /// runtime as `_HANDLER` (`migrate`, `scan` or `batch`): one stock binary serves all three
+    /// functions of the shipped template.
+    ///
+    /// ```
+    /// use pqmigrate_lambda::Handler;
+    /// assert_eq!(Handler::named("scan").unwrap(), Handler::Scan);
+    /// assert!(Handler::named("bootstrap").unwrap_err().contains("migrate, scan or batch"));
+    /// ```
+    ///
+    /// # Errors
+    /// A message naming what was given when it is none of the three.
+    pub fn named(name: &str) -> Result<Self, String> {
+        match name.trim() {
+            "migrate" => Ok(Self::Migrate),
+            "scan" => Ok(Self::Scan),
+            "batch" => Ok(Self::Batch),
+            other => Err(format!(
+                "the function's Handler setting (_HANDLER) is {other:?}: the stock bootstrap runs migrate, scan or batch"
+            )),
+        }
     }
-    Ok(())
+
+    /// [`Handler::named`] of `_HANDLER`.
+    ///
+    /// # Errors
+    /// As [`Handler::named`], and when `_HANDLER` is not set.
+    pub fn from_env() -> Result<Self, String> {
+        Self::named(&std::env::var("_HANDLER").map_err(|_| "_HANDLER is not set: the stock bootstrap runs under Lambda, whose Handler setting names migrate, scan or batch".to_string())?)
+    }
 }
 
-/// Runs `handler` under the Lambda runtime, with configuration from the environment and the
-/// steps linked into this binary. Clients and the registry are built once, not per invocation.
+/// Runs `handler` under the Lambda runtime, with configuration from the environment, the steps
+/// linked into this binary and, with the `sql` feature, the migration files an event or
+/// `PQM_MIGRATIONS` names ([`Steps`]). Clients are built once, not per invocation; migration
+/// files are read again only when they change.
 ///
 /// # Errors
-/// When the runtime cannot start, no steps are linked in ([`NO_STEPS`]), or the registered
-/// steps are inconsistent.
+/// When the runtime cannot start, no steps are linked in and none can be read from files
+/// ([`NO_STEPS`]), or the registered steps are inconsistent.
 pub fn run(handler: Handler) -> Result<(), lambda_runtime::Error> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PQM_LOG").unwrap_or_else(|_| "info".into()))
@@ -84,28 +102,45 @@ pub fn run(handler: Handler) -> Result<(), lambda_runtime::Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let config = Arc::new(Config::from_env()?);
-        let registry = Arc::new(Registry::from_inventory()?);
-        require_steps(&registry)?;
+        let steps = Arc::new(Steps::from_inventory()?);
+        if steps.compiled().is_empty() && (cfg!(not(feature = "sql")) || config.migrations.is_none()) {
+            tracing::warn!("{NO_STEPS}");
+        }
         match handler {
             Handler::Migrate => {
                 lambda_runtime::run(service_fn(move |event: LambdaEvent<MigrateEvent>| {
-                    let (config, registry) = (config.clone(), registry.clone());
+                    let (config, steps) = (config.clone(), steps.clone());
                     let deadline = std::time::UNIX_EPOCH + std::time::Duration::from_millis(event.context.deadline);
-                    async move { migrate::handle_until(&config, &registry, event.payload, Some(deadline)).await }
+                    async move {
+                        let registry = steps.for_event(&config, event.payload.migrations.as_deref()).await?;
+                        migrate::handle_until(&config, &registry, event.payload, Some(deadline)).await
+                    }
                 }))
                 .await
             }
             Handler::Scan => {
                 lambda_runtime::run(service_fn(move |event: LambdaEvent<ScanRequest>| {
-                    let (config, registry) = (config.clone(), registry.clone());
-                    async move { scan::handle_request(&config, &registry, event.payload).await }
+                    let (config, steps) = (config.clone(), steps.clone());
+                    async move {
+                        match event.payload {
+                            ScanRequest::Scan(scan) => {
+                                let registry = steps.for_event(&config, scan.migrations.as_deref()).await?;
+                                scan::handle(&config, &registry, scan).await.map(ScanResponse::Scanned)
+                            }
+                            ScanRequest::Close(close) => scan::close(&config, close).await.map(ScanResponse::Closed),
+                        }
+                    }
                 }))
                 .await
             }
             Handler::Batch => {
                 lambda_runtime::run(service_fn(move |event: LambdaEvent<batch::BatchEvent>| {
-                    let (config, registry) = (config.clone(), registry.clone());
-                    async move { batch::handle(&config, &registry, event.payload).await }
+                    let (config, steps) = (config.clone(), steps.clone());
+                    async move {
+                        let location = batch::migrations(&event.payload);
+                        let registry = steps.for_event(&config, location.as_deref()).await?;
+                        batch::handle(&config, &registry, event.payload).await
+                    }
                 }))
                 .await
             }

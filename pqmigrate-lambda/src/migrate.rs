@@ -127,16 +127,22 @@ async fn record_in_run(
             if let Outcome::Migrated(done) = &record.outcome
                 && done.to < event.desired_version.0
             {
-                if !event.extra.contains_key(ORIGIN_FIELD) {
-                    let origin = Origin {
-                        e_tag: done.old_e_tag.clone(),
-                        version_id: done.old_version_id.clone(),
-                        version: record.from.unwrap_or(1),
-                    };
-                    event
-                        .extra
-                        .insert(ORIGIN_FIELD.into(), serde_json::to_value(origin).expect("serializable"));
-                }
+                // The chain goes on in the next invocation: what it started from and the steps
+                // applied so far travel in the event, to the record of its last invocation.
+                let origin = Origin {
+                    e_tag: done.old_e_tag.clone(),
+                    version_id: done.old_version_id.clone(),
+                    version: record.from.unwrap_or(1),
+                    applied: done
+                        .steps
+                        .iter()
+                        .cloned()
+                        .zip(done.fingerprints.iter().cloned())
+                        .collect(),
+                };
+                event
+                    .extra
+                    .insert(ORIGIN_FIELD.into(), serde_json::to_value(origin).expect("serializable"));
                 return Ok(());
             }
             record.clone()

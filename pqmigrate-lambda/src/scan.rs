@@ -97,6 +97,9 @@ pub async fn handle(config: &Config, registry: &Registry, event: ScanEvent) -> R
         .checked_store(&event.bucket)
         .await
         .map_err(|e| HandlerError::store(&e))?;
+    if migrations(config, &event).is_some() && !event.accept_changed_migrations {
+        refuse_changed_files(&store, registry).await?;
+    }
     let info = RunInfo {
         run_id: new_run_id(),
         started_at: now_rfc3339(),
@@ -129,6 +132,27 @@ pub async fn handle(config: &Config, registry: &Registry, event: ScanEvent) -> R
     }
 }
 
+/// Where the event's migration files are: its own `migrations`, or the function's.
+fn migrations(config: &Config, event: &ScanEvent) -> Option<String> {
+    event.migrations.clone().or_else(|| config.migrations.clone())
+}
+
+/// Flyway's validate-on-migrate: no run begins while a migration file that earlier runs applied
+/// to the data set has changed since, unless the event accepts it.
+async fn refuse_changed_files(store: &Store, registry: &Registry) -> Result<(), HandlerError> {
+    let changed = pqmigrate_core::status::overview(store, DEFAULT_JOURNAL_PREFIX, registry)
+        .await
+        .map_err(|e| HandlerError::store(&e))?
+        .changed_files;
+    if changed.is_empty() {
+        return Ok(());
+    }
+    Err(HandlerError::invalid(format!(
+        "migration files changed since earlier runs applied them: {}; no run was begun (`pqmigrate status` names the objects; \"acceptChangedMigrations\": true goes on)",
+        changed.join(", ")
+    )))
+}
+
 async fn scan_into_run(
     store: &Store,
     registry: &Registry,
@@ -146,6 +170,8 @@ async fn scan_into_run(
         .filter(event.filter.as_str())
         .concurrency(32);
     let mut entries = plan(store, Arc::new(registry.clone()), &options, &spec, &Candidates::Listing);
+    // Every object of the run migrates with the same files, wherever its invocation runs.
+    let migrations = event.migrations.clone();
     let prefix = event.manifest_prefix.as_deref().unwrap_or(DEFAULT_MANIFEST_PREFIX);
     let manifest_key = format!(
         "{}/{}-{schema}-v{target}.jsonl",
@@ -172,6 +198,7 @@ async fn scan_into_run(
                     max_steps_per_invocation: event.max_steps_per_invocation,
                     error_cause: None,
                     run_id: Some(info.run_id.clone()),
+                    migrations: migrations.clone(),
                     extra: Default::default(),
                 };
                 lines.push_str(&serde_json::to_string(&item).expect("serializable"));

@@ -20,5 +20,15 @@ pub enum SqlError {
         location: String,
         /// Why.
         message: String,
+        /// Whether the store failed transiently (throttled, timed out, dropped), so that the
+        /// same read may work when tried again.
+        retryable: bool,
     },
+}
+
+impl SqlError {
+    /// Whether trying again may work ([`SqlError::Read`] of a transient store failure).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Read { retryable: true, .. })
+    }
 }

@@ -33,18 +33,22 @@
 //! cross to DataFusion and its computed columns back as Arrow IPC bytes (see `bridge`).
 
 mod bridge;
+mod cache;
 mod engine;
 mod error;
 mod file;
 mod functions;
 mod refuse;
+mod source;
 mod step;
 
 use std::path::Path;
 
-use futures::TryStreamExt;
-use pqmigrate_core::{Registry, StepRegistration, Store, StoreOptions};
+use pqmigrate_core::{Registry, StepRegistration, StoreOptions};
 
+use crate::source::Listing;
+
+pub use cache::{Cache, Loaded};
 pub use error::SqlError;
 pub use file::{MigrationFile, chain_files, file_version};
 pub use refuse::INPUT_TABLE;
@@ -62,76 +66,19 @@ impl Migrations {
     /// # Errors
     /// [`SqlError::Read`] for a folder that cannot be read, [`SqlError::File`] for a refused file.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, SqlError> {
-        let dir = dir.as_ref();
-        let location = dir.display().to_string();
-        let read = |e: std::io::Error| SqlError::Read {
-            location: location.clone(),
-            message: e.to_string(),
-        };
-        let mut schemas = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(read)? {
-            let entry = entry.map_err(read)?;
-            if !entry.file_type().map_err(read)?.is_dir() {
-                continue;
-            }
-            let schema = entry.file_name().to_string_lossy().into_owned();
-            let mut files = Vec::new();
-            for file in std::fs::read_dir(entry.path()).map_err(read)? {
-                let file = file.map_err(read)?;
-                let name = file.file_name().to_string_lossy().into_owned();
-                if file_version(&name).is_some() {
-                    files.push((name, std::fs::read_to_string(file.path()).map_err(read)?));
-                }
-            }
-            schemas.push((schema, files));
-        }
-        Self::from_files(&location, schemas)
+        let listing = Listing::of_dir(&dir.as_ref().display().to_string())?;
+        Self::from_files(&listing.location, listing.read_local()?)
     }
 
     /// Reads the migrations under a store URL (`s3://bucket/migrations`, `gs://`, `az://`,
-    /// `file://`), so a fleet shares one copy; a plain path is read as a folder.
+    /// `file://`), so a fleet shares one copy; a plain path is read as a folder. A long-lived
+    /// process that loads them again and again keeps them in a [`Cache`].
     ///
     /// # Errors
     /// As [`Migrations::from_dir`].
     pub async fn open(location: &str, options: &StoreOptions) -> Result<Self, SqlError> {
-        if !location.contains("://") {
-            return Self::from_dir(location);
-        }
-        let read = |message: String| SqlError::Read {
-            location: location.to_string(),
-            message,
-        };
-        let (store, prefix) = Store::open(location, options).map_err(|e| read(e.to_string()))?;
-        let prefix = if prefix.is_empty() || prefix.ends_with('/') {
-            prefix
-        } else {
-            format!("{prefix}/")
-        };
-        let listed: Vec<_> = store
-            .list_prefix(&prefix, None)
-            .try_collect()
-            .await
-            .map_err(|e| read(e.to_string()))?;
-        let mut schemas: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
-        for object in listed {
-            let Some((schema, name)) = object.key[prefix.len()..].split_once('/') else {
-                continue;
-            };
-            if name.contains('/') || file_version(name).is_none() {
-                continue;
-            }
-            let (_, bytes) = store
-                .get(&object.key, Default::default())
-                .await
-                .map_err(|e| read(e.to_string()))?;
-            let text =
-                String::from_utf8(bytes.to_vec()).map_err(|_| read(format!("{} is not UTF-8 text", object.key)))?;
-            schemas
-                .entry(schema.to_string())
-                .or_default()
-                .push((name.to_string(), text));
-        }
-        Self::from_files(location.trim_end_matches('/'), schemas.into_iter().collect())
+        let listing = Listing::of(location, options).await?;
+        Self::from_files(&listing.location, listing.read().await?)
     }
 
     /// Migrations from `(schema, [(file name, text)])`, read from `location`.

@@ -13,12 +13,13 @@
 //!
 //! ```text
 //! cargo run --release -p pqmigrate-sensor-demo -- generate file:///tmp/sensors --days 2 --files-per-day 120
-//! cargo run --release -p pqmigrate-sensor-demo -- plan s3://bucket/parquet/ --schema sensorData --to 3
-//! cargo run --release -p pqmigrate-sensor-demo -- run s3://bucket/parquet/ --schema sensorData --to 3
+//! cargo run --release -p pqmigrate-sensor-demo --features s3 -- plan s3://bucket/parquet/ --schema sensorData --to 3
+//! cargo run --release -p pqmigrate-sensor-demo --features s3 -- run s3://bucket/parquet/ --schema sensorData --to 3
 //! ```
 //!
-//! The package builds only what it runs: the core, the CLI and the steps (no benchmark, Lambda or
-//! fault-injection code).
+//! The package builds only what it runs: the core with local disk, the CLI and the steps (no
+//! benchmark, Lambda, fault-injection or cloud client code); the features `s3`, `gcs`, `azure`
+//! (or `cloud` for all three) add those stores.
 
 use std::process::ExitCode;
 
@@ -125,6 +126,7 @@ fn generate_command(args: &[String]) -> u8 {
             return 2;
         }
     };
+    #[cfg(feature = "s3")]
     if let Some(api) = store.s3_api() {
         // A fresh bucket on a test server: create it with versioning, so runs can be rolled back.
         let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");

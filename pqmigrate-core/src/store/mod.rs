@@ -4,11 +4,13 @@
 //! [`Capabilities`] value. Nothing here knows about scans, plans, journals or executors.
 
 mod attributes;
+#[cfg(feature = "azure")]
 mod azure;
 mod backoff;
 mod decorate;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
+#[cfg(feature = "gcs")]
 mod gcs;
 mod io;
 mod local;
@@ -17,9 +19,12 @@ mod open;
 mod options;
 mod plumbing;
 mod ratelimit;
+#[cfg(feature = "s3")]
 mod s3;
 #[cfg(test)]
 mod tagged_memory;
+#[cfg(any(feature = "s3", feature = "azure"))]
+mod tagging;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +45,7 @@ pub use io::{
 pub use object_store::Error as StoreError;
 pub use options::StoreOptions;
 pub use ratelimit::{RateLimit, RateLimiter};
+#[cfg(feature = "s3")]
 pub use s3::S3Api;
 
 use crate::error::{Error, Result};
@@ -99,6 +105,7 @@ pub struct Store {
     request_retries: Arc<AtomicU64>,
     /// Set when the store refused a copied part: later writes stream the whole file.
     copies_refused: Arc<std::sync::atomic::AtomicBool>,
+    #[cfg(feature = "s3")]
     s3: Option<Arc<S3Api>>,
     /// What the store is, for caches: its URL, made unique for stores that share one.
     identity: String,
@@ -153,8 +160,17 @@ impl Store {
     /// Direct S3 calls for bucket administration and checks (create a bucket, switch
     /// versioning, list open uploads, read tags), on S3 stores. They do not pass through the
     /// seam's decorators; nothing in a run uses them.
+    #[cfg(feature = "s3")]
     pub fn s3_api(&self) -> Option<&S3Api> {
         self.s3.as_deref()
+    }
+
+    /// The bucket of an S3 store (what an S3 Inventory manifest names), `None` for others.
+    pub fn s3_bucket(&self) -> Option<&str> {
+        #[cfg(feature = "s3")]
+        return self.s3.as_deref().map(S3Api::bucket);
+        #[cfg(not(feature = "s3"))]
+        None
     }
 
     /// Requests repeated after a transient failure, since the store was opened (shared by its

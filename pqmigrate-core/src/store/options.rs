@@ -1,7 +1,9 @@
 //! How a store is opened from a URL: endpoints, region, retries and upload sizes.
 
+#[cfg(any(feature = "s3", feature = "gcs", feature = "azure"))]
 use std::time::Duration;
 
+#[cfg(any(feature = "s3", feature = "gcs", feature = "azure"))]
 use object_store::RetryConfig;
 
 /// Options for opening a store from a URL.
@@ -43,6 +45,7 @@ crate::setters::setters!(StoreOptions {
 
 impl StoreOptions {
     /// The retries object_store's own client does inside each request.
+    #[cfg(any(feature = "s3", feature = "gcs", feature = "azure"))]
     pub(super) fn retry_config(&self) -> RetryConfig {
         RetryConfig {
             max_retries: self.max_retries.unwrap_or(3),

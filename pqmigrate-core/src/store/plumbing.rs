@@ -6,9 +6,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use object_store::{
-    Attributes, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, TagSet, UpdateVersion,
-};
+use object_store::{Attributes, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, UpdateVersion};
 
 use super::io::{Condition, Head, ListPage, Listed, ReadOptions};
 use super::object_path;
@@ -149,15 +147,6 @@ pub(crate) fn put_mode(key: &str, condition: &Condition) -> Result<PutMode> {
     })
 }
 
-/// Tags as `object_store` sends them.
-pub(crate) fn tag_set(tags: &[(String, String)]) -> TagSet {
-    let mut set = TagSet::default();
-    for (k, v) in tags {
-        set.push(k, v);
-    }
-    set
-}
-
 /// The error of a write: a failed precondition is a conflict naming the ETag expected.
 pub(crate) fn conflict_or(key: &str, condition: &Condition, op: &'static str, e: object_store::Error) -> Error {
     match (e, condition) {
@@ -171,6 +160,7 @@ pub(crate) fn conflict_or(key: &str, condition: &Condition, op: &'static str, e:
 
 /// HTTP client options for a cloud client: plain HTTP allowed for an `http://` endpoint (an
 /// emulator on loopback).
+#[cfg(any(feature = "gcs", feature = "azure"))]
 pub(crate) fn client_options(endpoint: Option<&str>) -> object_store::ClientOptions {
     object_store::ClientOptions::new().with_allow_http(endpoint.is_some_and(|e| e.starts_with("http://")))
 }

@@ -22,6 +22,15 @@ fn open_parses_urls() {
     assert!(!s.capabilities().tags);
     let e = Store::open("ftp://x/y", &StoreOptions::default()).unwrap_err();
     assert!(e.to_string().contains("unsupported scheme \"ftp\""), "{e}");
+    if cfg!(not(feature = "s3")) {
+        let e = Store::open("s3://bucket/p/", &StoreOptions::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no s3:// backend (pqmigrate-core's `s3` feature)"),
+            "{e}"
+        );
+        return;
+    }
     let (s, prefix) = Store::open(
         "s3://bucket/parquet/year=2019/",
         &StoreOptions {
@@ -31,5 +40,5 @@ fn open_parses_urls() {
     )
     .unwrap();
     assert_eq!((s.url(), prefix.as_str()), ("s3://bucket", "parquet/year=2019/"));
-    assert!(s.capabilities().tags && s.s3_api().is_some());
+    assert!(s.capabilities().tags && s.s3_bucket() == Some("bucket"));
 }

@@ -9,8 +9,7 @@ use object_store::client::{HttpClient, HttpRequest, HttpRequestBody};
 use percent_encoding::utf8_percent_encode;
 
 use crate::error::{Error, Result};
-use crate::store::s3::api::KEY_ENCODE_SET;
-use crate::store::s3::xml::{parse_tag_set, tag_set_xml};
+use crate::store::tagging::{KEY_ENCODE_SET, parse_tag_set, tag_set_xml};
 
 /// The service version sent: blob index tags need 2019-12-12 or later.
 const VERSION: &str = "2021-08-06";

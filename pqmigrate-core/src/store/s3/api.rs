@@ -11,14 +11,7 @@ use super::xml::{parse_tag_set, s3_error_message, tag_set_xml, xml_escape};
 use crate::error::{Error, Result};
 use crate::store::io::CopySource;
 
-/// Characters S3 (and Azure Blob) want percent-encoded in an object key path (everything but
-/// unreserved and `/`).
-pub(crate) const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'/');
+pub(crate) use crate::store::tagging::KEY_ENCODE_SET;
 pub(super) const QUERY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// A signed-request client for one bucket.

@@ -15,13 +15,13 @@ use bytes::Bytes;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::client::{HttpConnector, ReqwestConnector};
 use object_store::multipart::MultipartStore;
-use object_store::{ObjectStore, PutMultipartOptions, PutOptions, PutPayload};
+use object_store::{ObjectStore, PutMultipartOptions, PutOptions, PutPayload, TagSet};
 
 use super::io::{
     Capabilities, Condition, CopySource, Encryption, Head, ListPage, ObjectVersion, ReadOptions, StoreIo, WriteOptions,
     Written,
 };
-use super::plumbing::{self, conflict_or, put_mode, tag_set};
+use super::plumbing::{self, conflict_or, put_mode};
 use super::{Store, StoreOptions, object_path};
 use crate::error::{Error, Result};
 pub use api::S3Api;
@@ -284,4 +284,13 @@ impl StoreIo for S3Io {
     async fn server_time(&self) -> Result<chrono::DateTime<chrono::Utc>> {
         self.api.server_time().await
     }
+}
+
+/// Tags as `object_store` sends them.
+fn tag_set(tags: &[(String, String)]) -> TagSet {
+    let mut set = TagSet::default();
+    for (k, v) in tags {
+        set.push(k, v);
+    }
+    set
 }

@@ -1,10 +1,11 @@
-//! The XML of the S3 calls made beside `object_store`: listings, version listings, tag sets and
-//! error answers, parsed; tag sets written.
+//! The XML of the S3 calls made beside `object_store`: listings, version listings and error
+//! answers, parsed (tag sets are in `tagging`, shared with Azure).
 
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::store::io::Listed;
+pub(crate) use crate::store::tagging::{parse_tag_set, tag_set_xml, xml_escape};
 
 /// A ListObjectsV2 answer: its objects (keys decoded where the server URL-encoded them) and
 /// the continuation token of the next page.
@@ -41,35 +42,6 @@ pub(super) fn parse_list_objects(prefix: &str, body: &[u8]) -> Result<(Vec<Liste
     Ok((objects, next))
 }
 
-/// `<TagSet>` of `tags`, as S3's tagging and Azure's blob tags bodies hold it.
-pub(crate) fn tag_set_xml(tags: &[(String, String)]) -> String {
-    let mut xml = String::from("<TagSet>");
-    for (k, v) in tags {
-        xml.push_str(&format!(
-            "<Tag><Key>{}</Key><Value>{}</Value></Tag>",
-            xml_escape(k),
-            xml_escape(v)
-        ));
-    }
-    xml.push_str("</TagSet>");
-    xml
-}
-
-/// The tags of an answer whose root element (S3's `<Tagging>`, Azure's `<Tags>`) holds a
-/// `<TagSet>`.
-pub(crate) fn parse_tag_set(body: &[u8]) -> std::result::Result<Vec<(String, String)>, quick_xml::DeError> {
-    let parsed: Tagging = quick_xml::de::from_reader(body)?;
-    Ok(parsed.tag_set.tags.into_iter().map(|t| (t.key, t.value)).collect())
-}
-
-pub(super) fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
-}
-
 /// The `<Message>` (or `<Code>`) of an S3 error body, else the body itself, shortened.
 pub(super) fn s3_error_message(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
@@ -85,27 +57,6 @@ pub(super) fn s3_error_message(body: &[u8]) -> String {
         (Some(code), None) => code,
         _ => text.chars().take(300).collect(),
     }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct Tagging {
-    #[serde(default)]
-    pub(super) tag_set: TagSetXml,
-}
-
-#[derive(Deserialize, Default)]
-pub(super) struct TagSetXml {
-    #[serde(rename = "Tag", default)]
-    pub(super) tags: Vec<TagXml>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct TagXml {
-    pub(super) key: String,
-    #[serde(default)]
-    pub(super) value: String,
 }
 
 #[derive(Deserialize)]

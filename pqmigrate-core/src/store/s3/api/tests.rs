@@ -1,5 +1,6 @@
 use super::*;
 use crate::store::s3::xml::*;
+use crate::store::tagging::Tagging;
 
 #[test]
 fn parses_tagging_answers() {
