@@ -3,5 +3,6 @@
 //! quick start's own package instead: `cargo run --release -p pqmigrate-sensor-demo`.
 
 fn main() -> std::process::ExitCode {
+    pqmigrate_core::malloc::one_arena();
     pqmigrate_sensor_demo::main()
 }

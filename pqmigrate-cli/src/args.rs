@@ -40,12 +40,25 @@ pub struct Cli {
     /// `gs://`, `az://`) holding `<schema>/V<to>__<description>.sql`.
     #[arg(long, global = true, env = "PQM_MIGRATIONS", value_name = "DIR_OR_URL")]
     pub migrations: Option<String>,
+    /// Log lines on stderr as text, or as one JSON object a line for a cluster's log pipeline
+    /// (level from PQM_LOG, `warn` by default).
+    #[arg(long, global = true, env = "PQM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Print the process's peak memory (resident set) to stderr at the end.
     #[arg(long, global = true)]
     pub peak_memory: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (colour only on a terminal).
+    Text,
+    /// One JSON object a line: `timestamp`, `level`, `target`, `message` and the fields.
+    Json,
 }
 
 /// Commands.

@@ -64,7 +64,7 @@ where
 
 /// Runs a parsed command line and returns its exit code.
 pub fn run_cli(cli: Cli) -> u8 {
-    init_logging();
+    init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -97,12 +97,22 @@ fn exit_code(error: Option<&pqmigrate_core::Error>) -> u8 {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: args::LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("PQM_LOG").unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        args::LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_ansi(false)
+            .try_init(),
+        args::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).try_init(),
+    };
 }
 
 #[cfg(test)]

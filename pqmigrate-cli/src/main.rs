@@ -3,5 +3,6 @@
 //! calls [`pqmigrate_cli::main`].
 
 fn main() -> std::process::ExitCode {
+    pqmigrate_core::malloc::one_arena();
     pqmigrate_cli::main()
 }

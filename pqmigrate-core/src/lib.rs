@@ -75,6 +75,7 @@ pub mod identity;
 pub mod intent;
 pub mod journal;
 pub mod lease;
+pub mod malloc;
 pub mod migrate;
 pub mod migration;
 pub mod outcome;

@@ -78,6 +78,15 @@ impl Session {
                 }
             },
         };
+        tracing::info!(
+            run_id = %info.run_id,
+            store = %store.url(),
+            schema = %info.schema,
+            target = info.target,
+            shard = info.shard.as_deref().unwrap_or(""),
+            "{} begun",
+            if info.rolls_back.is_some() { "rollback" } else { "run" }
+        );
         Ok(Self {
             retries_before: store.request_retries(),
             store,
@@ -129,6 +138,12 @@ impl Session {
     /// # Errors
     /// [`Error::Journal`]; the record stays buffered for the final flush.
     pub(crate) async fn record(&mut self, record: &Record) -> Result<()> {
+        let status = record.status();
+        if let Some((_, problem)) = record.outcome.problem(&record.key) {
+            tracing::info!(run_id = %self.info.run_id, key = %record.key, status = status.name(), millis = record.millis, "{problem}");
+        } else {
+            tracing::debug!(run_id = %self.info.run_id, key = %record.key, status = status.name(), millis = record.millis, "object done");
+        }
         match &mut self.journal {
             Some(journal) => journal.record(record).await,
             None => Ok(()),
@@ -150,6 +165,14 @@ impl Session {
         {
             failure.get_or_insert(e);
         }
+        tracing::info!(
+            run_id = %self.info.run_id,
+            elapsed_ms = summary.elapsed_ms,
+            objects = summary.by_status.total(),
+            needs_attention = summary.failures.len(),
+            request_retries = summary.request_retries,
+            "closed"
+        );
         let key = self.lease.key().to_string();
         if let Err(e) = self.lease.release().await {
             // The run itself is over and journaled; the claim lapses at its TTL.

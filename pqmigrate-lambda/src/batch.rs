@@ -1,7 +1,7 @@
 //! S3 Batch Operations: a job whose manifest lists the objects invokes this handler (invocation
 //! schema 2.0); each task migrates one object.
 
-use pqmigrate_core::{MigrateOptions, Outcome, Registry, migrate_object};
+use pqmigrate_core::{MigrateOptions, Outcome, Record, Registry, migrate_object};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -113,7 +113,7 @@ pub async fn handle(config: &Config, registry: &Registry, event: BatchEvent) -> 
             Ok(store) => match migrate_object(&store, registry, &task.s3_key, &options).await {
                 Ok(record) => {
                     let version = record.from.unwrap_or(1);
-                    match &record.outcome {
+                    let answer = match &record.outcome {
                         Outcome::Migrated(done) => ("Succeeded", format!("migrated {version}->{}", done.to)),
                         Outcome::AheadOfTarget => (
                             "Succeeded",
@@ -127,10 +127,20 @@ pub async fn handle(config: &Config, registry: &Registry, event: BatchEvent) -> 
                             ),
                         ),
                         _ => ("Succeeded", format!("already at version {version}")),
-                    }
+                    };
+                    crate::logging::emit_metrics(&schema_id, answer.0, None, &record);
+                    answer
                 }
                 Err(e) if e.is_retryable() => ("TemporaryFailure", e.report()),
-                Err(e) => ("PermanentFailure", e.report()),
+                Err(e) => {
+                    crate::logging::emit_metrics(
+                        &schema_id,
+                        "PermanentFailure",
+                        None,
+                        &Record::failed(&task.s3_key, &e),
+                    );
+                    ("PermanentFailure", e.report())
+                }
             },
         };
         results.push(BatchResult {

@@ -27,6 +27,7 @@ pub mod batch;
 mod config;
 pub mod definitions;
 mod events;
+mod logging;
 pub mod migrate;
 pub mod scan;
 mod steps;
@@ -36,6 +37,7 @@ pub use events::{
     CloseEvent, CloseResult, HandlerError, INVALID_EVENT_ERROR, MigrateEvent, RETRYABLE_ERROR, STORE_REFUSED_ERROR,
     ScanEvent, ScanRequest, ScanResponse, ScanResult, Version,
 };
+pub use logging::{METRICS_NAMESPACE, metric_line};
 pub use steps::{NO_STEPS, Steps};
 
 use std::sync::Arc;
@@ -86,7 +88,9 @@ impl Handler {
     }
 }
 
-/// Runs `handler` under the Lambda runtime, with configuration from the environment, the steps
+/// Runs `handler` under the Lambda runtime, with configuration from the environment, logs in the
+/// function's log format and level (`AWS_LAMBDA_LOG_FORMAT`, `AWS_LAMBDA_LOG_LEVEL`; no colour
+/// escapes off a terminal) and one Embedded Metric Format line per object ([`metric_line`]), the steps
 /// linked into this binary and, with the `sql` feature, the migration files an event or
 /// `PQM_MIGRATIONS` names ([`Steps`]). Clients are built once, not per invocation; migration
 /// files are read again only when they change.
@@ -95,10 +99,8 @@ impl Handler {
 /// When the runtime cannot start, no steps are linked in and none can be read from files
 /// ([`NO_STEPS`]), or the registered steps are inconsistent.
 pub fn run(handler: Handler) -> Result<(), lambda_runtime::Error> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PQM_LOG").unwrap_or_else(|_| "info".into()))
-        .without_time()
-        .try_init();
+    pqmigrate_core::malloc::one_arena();
+    logging::init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let config = Arc::new(Config::from_env()?);

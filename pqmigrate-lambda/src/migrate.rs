@@ -78,6 +78,11 @@ pub async fn handle_until(
     if let Some(run_id) = &run_id {
         record_in_run(&store, run_id, &mut event, &result).await?;
     }
+    let metrics = match &result {
+        Ok(record) => Some(record.clone()),
+        Err(e) if !e.is_retryable() => Some(Record::failed(&event.s3_key, e)),
+        Err(_) => None,
+    };
     match result {
         Ok(record) => match &record.outcome {
             Outcome::Migrated(done) => {
@@ -104,6 +109,9 @@ pub async fn handle_until(
             event.state = "Error".to_string();
             event.error_cause = Some(cause);
         }
+    }
+    if let Some(record) = metrics {
+        crate::logging::emit_metrics(&schema, &event.state, run_id.as_deref(), &record);
     }
     Ok(event)
 }

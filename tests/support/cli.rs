@@ -5,8 +5,6 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// The CLI binary with the sensorData steps: the `sensor_data` example, built by
-/// `cargo build --examples` (scripts/test.sh does it before the tests).
 /// A bootstrap of examples/sensor-lambda built by `cargo build --workspace --bins`
 /// (scripts/test.sh does it).
 pub fn bootstrap(name: &str) -> PathBuf {
@@ -20,6 +18,8 @@ pub fn bootstrap(name: &str) -> PathBuf {
     binary
 }
 
+/// The CLI binary with the sensorData steps: the `sensor_data` example, built by
+/// `cargo build --examples` (scripts/test.sh does it before the tests).
 pub fn cli_binary() -> PathBuf {
     let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
     let binary = deps.parent().unwrap().join("examples").join("sensor_data");

@@ -78,11 +78,21 @@ impl RuntimeApi {
     /// Starts one sandbox of function `name`: the bootstrap binary taking its invocations from
     /// this endpoint, against the S3 server the tests use, with `extra` environment on top.
     pub fn spawn(&self, name: &str, extra: &[(&str, String)]) -> std::process::Child {
+        self.spawn_with(name, extra, std::process::Stdio::null())
+    }
+
+    /// As [`RuntimeApi::spawn`], with the bootstrap's standard output (its log and metric lines,
+    /// as Lambda's log agent reads them) piped to the test.
+    pub fn spawn_logged(&self, name: &str, extra: &[(&str, String)]) -> std::process::Child {
+        self.spawn_with(name, extra, std::process::Stdio::piped())
+    }
+
+    fn spawn_with(&self, name: &str, extra: &[(&str, String)], stdout: std::process::Stdio) -> std::process::Child {
         let mut command = std::process::Command::new(super::bootstrap(name));
         command
             .env("PQM_S3_ENDPOINT", super::s3_endpoint())
             .env("PQM_LOG", "warn")
-            .stdout(std::process::Stdio::null())
+            .stdout(stdout)
             .stderr(std::process::Stdio::inherit());
         for (k, v) in self.environment(name) {
             command.env(k, v);
