@@ -98,6 +98,8 @@ for path in appended trusted streamed; do
   /usr/bin/time -v "$cli" run "s3://$bucket/e2e/" --schema sensorData --to 2 --concurrency 8 "${flags[@]}" \
     --json > "$out/e2e-$path-run.json" 2> "$out/e2e-$path-time.txt"
 done
+# Peak memory as runs grow: 10 and 150 copies of a 10 MB file, concurrency 1 and 8, local disk.
+CLI="$cli" scripts/memory_bench.sh "$out" > /dev/null
 getconf CLK_TCK > "$out/clk_tck.txt"
 weed version 2>/dev/null | head -1 > "$out/weed-version.txt" || true
 

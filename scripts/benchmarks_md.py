@@ -138,6 +138,18 @@ print("## Peak memory on a large file\n")
 print(f"One file of 2,000,000 rows x 65 columns (about 1 GB uncompressed; {big_run['bytes_in'] / 1e6:,.0f} MB as stored), migrated 1->2 on S3 at concurrency 1, output streamed as a multipart upload:\n")
 print(f"- peak RSS **{big['rss_mb']:.0f} MB** (`/usr/bin/time -v`), wall {big['wall']:.1f} s, {big_run['bytes_out'] / 1e6:,.0f} MB written")
 
+if os.path.exists(os.path.join(report, "memory.txt")):
+    rows = [line.split() for line in read("memory.txt").splitlines() if line.strip()]
+    peak = {(int(f), int(c)): (int(kb) / 1024, float(w)) for f, c, kb, w in rows}
+    print("\n## Peak memory as runs grow (local disk, `scripts/memory_bench.sh`)\n")
+    print("N copies of one file of 50,000 rows (about 10 MB) migrated 1->3 by the CLI, whole process:\n")
+    print("| concurrency | 10 files | 150 files | 150 / 10 |")
+    print("| ---: | ---: | ---: | ---: |")
+    for c in (1, 8):
+        (small, ws), (large, wl) = peak[(10, c)], peak[(150, c)]
+        print(f"| {c} | {small:.0f} MB, {ws:.2f} s | {large:.0f} MB, {wl:.2f} s | {large / small:.2f}x |")
+    print("\nThe binaries put glibc's malloc on one arena (`pqmigrate_core::malloc::one_arena`).")
+
 print("\n## Moving only the bytes that change (S3, one file at the reference size)\n")
 t, c_, st = moved["appended_trusted"], moved["appended_checked"], moved["streamed_checked"]
 region, file_bytes = moved["region_end"], moved["file_bytes"]
