@@ -256,3 +256,54 @@ async fn the_stock_bootstrap_migrates_with_files_read_from_the_bucket() {
     scan.wait().unwrap();
     assert!(scan_api.init_errors.lock().await.is_empty() && api.init_errors.lock().await.is_empty());
 }
+
+/// The high-water mark of a process's resident memory, in kB (`VmHWM` of /proc/<pid>/status).
+fn peak_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// One warm sandbox takes 100 objects, one after the other, as a Distributed Map hands them to
+/// it: its peak memory after the hundredth is within a quarter of its peak after the tenth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sandbox_migrates_a_hundred_objects_in_flat_memory() {
+    let (store, bucket) = new_bucket("flat-sandbox").await;
+    let spec = pqmigrate_sensor_steps::DataSpec {
+        rows: 10_000,
+        row_group_rows: 2_500,
+        seed: 7,
+    };
+    let data = generate_file(&spec, 0);
+    for i in 0..100 {
+        store
+            .put(
+                &format!("m/sensorData_{i:03}.parquet"),
+                data.clone(),
+                &[],
+                Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let api = RuntimeApi::start().await;
+    let mut sandbox = api.spawn("bootstrap-migrate", &[]);
+    let mut after_ten = 0;
+    for i in 0..100 {
+        let mut item = event(&bucket, &format!("m/sensorData_{i:03}.parquet"), "3");
+        item.as_object_mut().unwrap().remove("maxStepsPerInvocation");
+        let (states, last) = drive(&api, item).await;
+        assert_eq!(states, vec!["Done"], "{last}");
+        if i == 9 {
+            after_ten = peak_kb(sandbox.id());
+        }
+    }
+    let after_hundred = peak_kb(sandbox.id());
+    sandbox.kill().unwrap();
+    sandbox.wait().unwrap();
+    assert!(
+        after_hundred * 4 <= after_ten * 5,
+        "peak memory {after_ten} kB after 10 objects, {after_hundred} kB after 100"
+    );
+    eprintln!("peak memory: {after_ten} kB after 10 objects, {after_hundred} kB after 100");
+}
