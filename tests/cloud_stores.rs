@@ -15,7 +15,7 @@ use support::*;
 #[tokio::test]
 async fn the_probe_finds_azures_conditional_writes_metadata_and_index_tags() {
     let (store, _) = Cloud::Azure.new_store("probe");
-    let found = pqmigrate::transfer::probe::probe(&store).await.unwrap();
+    let found = pqmigrate::test_support::probe(&store).await.unwrap();
     assert!(found.conditional_create, "{found:?}");
     assert!(found.conditional_put, "{found:?}");
     assert_eq!(found.metadata_round_trips, Some(true), "{found:?}");

@@ -25,24 +25,6 @@ fn event(bucket: &str, key: &str, desired: &str) -> Value {
     })
 }
 
-/// Invokes the migrate bootstrap until the state is terminal, as the shipped state machine's
-/// Choice loop does; returns the states and the last event.
-async fn drive(api: &RuntimeApi, mut event: Value) -> (Vec<String>, Value) {
-    let mut states = Vec::new();
-    for _ in 0..6 {
-        event = match api.invoke(event, Duration::from_secs(60)).await {
-            Answer::Response(next) => next,
-            Answer::Error { error_type, body } => panic!("{error_type}: {body}"),
-        };
-        let state = event["state"].as_str().unwrap().to_string();
-        states.push(state.clone());
-        if ["Done", "Error", "MissingMigrationStep"].contains(&state.as_str()) {
-            break;
-        }
-    }
-    (states, event)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shipped_bootstraps_migrate_through_the_runtime_api() {
     let (store, bucket) = new_bucket("bootstraps").await;
@@ -103,16 +85,16 @@ async fn the_shipped_bootstraps_migrate_through_the_runtime_api() {
     // The per-object loop, one step an invocation.
     let api = RuntimeApi::start().await;
     let mut migrate = api.spawn("bootstrap-migrate", &[]);
-    let (states, _) = drive(&api, event(&bucket, "p/one.parquet", "3")).await;
+    let (states, _) = api.drive(event(&bucket, "p/one.parquet", "3")).await;
     assert_eq!(states, vec!["Migrating", "Done"]);
     assert_eq!(
         check_object(&store, "p/one.parquet", &[original], 3).await,
         Found::Migrated { version: 3 }
     );
-    let (states, last) = drive(&api, event(&bucket, "p/one.parquet", "4")).await;
+    let (states, last) = api.drive(event(&bucket, "p/one.parquet", "4")).await;
     assert_eq!(states, vec!["MissingMigrationStep"], "{last}");
     assert_eq!(last["errorCause"], "Migration step 3->4 of sensorData is not defined");
-    let (states, last) = drive(&api, event(&bucket, "p/bad.parquet", "3")).await;
+    let (states, last) = api.drive(event(&bucket, "p/bad.parquet", "3")).await;
     assert_eq!(states, vec!["Error"]);
     assert!(
         last["errorCause"]
@@ -193,7 +175,7 @@ async fn the_stock_bootstrap_migrates_with_files_read_from_the_bucket() {
     // The first object, one step an invocation, with the files as they were scanned.
     let api = RuntimeApi::start().await;
     let mut migrate = api.spawn("pqmigrate-bootstrap", &[("_HANDLER", "migrate".into())]);
-    let (states, last) = drive(&api, items[0].clone()).await;
+    let (states, last) = api.drive(items[0].clone()).await;
     assert_eq!(states, vec!["Migrating", "Done"], "{last}");
     let (_, migrated) = store.get("p/sensorData_0.parquet", Default::default()).await.unwrap();
     let compiled = pqmigrate::Store::memory();
@@ -225,7 +207,7 @@ async fn the_stock_bootstrap_migrates_with_files_read_from_the_bucket() {
         )
         .await
         .unwrap();
-    let (states, last) = drive(&api, items[1].clone()).await;
+    let (states, last) = api.drive(items[1].clone()).await;
     assert_eq!(states, vec!["Migrating", "Done"], "{last}");
     let (_, second) = store.get("p/sensorData_1.parquet", Default::default()).await.unwrap();
     let device = |data: &Bytes| read_all(data).column_by_name("device_id").unwrap().data_type().clone();
@@ -292,7 +274,7 @@ async fn one_sandbox_migrates_a_hundred_objects_in_flat_memory() {
     for i in 0..100 {
         let mut item = event(&bucket, &format!("m/sensorData_{i:03}.parquet"), "3");
         item.as_object_mut().unwrap().remove("maxStepsPerInvocation");
-        let (states, last) = drive(&api, item).await;
+        let (states, last) = api.drive(item).await;
         assert_eq!(states, vec!["Done"], "{last}");
         if i == 9 {
             after_ten = peak_kb(sandbox.id());

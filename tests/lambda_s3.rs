@@ -113,7 +113,7 @@ async fn a_throttled_store_gives_the_retryable_error_type() {
         .await
         .unwrap();
     let throttled = Config {
-        faults: Some(pqmigrate::store::fault::FaultConfig::parse("throttle=1.0").unwrap()),
+        faults: Some(pqmigrate::test_support::fault::FaultConfig::parse("throttle=1.0").unwrap()),
         ..config()
     };
     let registry = Registry::from_inventory().unwrap();
@@ -419,7 +419,7 @@ async fn a_large_file_out_of_time_leaves_no_upload_open_and_the_retry_completes(
         .unwrap();
     let slow = Config {
         store: s3_options().multipart_threshold(5 << 20).part_size(5 << 20),
-        faults: Some(pqmigrate::store::fault::FaultConfig::parse("latency_ms=400").unwrap()),
+        faults: Some(pqmigrate::test_support::fault::FaultConfig::parse("latency_ms=400").unwrap()),
         ..Config::default()
     };
     // The probe runs once a sandbox; this invocation is not the sandbox's first.

@@ -6,12 +6,11 @@
 mod support;
 
 use std::io::Read;
-use std::time::Duration;
 
 use bytes::Bytes;
 use pqmigrate_sensor_steps::generate_file;
 use serde_json::{Value, json};
-use support::runtime_api::{Answer, RuntimeApi};
+use support::runtime_api::RuntimeApi;
 use support::*;
 
 fn event(bucket: &str, key: &str) -> Value {
@@ -19,22 +18,6 @@ fn event(bucket: &str, key: &str) -> Value {
         "state": "Start", "s3Bucket": bucket, "s3Key": key,
         "schema": "schema:sensorData:version", "desiredVersion": "3", "maxStepsPerInvocation": 1
     })
-}
-
-/// Invokes the migrate bootstrap until the state is terminal; returns the states.
-async fn drive(api: &RuntimeApi, mut event: Value) -> Vec<String> {
-    let mut states = Vec::new();
-    for _ in 0..4 {
-        event = match api.invoke(event, Duration::from_secs(60)).await {
-            Answer::Response(next) => next,
-            Answer::Error { error_type, body } => panic!("{error_type}: {body}"),
-        };
-        states.push(event["state"].as_str().unwrap().to_string());
-        if event["state"] != "Migrating" {
-            break;
-        }
-    }
-    states
 }
 
 /// Stops a sandbox and returns what it wrote to standard output.
@@ -101,10 +84,10 @@ async fn a_bootstrap_follows_lambdas_log_settings_and_emits_metric_lines() {
         ],
     );
     assert_eq!(
-        drive(&api, event(&bucket, "p/one.parquet")).await,
+        api.drive(event(&bucket, "p/one.parquet")).await.0,
         ["Migrating", "Done"]
     );
-    assert_eq!(drive(&api, event(&bucket, "p/bad.parquet")).await, ["Error"]);
+    assert_eq!(api.drive(event(&bucket, "p/bad.parquet")).await.0, ["Error"]);
     let out = output_of(child);
     assert!(!out.contains('\u{1b}'), "an escape in: {out}");
     let lines: Vec<Value> = out
@@ -140,7 +123,7 @@ async fn a_bootstrap_follows_lambdas_log_settings_and_emits_metric_lines() {
     // Text mode, standard output not a terminal: plain lines, no colour escapes.
     let api = RuntimeApi::start().await;
     let child = api.spawn_logged("bootstrap-migrate", &[("PQM_LOG", "info".into())]);
-    assert_eq!(drive(&api, event(&bucket, "p/bad.parquet")).await, ["Error"]);
+    assert_eq!(api.drive(event(&bucket, "p/bad.parquet")).await.0, ["Error"]);
     let out = output_of(child);
     assert!(!out.contains('\u{1b}'), "an escape in: {out}");
     assert!(

@@ -33,7 +33,7 @@ fn large_file(seed: u64) -> Bytes {
 async fn the_probe_finds_exactly_the_missing_multipart_condition_and_a_run_there_is_safe() {
     let options = moto(6 * 1024 * 1024);
     let (store, _) = new_bucket_on(&options, "moto").await;
-    let found = pqmigrate::transfer::probe::probe(&store).await.unwrap();
+    let found = pqmigrate::test_support::probe(&store).await.unwrap();
     assert_eq!(
         found,
         Guarantees {

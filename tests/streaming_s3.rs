@@ -189,8 +189,8 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// some of them, which the store retries request by request.
 #[tokio::test]
 async fn listings_and_multipart_calls_pass_the_rate_limiter_and_the_fault_injector() {
-    use pqmigrate::store::fault::FaultConfig;
     use pqmigrate::store::{RateLimit, RateLimiter, Request};
+    use pqmigrate::test_support::fault::FaultConfig;
     use std::sync::Arc;
 
     let (plain, bucket) = new_bucket("seam").await;

@@ -1,22 +1,9 @@
 //! What the benches share: the sensorData file, stores, and a full-decode variant of the steps.
 #![allow(dead_code)]
 
-use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
-use pqmigrate::{Migration, Registry, StepError, StepRegistration, Store, StoreOptions};
+use pqmigrate::test_support::{Opaque, test_step};
+use pqmigrate::{Registry, Store, StoreOptions};
 use pqmigrate_sensor_steps::{AddFeatures, SCHEMA};
-
-/// Hides a step's column use, forcing the full decode-and-encode path.
-pub struct Opaque(pub &'static dyn Migration);
-
-impl Migration for Opaque {
-    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StepError> {
-        self.0.output_schema(input)
-    }
-    fn transform(&self, batch: RecordBatch, output: &SchemaRef) -> Result<RecordBatch, StepError> {
-        self.0.transform(batch, output)
-    }
-}
 
 static OPAQUE_ADD: Opaque = Opaque(&AddFeatures);
 
@@ -27,16 +14,7 @@ pub fn passthrough_registry() -> Registry {
 
 /// Step 1->2 without its column declaration (full decode and encode).
 pub fn full_registry() -> Registry {
-    Registry::from_steps([StepRegistration {
-        schema: SCHEMA,
-        from: 1,
-        to: 2,
-        name: "OpaqueAddFeatures",
-        revision: "",
-        crate_id: "benches",
-        migration: &OPAQUE_ADD,
-    }])
-    .expect("registry")
+    Registry::from_steps([test_step(SCHEMA, 1, &OPAQUE_ADD)]).expect("registry")
 }
 
 /// The S3 store of the endpoint in `PQM_S3_ENDPOINT` (scripts/bench.sh starts SeaweedFS and
@@ -46,6 +24,6 @@ pub async fn s3_bucket(name: &str) -> Store {
         .expect("PQM_S3_ENDPOINT is not set: run scripts/bench.sh, which starts SeaweedFS, or point it at any S3");
     let bucket = format!("pqm-bench-{name}-{}", std::process::id());
     let store = Store::s3(&bucket, &StoreOptions::default().endpoint(endpoint)).expect("S3 store");
-    store.s3_api().expect("S3").create_bucket().await.expect("bucket");
+    store.create_bucket(false).await.expect("bucket");
     store
 }

@@ -91,6 +91,8 @@ pub mod stamp;
 pub mod status;
 pub mod store;
 pub mod table_format;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod transfer;
 pub mod validate;
 pub mod version;

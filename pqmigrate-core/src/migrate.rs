@@ -36,8 +36,11 @@ pub struct MigrateOptions {
     /// Apply at most this many steps in one write (the Lambda adapter's
     /// `maxStepsPerInvocation`); all of them when `None`.
     pub max_steps: Option<usize>,
-    /// Check the pages of copied column chunks before copying them (default `true`); see
-    /// [`crate::rewrite::RowGroupRewriter::verify_copied`].
+    /// Check the pages of copied column chunks before copying them (default `true`): every
+    /// page's header parsed, its CRC compared where the writer recorded one, its data
+    /// decompressed and its values counted, nothing decoded. A failed check fails the object
+    /// and abandons its upload. Off, a damaged chunk in a column no step reads is copied as it
+    /// is, unnoticed.
     pub verify_copied: bool,
     /// The run the object is migrated in: its intent is journaled before the write, and the
     /// object names the run and the attempt in its user metadata. `None` for a lone migration.

@@ -266,7 +266,7 @@ pub enum WritePath {
     #[default]
     Streamed,
     /// The input's data region copied in place by the store, only the computed chunks and the
-    /// new footer sent ([`crate::rewrite::AppendRewriter`]).
+    /// new footer sent ([`crate::rewrite::plan_append`]).
     Appended,
 }
 

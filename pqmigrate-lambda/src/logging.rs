@@ -110,6 +110,8 @@ pub(crate) fn emit_metrics(schema: &str, state: &str, run_id: Option<&str>, reco
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let line = metric_line(schema, state, run_id, record, now);
+    // Not `println!`, which panics when standard output is gone: a metric line is never worth a
+    // failed invocation.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();

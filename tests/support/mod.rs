@@ -9,6 +9,8 @@ mod data;
 mod proxies;
 mod runs;
 pub mod runtime_api;
+// The step wrappers are the core suites' own, shared rather than copied.
+#[path = "../../pqmigrate-core/tests/support/steps.rs"]
 mod steps;
 mod writers;
 

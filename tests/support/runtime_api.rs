@@ -75,6 +75,28 @@ impl RuntimeApi {
             .expect("an answer")
     }
 
+    /// Invokes the migrate function with `event`, then with each answer, as the state machine
+    /// does, until a state other than `Migrating` (at most six invocations): the states
+    /// answered, and the last answer.
+    ///
+    /// # Panics
+    /// When an invocation fails (the handler answers errors only for requests to retry).
+    pub async fn drive(&self, mut event: Value) -> (Vec<String>, Value) {
+        let mut states = Vec::new();
+        for _ in 0..6 {
+            event = match self.invoke(event, Duration::from_secs(60)).await {
+                Answer::Response(next) => next,
+                Answer::Error { error_type, body } => panic!("{error_type}: {body}"),
+            };
+            let state = event["state"].as_str().expect("a state").to_string();
+            states.push(state.clone());
+            if state != "Migrating" {
+                break;
+            }
+        }
+        (states, event)
+    }
+
     /// Starts one sandbox of function `name`: the bootstrap binary taking its invocations from
     /// this endpoint, against the S3 server the tests use, with `extra` environment on top.
     pub fn spawn(&self, name: &str, extra: &[(&str, String)]) -> std::process::Child {

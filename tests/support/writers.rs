@@ -11,8 +11,8 @@ use super::*;
 /// `store` with another writer that puts `theirs` over the object just before each conditional
 /// write: the worst moment for a lost update.
 pub fn with_racing_writer(store: &Store, theirs: Bytes) -> Store {
-    use pqmigrate::store::fault::FaultConfig;
     use pqmigrate::store::{SharedIo, WriteOptions};
+    use pqmigrate::test_support::fault::FaultConfig;
     let config = FaultConfig {
         before_conditional_put: Some(Arc::new(move |io: SharedIo, key: String| {
             let data = theirs.clone();

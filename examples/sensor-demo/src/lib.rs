@@ -126,14 +126,10 @@ fn generate_command(args: &[String]) -> u8 {
             return 2;
         }
     };
-    #[cfg(feature = "s3")]
-    if let Some(api) = store.s3_api() {
+    if store.s3_bucket().is_some() {
         // A fresh bucket on a test server: create it with versioning, so runs can be rolled back.
         let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-        if let Err(e) = runtime.block_on(async {
-            api.create_bucket().await?;
-            api.set_versioning(true).await
-        }) {
+        if let Err(e) = runtime.block_on(store.create_bucket(true)) {
             eprintln!("generate: {e}");
             return 1;
         }

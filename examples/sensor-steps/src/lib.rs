@@ -8,9 +8,11 @@
 //! A binary that runs these steps must name this crate (`use pqmigrate_sensor_steps as _;`), or the
 //! linker drops the registrations.
 
+mod check;
 mod generate;
 mod steps;
 
+pub use check::{assert_features_match, floats};
 pub use generate::{DataSpec, generate_batch, generate_file, write_file};
 pub use steps::{AddFeatures, RenameAndEncode, SCHEMA};
 

@@ -75,7 +75,7 @@ pub struct AppendPlan {
 /// Rewrites a file in the append layout into `W`, which receives only what follows the copied
 /// region: the computed chunks (with their bloom filters), their page indexes and the new
 /// footer. Row groups are rewritten in order; [`AppendRewriter::finish`] writes the footer.
-pub struct AppendRewriter<W: Write + Send> {
+pub(crate) struct AppendRewriter<W: Write + Send> {
     plan: Plan,
     append: AppendPlan,
     tail: SerializedFileWriter<Gate<W>>,
@@ -96,7 +96,7 @@ impl<W: Write + Send> std::fmt::Debug for AppendRewriter<W> {
 /// Plans the append rewrite of `footer`'s file through `chain`, or says why it cannot be one.
 ///
 /// # Errors
-/// As [`RowGroupRewriter::new`] (a step that cannot migrate the schema).
+/// A step that cannot migrate the schema, or a schema the writer cannot encode.
 pub fn plan_append(
     key: &str,
     footer: &Footer,
@@ -201,7 +201,7 @@ impl<W: Write + Send> AppendRewriter<W> {
     ///
     /// # Errors
     /// As [`RowGroupRewriter::new`].
-    pub fn new(
+    pub(crate) fn new(
         key: &str,
         footer: &Footer,
         chain: &[StepRegistration],
@@ -243,22 +243,13 @@ impl<W: Write + Send> AppendRewriter<W> {
         }))
     }
 
-    /// Whether the copied chunks are checked (the default): the caller then passes each row
-    /// group's whole byte range to [`AppendRewriter::rewrite_row_group`], and every page of
-    /// the copied chunks is checked as the streaming rewrite checks them. Off, only the read
-    /// columns' chunks ([`AppendPlan::reads`]) are needed.
-    pub fn verify_copied(mut self, verify: bool) -> Self {
-        self.verify_copied = verify;
-        self
-    }
-
     /// What the rewrite keeps and reads.
-    pub fn plan(&self) -> &AppendPlan {
+    pub(crate) fn plan(&self) -> &AppendPlan {
         &self.append
     }
 
     /// Output columns copied in place.
-    pub fn copied_columns(&self) -> usize {
+    pub(crate) fn copied_columns(&self) -> usize {
         self.plan.layout.copied()
     }
 
@@ -266,7 +257,7 @@ impl<W: Write + Send> AppendRewriter<W> {
     ///
     /// # Errors
     /// As [`super::rewrite`]; a copied chunk that fails its check when checks are on.
-    pub fn rewrite_row_group(&mut self, index: usize, input: &FileRanges) -> Result<()> {
+    pub(crate) fn rewrite_row_group(&mut self, index: usize, input: &FileRanges) -> Result<()> {
         let plan = &self.plan;
         let verify = self.verify_copied && !plan.copy_check.is_empty();
         let next = AtomicUsize::new(0);
@@ -307,7 +298,7 @@ impl<W: Write + Send> AppendRewriter<W> {
     ///
     /// # Errors
     /// [`Error::Write`].
-    pub fn finish(mut self) -> Result<(W, u64, u64)> {
+    pub(crate) fn finish(mut self) -> Result<(W, u64, u64)> {
         let plan = &self.plan;
         let write_err = |source| plan.write_err(source);
         self.tail.flush().map_err(|e| write_err(e.into()))?;

@@ -8,13 +8,19 @@ mod footer;
 mod layout;
 pub mod limits;
 mod placement;
-mod ranges;
+// The row-group rewriter and its inputs are the crate's own; the workspace's tests reach them
+// through `test_support`.
+#[cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
+pub(crate) mod ranges;
 mod renames;
-mod row_group;
-mod target;
+#[cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
+pub(crate) mod row_group;
+#[cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
+pub(crate) mod target;
 mod verify;
 
-pub use append::{AppendPlan, AppendRewriter, MAX_DEAD_SHARE, NotAppendable, plan_append, rewrite_appended};
+pub(crate) use append::AppendRewriter;
+pub use append::{AppendPlan, MAX_DEAD_SHARE, NotAppendable, plan_append, rewrite_appended};
 use layout::decoded_schema;
 pub use layout::{Layout, plan_layout, renames_hold};
 use verify::CopyCheck;
@@ -27,13 +33,13 @@ pub(crate) use contract::panic_message;
 use contract::{apply_chain, leaf_ranges, thin_schemas, writer_properties};
 use footer::{ARROW_SCHEMA_KEY, footer_entries, steps_record};
 pub use footer::{Footer, STEPS_FOOTER_KEY, footer_start};
-pub use ranges::FileRanges;
+pub(crate) use ranges::FileRanges;
 use ranges::read_ranges;
 use renames::{renamed_chunk, renamed_type};
 use row_group::Plan;
-pub use row_group::RowGroupRewriter;
+pub(crate) use row_group::RowGroupRewriter;
 use target::Job;
-pub use target::RewriteTarget;
+pub(crate) use target::RewriteTarget;
 
 /// What [`rewrite`] produced.
 #[derive(Debug)]
@@ -48,9 +54,12 @@ pub struct Rewritten {
     pub copied_columns: usize,
 }
 
-/// Rewrites a whole file held in memory through `chain`; see [`RowGroupRewriter`] for what is
-/// kept and checked. Columns the steps leave untouched are copied as encoded chunks when every
-/// step declares its [`ColumnUse`](crate::migration::ColumnUse).
+/// Rewrites a whole file held in memory through `chain`, row group by row group: each input
+/// row group becomes one output row group with the same rows. Columns the steps leave untouched
+/// are copied as encoded chunks (with statistics, page index and bloom filters) when every step
+/// declares its [`ColumnUse`](crate::migration::ColumnUse); the columns steps read are decoded
+/// and only new or changed columns are encoded. Each step's output is checked against its
+/// declared schema and the input row count, and a panicking step is contained.
 ///
 /// # Errors
 /// [`crate::Error::Step`], [`crate::Error::StepPanicked`], [`crate::Error::StepContract`], [`crate::Error::NotParquet`] for

@@ -207,17 +207,6 @@ impl<W: Write + Send> RowGroupRewriter<W> {
         })
     }
 
-    /// Whether copied chunks are checked first (the default): every page's header parsed, its
-    /// CRC compared where the writer recorded one, its data decompressed and its values
-    /// counted, nothing decoded. Both threads of a row group's rewrite check in the time the
-    /// writing and encoding leave, so bytes may reach the sink before the check ends; a failed
-    /// check fails the rewrite, and [`migrate_object`](crate::migrate_object) then abandons
-    /// its upload. Off, a damaged chunk in a column no step reads is copied as it is, unnoticed.
-    pub fn verify_copied(mut self, verify: bool) -> Self {
-        self.verify_copied = verify;
-        self
-    }
-
     /// Output columns copied as encoded chunks.
     pub fn copied_columns(&self) -> usize {
         self.plan.layout.copied()

@@ -4,7 +4,7 @@
 /// The target of a rewrite, named instead of passed as loose arguments.
 ///
 /// ```
-/// use pqmigrate_core::rewrite::RewriteTarget;
+/// use pqmigrate_core::test_support::RewriteTarget;
 /// let target = RewriteTarget::new("schema:sensorData:version", 3).verify_copied(false);
 /// assert_eq!((target.version_key.as_str(), target.version, target.verify_copied), ("schema:sensorData:version", 3, false));
 /// ```
@@ -29,7 +29,14 @@ impl RewriteTarget {
         }
     }
 
-    /// Whether copied chunks are checked (see [`super::RowGroupRewriter::verify_copied`]).
+    /// Whether copied chunks are checked first (the default): every page's header parsed, its
+    /// CRC compared where the writer recorded one, its data decompressed and its values
+    /// counted, nothing decoded. Both threads of a row group's rewrite check in the time the
+    /// writing and encoding leave, so bytes may reach the sink before the check ends; a failed
+    /// check fails the rewrite, and [`migrate_object`](crate::migrate_object) then abandons
+    /// its upload. Off, a damaged chunk in a column no step reads is copied as it is, unnoticed;
+    /// the append layout then needs only the read columns' chunks
+    /// ([`AppendPlan::reads`](crate::rewrite::AppendPlan::reads)).
     pub fn verify_copied(mut self, verify: bool) -> Self {
         self.verify_copied = verify;
         self

@@ -20,7 +20,7 @@ mod options;
 mod plumbing;
 mod ratelimit;
 #[cfg(feature = "s3")]
-mod s3;
+pub(crate) mod s3;
 #[cfg(test)]
 mod tagged_memory;
 #[cfg(any(feature = "s3", feature = "azure"))]
@@ -46,7 +46,7 @@ pub use object_store::Error as StoreError;
 pub use options::StoreOptions;
 pub use ratelimit::{RateLimit, RateLimiter};
 #[cfg(feature = "s3")]
-pub use s3::S3Api;
+use s3::S3Api;
 
 use crate::error::{Error, Result};
 
@@ -157,12 +157,35 @@ impl Store {
         &self.url
     }
 
-    /// Direct S3 calls for bucket administration and checks (create a bucket, switch
-    /// versioning, list open uploads, read tags), on S3 stores. They do not pass through the
-    /// seam's decorators; nothing in a run uses them.
-    #[cfg(feature = "s3")]
+    /// Direct S3 calls for the tests' checks (read tags and versions, list open uploads), on S3
+    /// stores. They do not pass through the seam's decorators; nothing in a run uses them.
+    #[cfg(all(feature = "s3", feature = "test-support"))]
     pub fn s3_api(&self) -> Option<&S3Api> {
         self.s3.as_deref()
+    }
+
+    /// Creates the store's bucket if it does not exist, with versioning switched on when
+    /// `versioned` (so runs in it can be rolled back): for a fresh bucket on a test or
+    /// development server. Only S3 stores have a bucket to create.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on other stores; the server's refusal on S3.
+    pub async fn create_bucket(&self, versioned: bool) -> Result<()> {
+        #[cfg(feature = "s3")]
+        if let Some(api) = &self.s3 {
+            api.create_bucket().await?;
+            return if versioned {
+                api.set_versioning(true).await
+            } else {
+                Ok(())
+            };
+        }
+        let _ = versioned;
+        Err(Error::Unsupported {
+            key: self.url.clone(),
+            what: "create buckets",
+            message: "only S3 stores have a bucket to create".to_string(),
+        })
     }
 
     /// The bucket of an S3 store (what an S3 Inventory manifest names), `None` for others.

@@ -3,7 +3,9 @@
 //! in place), the ranged reader of a Parquet object pinned to the ETag first seen, and the probe
 //! of the guarantees the write protocol relies on.
 
-pub mod probe;
+// `probe` (uncached) is the crate's own; the tests reach it through `test_support`.
+#[cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
+pub(crate) mod probe;
 mod reader;
 mod upload;
 

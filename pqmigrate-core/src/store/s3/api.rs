@@ -214,6 +214,7 @@ impl S3Api {
     ///
     /// # Errors
     /// [`Error::S3Api`] with the HTTP status (404 for a missing object).
+    #[cfg(feature = "test-support")]
     pub async fn get_tags(&self, key: &str) -> Result<Vec<(String, String)>> {
         self.get_tags_at(key, None).await
     }
@@ -251,6 +252,7 @@ impl S3Api {
     ///
     /// # Errors
     /// [`Error::S3Api`].
+    #[cfg(feature = "test-support")]
     pub async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> Result<()> {
         self.put_tags_at(key, None, tags).await
     }
@@ -421,6 +423,7 @@ impl S3Api {
     ///
     /// # Errors
     /// [`Error::S3Api`].
+    #[cfg(feature = "test-support")]
     pub async fn put_object(&self, key: &str, body: Bytes) -> Result<()> {
         self.send("PutObject", key, Method::PUT, self.object_url(key, ""), body, &[])
             .await

@@ -45,6 +45,7 @@ impl S3Api {
     ///
     /// # Errors
     /// [`Error::S3Api`].
+    #[cfg(feature = "test-support")]
     pub async fn open_multipart_uploads(&self, prefix: &str) -> Result<Vec<String>> {
         let query = format!("prefix={}&uploads=", utf8_percent_encode(prefix, QUERY_ENCODE_SET));
         let body = self.get_bucket("ListMultipartUploads", prefix, &query).await?;

@@ -3,7 +3,10 @@
 //! public signer ([`api`]). Opened from `s3://bucket` with the endpoint, region and addressing
 //! style the options and the standard `AWS_*` variables give.
 
+// Raw S3 calls: the crate's own, and the tests' through `test_support`.
+#[cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
 pub(crate) mod api;
+#[cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
 mod bucket;
 pub(crate) mod xml;
 
@@ -24,6 +27,7 @@ use super::io::{
 use super::plumbing::{self, conflict_or, put_mode};
 use super::{Store, StoreOptions, object_path};
 use crate::error::{Error, Result};
+#[cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
 pub use api::S3Api;
 
 /// An S3 bucket. Credentials and defaults come from the standard `AWS_*` environment variables;

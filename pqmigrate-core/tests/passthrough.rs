@@ -5,8 +5,9 @@ mod support;
 
 use bytes::Bytes;
 use parquet::file::metadata::ParquetMetaData;
-use pqmigrate::rewrite::{Footer, rewrite};
-use pqmigrate::{ColumnUse, Registry, StepRegistration, version_key};
+use pqmigrate_core::rewrite::{Footer, rewrite};
+use pqmigrate_core::test_support::{FileRanges, RewriteTarget, RowGroupRewriter};
+use pqmigrate_core::{ColumnUse, Registry, StepRegistration, version_key};
 use pqmigrate_sensor_steps::{AddFeatures, DataSpec, RenameAndEncode, SCHEMA, generate_file};
 use support::*;
 
@@ -29,7 +30,7 @@ fn chunk_bytes(data: &Bytes, meta: &ParquetMetaData, row_group: usize, column: &
     data.slice(start as usize..(start + len) as usize)
 }
 
-fn migrate(input: &Bytes, chain: &[StepRegistration], to: u32) -> pqmigrate::rewrite::Rewritten {
+fn migrate(input: &Bytes, chain: &[StepRegistration], to: u32) -> pqmigrate_core::rewrite::Rewritten {
     let footer = Footer::parse("f", input).unwrap();
     rewrite("f", input.clone(), &footer, chain, &version_key(SCHEMA), to).unwrap()
 }
@@ -155,21 +156,7 @@ fn pyarrow_and_duckdb_read_passthrough_outputs_as_full_rewrites() {
         ("full.parquet", migrate(&input, &chain_slow, 3).data),
         ("original.parquet", input),
     ];
-    for (name, data) in &files {
-        std::fs::write(dir.path().join(name), data).unwrap();
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/check_outputs.py");
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .args(files.iter().map(|(name, _)| dir.path().join(name)))
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "interop check failed (pyarrow and duckdb come from `pip install pyarrow duckdb`, which scripts/test.sh runs):\n{stdout}\n{stderr}"
-    );
+    let stdout = python_check("check_outputs.py", dir.path(), &files);
     assert!(stdout.starts_with("ok: 12000 rows"), "{stdout}");
 }
 
@@ -311,16 +298,9 @@ pq.write_table(table, sys.argv[1], compression="snappy", use_dictionary=False, w
     let damaged = Bytes::from(damaged);
     let footer = Footer::parse("crc.parquet", &damaged).unwrap();
 
-    let mut unchecked = pqmigrate::rewrite::RowGroupRewriter::new(
-        "crc.parquet",
-        &footer,
-        &chain,
-        &pqmigrate::rewrite::RewriteTarget::new(version_key(SCHEMA), 2),
-        Vec::new(),
-    )
-    .unwrap()
-    .verify_copied(false);
-    let input = pqmigrate::rewrite::FileRanges::whole(damaged.clone());
+    let target = RewriteTarget::new(version_key(SCHEMA), 2).verify_copied(false);
+    let mut unchecked = RowGroupRewriter::new("crc.parquet", &footer, &chain, &target, Vec::new()).unwrap();
+    let input = FileRanges::whole(damaged.clone());
     for rg in 0..footer.num_row_groups() {
         unchecked.rewrite_row_group(rg, &input).unwrap();
     }

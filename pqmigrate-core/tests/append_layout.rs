@@ -11,8 +11,8 @@ use std::sync::Arc;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use pqmigrate::rewrite::{Footer, NotAppendable, plan_append, rewrite, rewrite_appended};
-use pqmigrate::{ColumnUse, Migration, StepError, StepRegistration, version_key};
+use pqmigrate_core::rewrite::{Footer, NotAppendable, plan_append, rewrite, rewrite_appended};
+use pqmigrate_core::{ColumnUse, Migration, StepError, StepRegistration, version_key};
 use pqmigrate_sensor_steps::{AddFeatures, DataSpec, RenameAndEncode, SCHEMA, generate_file};
 use support::*;
 
@@ -279,21 +279,7 @@ fn pyarrow_duckdb_and_polars_read_appended_outputs_as_full_rewrites() {
         ("full.parquet", full(&input, &chain_slow, 3)),
         ("original.parquet", input),
     ];
-    for (name, data) in &files {
-        std::fs::write(dir.path().join(name), data).unwrap();
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/check_outputs.py");
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .args(files.iter().map(|(name, _)| dir.path().join(name)))
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "interop check failed (`pip install pyarrow duckdb polars`, which scripts/test.sh runs):\n{stdout}\n{stderr}"
-    );
+    let stdout = python_check("check_outputs.py", dir.path(), &files);
     assert!(stdout.starts_with("ok: 12000 rows"), "{stdout}");
     assert!(stdout.contains("Polars"), "{stdout}");
 }
