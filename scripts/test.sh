@@ -29,10 +29,11 @@ if [ -z "${PQM_AZURE_ENDPOINT:-}" ]; then
   echo "Azurite at $PQM_AZURE_ENDPOINT, GCS emulator at $PQM_GCS_ENDPOINT"
 fi
 
-# pyarrow and DuckDB read the rewritten files back in the interop test; cfn-lint (PyPI) and
-# asl-validator (npm) check the shipped SAM template and state machines; kubernetes-validate and
-# botocore check the cluster examples; deltalake and pyiceberg write the tables that runs refuse.
-python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb polars cfn-lint kubernetes-validate botocore \
+# pyarrow, DuckDB, Polars and pandas (with fastparquet) read the rewritten files back in the
+# interop tests; cfn-lint (PyPI) and asl-validator (npm) check the shipped SAM template and state
+# machines; kubernetes-validate and botocore check the cluster examples; deltalake and pyiceberg
+# write the tables that runs refuse.
+python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb polars pandas fastparquet cfn-lint kubernetes-validate botocore \
   deltalake 'pyiceberg[sql-sqlite]'
 mkdir -p target/tools
 npm install --silent --no-save --no-audit --no-fund --prefix target/tools asl-validator aws-local-stepfunctions@3.0.0

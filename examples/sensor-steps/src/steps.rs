@@ -120,12 +120,14 @@ fn dictionary_type() -> DataType {
 
 impl Migration for RenameAndEncode {
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StepError> {
-        require(input, "sensor_type", |t| *t == DataType::Utf8, "utf8")?;
+        // pandas 3 writes its strings as large_string, other writers as utf8 or utf8view.
+        let text = |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+        require(input, "sensor_type", text, "a string")?;
         require(
             input,
             "device_id",
-            |t| matches!(t, DataType::Utf8 | DataType::Dictionary(_, _)),
-            "utf8",
+            |t| text(t) || matches!(t, DataType::Dictionary(_, _)),
+            "a string",
         )?;
         if input.field_with_name("sensor_kind").is_ok() {
             return Err("output column \"sensor_kind\" already exists".into());

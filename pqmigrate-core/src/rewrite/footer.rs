@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use std::ops::Range;
 
-use arrow_schema::SchemaRef;
+use arrow_schema::{Schema, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::add_encoded_arrow_schema_to_metadata;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::migration::StepRegistration;
 use crate::version::parse_version;
 
+use super::pandas::{self, PANDAS_KEY};
 use super::read_ranges;
 
 /// Footer key under which the writer records which steps produced the file.
@@ -187,26 +188,49 @@ pub(super) fn footer_entries(
     footer: &Footer,
     chain: &[StepRegistration],
     output: &SchemaRef,
-    version_key: &str,
-    version: u32,
+    sources: &[Option<usize>],
+    target: (&str, u32),
 ) -> Vec<KeyValue> {
-    let mut props = WriterProperties::builder().build();
-    add_encoded_arrow_schema_to_metadata(output, &mut props);
-    let mut entries: Vec<KeyValue> = props.key_value_metadata().cloned().unwrap_or_default();
-    for kv in footer
-        .meta
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .into_iter()
-        .flatten()
-    {
-        if kv.key != ARROW_SCHEMA_KEY && kv.key != version_key && kv.key != STEPS_FOOTER_KEY {
-            entries.push(kv.clone());
+    let (version_key, version) = target;
+    let mut entries = Vec::new();
+    let mut had_arrow_schema = false;
+    let input = footer.meta.metadata().file_metadata().key_value_metadata();
+    for kv in input.into_iter().flatten() {
+        match kv.key.as_str() {
+            ARROW_SCHEMA_KEY => had_arrow_schema = true,
+            key if key == version_key || key == STEPS_FOOTER_KEY => {}
+            PANDAS_KEY => {
+                let value = kv
+                    .value
+                    .as_deref()
+                    .and_then(|v| pandas::updated(v, footer.schema(), output, sources));
+                entries.push(value.map_or_else(|| kv.clone(), |v| KeyValue::new(PANDAS_KEY.to_string(), v)));
+            }
+            _ => entries.push(kv.clone()),
         }
     }
     entries.push(KeyValue::new(version_key.to_string(), version.to_string()));
     entries.push(KeyValue::new(STEPS_FOOTER_KEY.to_string(), steps_record(footer, chain)));
+    // The Arrow schema goes where the input had one (its writer's convention: a file written
+    // without it, as fastparquet and Spark write, is read the same way after the rewrite), with
+    // the footer's entries in its own metadata, which is what Arrow readers show.
+    if had_arrow_schema {
+        let mut metadata = output.metadata().clone();
+        metadata.extend(
+            entries
+                .iter()
+                .filter_map(|kv| Some((kv.key.clone(), kv.value.clone()?))),
+        );
+        let schema = Arc::new(Schema::new_with_metadata(output.fields().clone(), metadata));
+        let mut props = WriterProperties::builder().build();
+        add_encoded_arrow_schema_to_metadata(&schema, &mut props);
+        let encoded = props.key_value_metadata().into_iter().flatten();
+        let arrow = encoded
+            .filter(|kv| kv.key == ARROW_SCHEMA_KEY)
+            .cloned()
+            .collect::<Vec<_>>();
+        entries.splice(0..0, arrow);
+    }
     entries
 }
 

@@ -7,6 +7,7 @@ mod contract;
 mod footer;
 mod layout;
 pub mod limits;
+mod pandas;
 mod placement;
 // The row-group rewriter and its inputs are the crate's own; the workspace's tests reach them
 // through `test_support`.
@@ -31,7 +32,7 @@ use crate::migration::StepRegistration;
 pub(crate) use contract::output_schemas;
 pub(crate) use contract::panic_message;
 use contract::{apply_chain, leaf_ranges, thin_schemas, writer_properties};
-use footer::{ARROW_SCHEMA_KEY, footer_entries, steps_record};
+use footer::footer_entries;
 pub use footer::{Footer, STEPS_FOOTER_KEY, footer_start};
 pub(crate) use ranges::FileRanges;
 use ranges::read_ranges;

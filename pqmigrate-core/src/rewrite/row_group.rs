@@ -11,11 +11,10 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
-use parquet::arrow::{ArrowSchemaConverter, ProjectionMask, add_encoded_arrow_schema_to_metadata};
+use parquet::arrow::{ArrowSchemaConverter, ProjectionMask};
 use parquet::bloom_filter::Sbbf;
 use parquet::column::writer::ColumnCloseResult;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::KeyValue;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{SchemaDescriptor, Type};
 
@@ -23,9 +22,9 @@ use crate::error::{Error, Result};
 use crate::migration::StepRegistration;
 
 use super::{
-    ARROW_SCHEMA_KEY, CopyCheck, FileRanges, Footer, Job, Layout, RewriteTarget, STEPS_FOOTER_KEY, apply_chain,
-    decoded_schema, leaf_ranges, output_schemas, panic_message, plan_layout, renamed_chunk, renamed_type, renames_hold,
-    steps_record, thin_schemas, writer_properties,
+    CopyCheck, FileRanges, Footer, Job, Layout, RewriteTarget, apply_chain, decoded_schema, footer_entries,
+    leaf_ranges, output_schemas, panic_message, plan_layout, renamed_chunk, renamed_type, renames_hold, thin_schemas,
+    writer_properties,
 };
 
 /// Rewrites a file row group by row group into `W`: each input row group becomes one output
@@ -162,16 +161,18 @@ impl<W: Write + Send> RowGroupRewriter<W> {
                 .build()
                 .map_err(write_err)?,
         );
-        let mut props = writer_properties(key, footer, chain).map_err(BuildError::Fatal)?;
-        add_encoded_arrow_schema_to_metadata(output, &mut props);
-        let mut writer = SerializedFileWriter::new(sink, root.clone(), Arc::new(props)).map_err(write_err)?;
-        for kv in metadata.file_metadata().key_value_metadata().into_iter().flatten() {
-            if kv.key != ARROW_SCHEMA_KEY && kv.key != version_key && kv.key != STEPS_FOOTER_KEY {
-                writer.append_key_value_metadata(kv.clone());
-            }
-        }
-        writer.append_key_value_metadata(KeyValue::new(version_key.to_string(), target.version.to_string()));
-        writer.append_key_value_metadata(KeyValue::new(STEPS_FOOTER_KEY.to_string(), steps_record(footer, chain)));
+        let props = writer_properties(key, footer, chain).map_err(BuildError::Fatal)?;
+        // Entries a step set through its writer properties first, then the footer's own.
+        let mut entries = props.key_value_metadata().cloned().unwrap_or_default();
+        entries.extend(footer_entries(
+            footer,
+            chain,
+            output,
+            &layout.sources,
+            (version_key, target.version),
+        ));
+        let props = props.into_builder().set_key_value_metadata(Some(entries)).build();
+        let writer = SerializedFileWriter::new(sink, root.clone(), Arc::new(props)).map_err(write_err)?;
         let factory = ArrowRowGroupWriterFactory::new(&writer, output.clone());
         if layout.copied() > 0 && factory.create_column_writers(0).is_err() {
             return Err(BuildError::Copy(writer.into_inner().map_err(write_err)?));

@@ -1,21 +1,17 @@
 //! Other readers of the files a rewrite writes: Python scripts under `tests/interop/` (pyarrow,
-//! DuckDB, Polars, pandas; `scripts/test.sh` installs them).
+//! DuckDB, Polars, pandas with fastparquet; `scripts/test.sh` installs them).
 
 use std::path::Path;
 
-/// Writes `files` into `dir` and runs `tests/interop/<script>` on their paths; its standard
-/// output.
+/// Runs `tests/interop/<script>` with `args`; its standard output.
 ///
 /// # Panics
 /// When the script fails, with what it printed.
-pub fn python_check(script: &str, dir: &Path, files: &[(&str, bytes::Bytes)]) -> String {
-    for (name, data) in files {
-        std::fs::write(dir.join(name), data).unwrap();
-    }
+pub fn python(script: &str, args: &[&str]) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop").join(script);
     let out = std::process::Command::new("python3")
         .arg(&script)
-        .args(files.iter().map(|(name, _)| dir.join(name)))
+        .args(args)
         .output()
         .expect("python3 runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -26,4 +22,21 @@ pub fn python_check(script: &str, dir: &Path, files: &[(&str, bytes::Bytes)]) ->
         script.display()
     );
     stdout
+}
+
+/// Writes `files` into `dir` and runs `tests/interop/<script>` on their paths; its standard
+/// output.
+///
+/// # Panics
+/// When the script fails, with what it printed.
+pub fn python_check(script: &str, dir: &Path, files: &[(&str, bytes::Bytes)]) -> String {
+    let paths: Vec<String> = files
+        .iter()
+        .map(|(name, data)| {
+            let path = dir.join(name);
+            std::fs::write(&path, data).unwrap();
+            path.to_str().unwrap().to_string()
+        })
+        .collect();
+    python(script, &paths.iter().map(String::as_str).collect::<Vec<_>>())
 }

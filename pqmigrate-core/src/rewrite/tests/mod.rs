@@ -13,6 +13,7 @@ use crate::migration::{ColumnUse, Migration, StepError, StepRegistration};
 
 mod contract;
 mod footer;
+mod pandas;
 mod ranges;
 mod renames;
 mod row_group;
