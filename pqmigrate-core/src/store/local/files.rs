@@ -179,6 +179,21 @@ pub(super) fn open_for_append(file: &Path) -> std::io::Result<std::fs::File> {
     Ok(out)
 }
 
+/// Asks the kernel to start writing `len` bytes of `file` from `offset` to disk now, so the
+/// fsync that makes the upload durable finds them written instead of writing them then: a
+/// copied data region goes out while the rest of the file is encoded. A hint: an error is
+/// ignored, and the fsync still decides durability.
+pub(super) fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    // DONTNEED starts writeback of the dirty pages in the range without waiting for it (and
+    // drops the clean ones, which nothing reads again).
+    let _ = rustix::fs::fadvise(
+        file,
+        offset,
+        std::num::NonZeroU64::new(len),
+        rustix::fs::Advice::DontNeed,
+    );
+}
+
 /// The ETag local disk gives a file (as object_store's local store computes it).
 pub(super) fn local_e_tag(meta: &std::fs::Metadata) -> String {
     let mtime = meta

@@ -27,7 +27,7 @@ use super::{INTERNAL_PREFIX, Store, object_path};
 use crate::error::{Error, Result};
 use files::{
     LOCK_FILE, blocking, create_by_link, durable_and_locked, local_e_tag, open_for_append, staging_path,
-    sync_folder_now,
+    start_writeback, sync_folder_now,
 };
 use versions::VERSIONS_PREFIX;
 
@@ -398,8 +398,10 @@ impl StoreIo for LocalIo {
                 .seek(SeekFrom::Start(source.range.start))
                 .map_err(|e| ("upload part copy (source)", e))?;
             let mut out = open_for_append(&file).map_err(|e| ("upload part copy", e))?;
+            let at = out.stream_position().map_err(|e| ("upload part copy", e))?;
             let want = source.range.end - source.range.start;
             let n = std::io::copy(&mut input.take(want), &mut out).map_err(|e| ("upload part copy", e))?;
+            start_writeback(&out, at, n);
             if n != want {
                 return Err((
                     "upload part copy",
