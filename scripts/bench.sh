@@ -100,6 +100,8 @@ for path in appended trusted streamed; do
 done
 # Peak memory as runs grow: 10 and 150 copies of a 10 MB file, concurrency 1 and 8, local disk.
 CLI="$cli" scripts/memory_bench.sh "$out" > /dev/null
+# The default mode against a crash-safe copy at 1,000,000 rows, local disk (five rounds).
+scripts/copy_floor_bench.sh > "$out/copy-floor.txt" 2> /dev/null
 getconf CLK_TCK > "$out/clk_tck.txt"
 weed version 2>/dev/null | head -1 > "$out/weed-version.txt" || true
 
