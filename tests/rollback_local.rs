@@ -110,6 +110,21 @@ async fn a_run_on_local_disk_is_rolled_back_byte_for_byte_from_the_kept_versions
 /// A run killed with SIGKILL on local disk: every file it replaced is found by `status` (the
 /// ones its journal recorded, and the ones only its intents and the files' own metadata tell
 /// of), agrees with the kept versions, and `rollback` restores every original byte for byte.
+/// Two runs (1->2, then 2->3) undone newest first leave every file as it was, byte for byte.
+#[tokio::test]
+async fn runs_on_local_disk_are_undone_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::local(dir.path()).unwrap();
+    let mut originals = Vec::new();
+    for i in 0..2u64 {
+        let key = format!("n/sensorData_{i:03}.parquet");
+        let data = generate_file(&small_spec(), i);
+        store.put(&key, data.clone(), &[], Default::default()).await.unwrap();
+        originals.push((key, data));
+    }
+    undo_newest_first(&store, "n/", &originals).await;
+}
+
 #[test]
 fn a_killed_run_on_local_disk_is_found_by_status_and_undone_by_rollback() {
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -4,9 +4,11 @@
 //! (so `status` lists it), names itself in every object it writes, streams each object through
 //! the same conditional upload as a migration (multipart above the threshold, so objects over
 //! 5 GiB too), refuses objects changed since the run, and can be repeated: an object an earlier
-//! rollback of the same run restored is reported as already restored.
+//! rollback of the same run restored is reported as already restored. Runs are undone newest
+//! first: a version a rollback of a later run put back, the one this run wrote, is this run's.
 
-use std::collections::BTreeSet;
+mod writers;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,7 @@ use crate::run::RunReport;
 use crate::session::{Session, SessionTerms};
 use crate::store::{ObjectInfo, ReadOptions, Store, metadata};
 use crate::transfer::ConditionalUpload;
+use writers::{Writer, Writers};
 
 /// Bytes of the previous version read at a time while it is copied back.
 const RESTORE_CHUNK: u64 = 8 * 1024 * 1024;
@@ -118,29 +121,27 @@ async fn restore_all(
     let store = &session.store().clone();
     let mut summary = session.new_summary();
     let mut failure = None;
-    // Objects an earlier rollback of the same run wrote carry its run id.
-    let restorers: Result<BTreeSet<String>> = list_runs(store, journal_prefix).await.map(|runs| {
-        runs.into_iter()
-            .filter(|r| r.rolls_back.as_deref() == Some(journal.info.run_id.as_str()))
-            .map(|r| r.run_id)
-            .collect()
-    });
-    match restorers {
-        Ok(restorers) => {
+    // Objects a rollback wrote carry its run id: an earlier rollback of the same run, or one of
+    // a later run that put this run's version back.
+    let writers = list_runs(store, journal_prefix)
+        .await
+        .map(|runs| Writers::new(store, journal_prefix, &journal.info.run_id, runs));
+    match writers {
+        Ok(writers) => {
             let context = session.context();
-            let restorers = Arc::new(restorers);
+            let writers = Arc::new(writers);
             // Every object the run wrote, streamed: the recorded ones and those only its
             // intents and the objects' own metadata tell of.
             let mut records = stream_changes(store, journal, options.concurrency)
                 .map(|change| {
-                    let (context, restorers) = (context.clone(), restorers.clone());
+                    let (context, writers) = (context.clone(), writers.clone());
                     async move {
                         let record = match change {
                             Ok(change) => change.into_record(),
                             Err(e) => return Err(e),
                         };
                         let started = Instant::now();
-                        let mut done = match restore(store, &record, &context, &restorers).await {
+                        let mut done = match restore(store, &record, &context, &writers).await {
                             Ok(done) => done,
                             Err(e) => Record {
                                 from: record.migrated().map(|m| m.to),
@@ -184,7 +185,7 @@ async fn restore_all(
 }
 
 /// Restores one object the run wrote, or says why not.
-async fn restore(store: &Store, record: &Record, context: &RunContext, restorers: &BTreeSet<String>) -> Result<Record> {
+async fn restore(store: &Store, record: &Record, context: &RunContext, writers: &Writers) -> Result<Record> {
     let key = record.key.as_str();
     let run = record.migrated().expect("only migrated records are restored");
     let (Some(old_version), Some(new_version)) = (&run.old_version_id, &run.new_version_id) else {
@@ -194,11 +195,17 @@ async fn restore(store: &Store, record: &Record, context: &RunContext, restorers
     };
     let restored_version = record.from.unwrap_or(1);
     let current = store.head(key).await?;
-    if current.version_id.as_deref() != Some(new_version.as_str()) {
-        let writer = metadata(&current.attributes, RUN_METADATA);
-        if writer.is_some_and(|w| restorers.contains(w) || w == context.run_id) {
-            return Ok(Record::new(key, Some(restored_version), Outcome::AtTarget));
-        }
+    let writer = metadata(&current.attributes, RUN_METADATA);
+    let by = match writer {
+        _ if current.version_id.as_deref() == Some(new_version.as_str()) => Writer::PutBack,
+        Some(w) if w == context.run_id => Writer::Restored,
+        Some(w) => writers.of(key, w, new_version).await?,
+        None => Writer::Other,
+    };
+    if by == Writer::Restored {
+        return Ok(Record::new(key, Some(restored_version), Outcome::AtTarget));
+    }
+    if by == Writer::Other {
         return Err(Error::Conflict {
             key: key.to_string(),
             expected: format!(

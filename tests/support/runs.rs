@@ -9,11 +9,42 @@ use super::*;
 /// Runs the library's `run` use case over the `.parquet` objects under `prefix` to version 3 of
 /// sensorData, asserting that all `count` are migrated.
 pub async fn run_to_3(store: &Store, prefix: &str, count: u64) -> pqmigrate::RunReport {
+    run_to(store, prefix, 3, count).await
+}
+
+/// Migrates `.parquet` objects under `prefix` 1->2 in one run and 2->3 in a second, undoes the
+/// second run and then the first (newest first), and checks every object is back to `originals`
+/// byte for byte: the first rollback's restores count as the first run's own output.
+pub async fn undo_newest_first(store: &Store, prefix: &str, originals: &[(String, bytes::Bytes)]) {
+    use pqmigrate::rollback::{RollbackOptions, rollback_run};
+    let count = originals.len() as u64;
+    let first = run_to(store, prefix, 2, count).await;
+    let second = run_to(store, prefix, 3, count).await;
+    for run in [&second, &first] {
+        let undone = rollback_run(store, "_pqmigrate/runs/", &run.info.run_id, &RollbackOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            undone.summary.count(pqmigrate::Status::Migrated),
+            count,
+            "rollback of {}: {:?}",
+            run.info.run_id,
+            undone.summary
+        );
+    }
+    for (key, data) in originals {
+        assert_eq!(&raw_bytes(store, key).await, data, "{key} byte for byte");
+    }
+}
+
+/// Runs the library's `run` use case over the `.parquet` objects under `prefix` to `target`,
+/// asserting that all `count` are migrated.
+pub async fn run_to(store: &Store, prefix: &str, target: u32, count: u64) -> pqmigrate::RunReport {
     let registry = Arc::new(pqmigrate::Registry::from_inventory().unwrap());
     let report = pqmigrate::Migrator::new(
         store.clone(),
         registry,
-        pqmigrate::MigrateOptions::new(pqmigrate_sensor_steps::SCHEMA, 3),
+        pqmigrate::MigrateOptions::new(pqmigrate_sensor_steps::SCHEMA, target),
     )
     .scan(
         pqmigrate::scan::ScanSpec::default()
