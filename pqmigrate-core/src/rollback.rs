@@ -197,23 +197,24 @@ async fn restore(store: &Store, record: &Record, context: &RunContext, writers: 
     let current = store.head(key).await?;
     let writer = metadata(&current.attributes, RUN_METADATA);
     let by = match writer {
-        _ if current.version_id.as_deref() == Some(new_version.as_str()) => Writer::PutBack,
+        _ if current.version_id.as_deref() == Some(new_version.as_str()) => Writer::ThisRun,
         Some(w) if w == context.run_id => Writer::Restored,
         Some(w) => writers.of(key, w, new_version).await?,
         None => Writer::Other,
     };
-    if by == Writer::Restored {
-        return Ok(Record::new(key, Some(restored_version), Outcome::AtTarget));
-    }
-    if by == Writer::Other {
-        return Err(Error::Conflict {
-            key: key.to_string(),
-            expected: format!(
-                "version {new_version} written by the run, found version {} (written by {}); not restored",
-                current.version_id.as_deref().unwrap_or("?"),
-                writer.unwrap_or("another writer")
-            ),
-        });
+    match by {
+        Writer::ThisRun => {}
+        Writer::Restored => return Ok(Record::new(key, Some(restored_version), Outcome::AtTarget)),
+        Writer::Other => {
+            return Err(Error::Conflict {
+                key: key.to_string(),
+                expected: format!(
+                    "version {new_version} written by the run, found version {} (written by {}); not restored",
+                    current.version_id.as_deref().unwrap_or("?"),
+                    writer.unwrap_or("another writer")
+                ),
+            });
+        }
     }
     let old = store.head_version(key, old_version).await?;
     let tags = store.tags_at(key, Some(old_version)).await?.unwrap_or_default();

@@ -12,11 +12,18 @@ pub async fn run_to_3(store: &Store, prefix: &str, count: u64) -> pqmigrate::Run
     run_to(store, prefix, 3, count).await
 }
 
-/// Migrates `.parquet` objects under `prefix` 1->2 in one run and 2->3 in a second, undoes the
-/// second run and then the first (newest first), and checks every object is back to `originals`
-/// byte for byte: the first rollback's restores count as the first run's own output.
-pub async fn undo_newest_first(store: &Store, prefix: &str, originals: &[(String, bytes::Bytes)]) {
+/// Writes two small sensorData files under `prefix`, migrates them 1->2 in one run and 2->3 in
+/// a second, undoes the second run and then the first (newest first), and checks both are back
+/// to their original bytes: the first rollback's restores count as the first run's own output.
+pub async fn undo_newest_first(store: &Store, prefix: &str) {
     use pqmigrate::rollback::{RollbackOptions, rollback_run};
+    let mut originals = Vec::new();
+    for i in 0..2u64 {
+        let key = format!("{prefix}sensorData_{i:03}.parquet");
+        let data = pqmigrate_sensor_steps::generate_file(&small_spec(), i);
+        store.put(&key, data.clone(), &[], Default::default()).await.unwrap();
+        originals.push((key, data));
+    }
     let count = originals.len() as u64;
     let first = run_to(store, prefix, 2, count).await;
     let second = run_to(store, prefix, 3, count).await;
@@ -32,7 +39,7 @@ pub async fn undo_newest_first(store: &Store, prefix: &str, originals: &[(String
             undone.summary
         );
     }
-    for (key, data) in originals {
+    for (key, data) in &originals {
         assert_eq!(&raw_bytes(store, key).await, data, "{key} byte for byte");
     }
 }

@@ -37,8 +37,8 @@ pub(super) fn updated(pandas: &str, input: &Schema, output: &Schema, sources: &[
         .zip(sources)
         .map(|(field, source)| {
             let kept = source.and_then(|i| {
-                let mut entry = entry_of(input.field(i).name())?.clone();
                 let old_name = input.field(i).name();
+                let mut entry = entry_of(old_name)?.clone();
                 if entry.get("name").and_then(Value::as_str) == Some(old_name.as_str()) {
                     entry.insert("name".into(), json!(field.name()));
                 }

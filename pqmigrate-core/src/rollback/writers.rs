@@ -31,8 +31,9 @@ pub(super) struct Writers {
 pub(super) enum Writer {
     /// An earlier rollback of this run: the object is restored already.
     Restored,
-    /// A rollback of a later run, which put back the version this run wrote.
-    PutBack,
+    /// This run: the current version is the one it wrote, or a rollback of a later run put
+    /// that version back.
+    ThisRun,
     /// Anyone else.
     Other,
 }
@@ -96,7 +97,7 @@ impl Writers {
         };
         // The undone run started from `written`, and its rollback copied that version back.
         Ok(if before.get(key).map(String::as_str) == Some(written) {
-            Writer::PutBack
+            Writer::ThisRun
         } else {
             Writer::Other
         })

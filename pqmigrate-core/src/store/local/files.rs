@@ -184,14 +184,13 @@ pub(super) fn open_for_append(file: &Path) -> std::io::Result<std::fs::File> {
 /// copied data region goes out while the rest of the file is encoded. A hint: an error is
 /// ignored, and the fsync still decides durability.
 pub(super) fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    // A length of zero would mean "to the end of the file" to the kernel.
+    let Some(len) = std::num::NonZeroU64::new(len) else {
+        return;
+    };
     // DONTNEED starts writeback of the dirty pages in the range without waiting for it (and
     // drops the clean ones, which nothing reads again).
-    let _ = rustix::fs::fadvise(
-        file,
-        offset,
-        std::num::NonZeroU64::new(len),
-        rustix::fs::Advice::DontNeed,
-    );
+    let _ = rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed);
 }
 
 /// The ETag local disk gives a file (as object_store's local store computes it).
