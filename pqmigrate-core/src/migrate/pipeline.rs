@@ -9,7 +9,9 @@ use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::migration::StepRegistration;
-use crate::rewrite::{AppendPlan, AppendRewriter, FileRanges, Footer, RewriteTarget, RowGroupRewriter, plan_append};
+use crate::rewrite::{
+    AppendPlan, AppendRewriter, CopyCheck, FileRanges, Footer, RewriteTarget, RowGroupRewriter, plan_append,
+};
 use crate::store::{CopySource, MIN_PART, Store};
 use crate::transfer::{ConditionalUpload, ObjectReader};
 
@@ -111,6 +113,16 @@ impl Encoder {
         })
     }
 
+    /// The check of the chunks an append copies, taken out of the encoder for the caller to
+    /// run beside it; `None` for a whole file (its rewriter checks what it copies) or when
+    /// checks are off.
+    fn take_copy_check(&mut self) -> Option<CopyCheck> {
+        match self {
+            Encoder::Whole(_) => None,
+            Encoder::Append(rewriter) => rewriter.take_copy_check(),
+        }
+    }
+
     fn rewrite_row_group(&mut self, index: usize, input: &FileRanges) -> Result<()> {
         match self {
             Encoder::Whole(rewriter) => rewriter.rewrite_row_group(index, input),
@@ -126,12 +138,16 @@ impl Encoder {
     }
 }
 
-/// The rewrite as a pipeline of three parts running at once, for either layout: row groups
-/// fetched one ahead; checked, decoded, transformed and encoded on a blocking thread; and the
-/// output streamed to `upload` (after the copied data region, when appending). Memory holds
-/// about two row groups and a part, whatever the file size. Only the columns read come down
-/// when appending, or whole row groups when the copied chunks are checked. Returns the rows
-/// written; the upload is left for the caller to finish or abort.
+/// Copied chunks fetched and checked at once, beside the rewrite of an append.
+const CHECKS_IN_FLIGHT: usize = 2;
+
+/// The rewrite as a pipeline of parts running at once, for either layout: row groups fetched
+/// one ahead; decoded, transformed and encoded on a blocking thread; the output streamed to
+/// `upload` (after the copied data region, when appending); and, appending, the copied chunks
+/// of columns no step reads fetched and checked one chunk at a time on other threads (the
+/// encoder checks those it reads). Memory holds about two row groups
+/// (only the columns read, when appending), a part and two copied chunks, whatever the file
+/// size. Returns the rows written; the upload is left for the caller to finish or abort.
 pub(super) async fn rewrite_into(
     reader: &ObjectReader,
     footer: &Footer,
@@ -162,15 +178,12 @@ pub(super) async fn rewrite_into(
                 .max(OUTPUT_CHUNK)
         }
     };
+    let sink = ChannelSink::new(output_tx, first_chunk);
+    let mut encoder = Encoder::new(&key, footer, chain, target, plan.is_some(), sink)?;
+    let copy_check = encoder.take_copy_check();
     let encoder = {
-        let footer = footer.clone();
-        let chain = chain.to_vec();
-        let target = target.clone();
         let key = key.clone();
-        let append = plan.is_some();
         tokio::task::spawn_blocking(move || -> Result<u64> {
-            let sink = ChannelSink::new(output_tx, first_chunk);
-            let mut encoder = Encoder::new(&key, &footer, &chain, &target, append, sink)?;
             let mut received = 0;
             while let Some((index, ranges)) = input_rx.blocking_recv() {
                 encoder.rewrite_row_group(index, &ranges)?;
@@ -192,7 +205,6 @@ pub(super) async fn rewrite_into(
             Ok(rows)
         })
     };
-    let whole_row_groups = plan.is_none() || target.verify_copied;
     let fetch = async move {
         for index in 0..row_groups {
             // Reserve the slot first, so at most one row group waits while one is encoded.
@@ -200,7 +212,7 @@ pub(super) async fn rewrite_into(
                 break;
             };
             let ranges = match plan {
-                Some(plan) if !whole_row_groups => reader.ranges(&plan.reads[index]).await?,
+                Some(plan) => reader.ranges(&plan.reads[index]).await?,
                 _ => reader.row_group(footer, index).await?,
             };
             slot.send((index, ranges));
@@ -222,7 +234,8 @@ pub(super) async fn rewrite_into(
         }
         Ok::<(), Appending>(())
     };
-    let (fetched, sent, encoded) = tokio::join!(fetch, send, encoder);
+    let check = check_copied(reader, copy_check, row_groups);
+    let (fetched, sent, encoded, checked) = tokio::join!(fetch, send, encoder, check);
     // Steps run under their own panic guard, so a task that ends abnormally failed outside them.
     let encoded = encoded.map_err(|e| Error::Task {
         key: key.clone(),
@@ -236,8 +249,41 @@ pub(super) async fn rewrite_into(
         return Err(Appending::CopyRefused(e));
     }
     fetched?;
+    checked?;
     sent?;
     Ok(encoded??)
+}
+
+/// Fetches and checks the copied chunks of every row group, [`CHECKS_IN_FLIGHT`] chunks at a
+/// time, each on a blocking thread: the check of the default mode in the memory of a chunk,
+/// on the cores the encoder leaves.
+async fn check_copied(reader: &ObjectReader, check: Option<CopyCheck>, row_groups: usize) -> Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    let Some(check) = check else {
+        return Ok(());
+    };
+    let chunks = futures::stream::iter(0..row_groups)
+        .map(|index| {
+            let ranges = check.chunk_ranges(index).into_iter().enumerate();
+            futures::stream::iter(ranges.map(move |(position, range)| (index, position, range)))
+        })
+        .flatten();
+    chunks
+        .map(|(index, position, range)| {
+            let check = check.clone();
+            async move {
+                let input = reader.ranges(std::slice::from_ref(&range)).await?;
+                tokio::task::spawn_blocking(move || check.check_chunk(index, position, &input))
+                    .await
+                    .map_err(|e| Error::Task {
+                        key: reader.key().to_string(),
+                        message: e.to_string(),
+                    })?
+            }
+        })
+        .buffer_unordered(CHECKS_IN_FLIGHT)
+        .try_collect::<()>()
+        .await
 }
 
 /// A `Write` that hands the encoder's output to the async uploader in chunks: a first one of

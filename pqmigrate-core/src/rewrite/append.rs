@@ -16,7 +16,7 @@ use parquet::file::properties::BloomFilterPosition;
 use parquet::file::writer::SerializedFileWriter;
 
 use super::placement::{Gate, NewIndexes, serialize_footer, shifted, shifted_offsets};
-use super::{FileRanges, Footer, Plan, RewriteTarget, RowGroupRewriter, footer_entries, writer_properties};
+use super::{CopyCheck, FileRanges, Footer, Plan, RewriteTarget, RowGroupRewriter, footer_entries, writer_properties};
 use crate::error::{Error, Result};
 use crate::migration::StepRegistration;
 
@@ -246,6 +246,26 @@ impl<W: Write + Send> AppendRewriter<W> {
     /// What the rewrite keeps and reads.
     pub(crate) fn plan(&self) -> &AppendPlan {
         &self.append
+    }
+
+    /// The check of the copied chunks the rewriter is not given, taken out of it for the
+    /// caller to run (chunk by chunk, beside the rewrite): the rewriter keeps checking the
+    /// copied chunks of the columns it decodes, which its input holds. `None` when checks are
+    /// off or every copied chunk is decoded too.
+    pub(crate) fn take_copy_check(&mut self) -> Option<CopyCheck> {
+        if !self.verify_copied {
+            return None;
+        }
+        let plan = &self.plan;
+        let decoded: Vec<usize> = plan
+            .layout
+            .decode
+            .iter()
+            .flat_map(|field| plan.input_leaves[*field].clone())
+            .collect();
+        let (read, apart) = plan.copy_check.split(&decoded);
+        self.plan.copy_check = read;
+        (!apart.is_empty()).then_some(apart)
     }
 
     /// Output columns copied in place.

@@ -24,7 +24,7 @@ pub(crate) use append::AppendRewriter;
 pub use append::{AppendPlan, MAX_DEAD_SHARE, NotAppendable, plan_append, rewrite_appended};
 use layout::decoded_schema;
 pub use layout::{Layout, plan_layout, renames_hold};
-use verify::CopyCheck;
+pub(crate) use verify::CopyCheck;
 
 use crate::error::Result;
 use crate::migration::StepRegistration;

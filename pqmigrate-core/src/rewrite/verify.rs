@@ -4,6 +4,7 @@
 //! into one reused buffer per thread, so the check allocates nothing per page; other codecs go
 //! through the page reader's own decompression.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -34,6 +35,16 @@ impl CopyCheck {
         }
     }
 
+    /// This check in two: the chunks of `leaves`, and the others.
+    pub(crate) fn split(&self, leaves: &[usize]) -> (CopyCheck, CopyCheck) {
+        let (inside, outside): (Vec<usize>, Vec<usize>) = self.leaves.iter().partition(|leaf| leaves.contains(leaf));
+        let part = |leaves: Vec<usize>| CopyCheck {
+            leaves: leaves.into(),
+            ..self.clone()
+        };
+        (part(inside), part(outside))
+    }
+
     /// Whether there is anything to check (some column is copied).
     pub(crate) fn is_empty(&self) -> bool {
         self.leaves.is_empty()
@@ -53,16 +64,32 @@ impl CopyCheck {
     /// Checks the next unchecked chunk, as [`CopyCheck::check_shared`] does; `None` when none
     /// is left.
     pub(crate) fn check_next(&self, index: usize, input: &FileRanges, next: &AtomicUsize) -> Option<Result<()>> {
-        let &leaf = self.leaves.get(next.fetch_add(1, Ordering::Relaxed))?;
+        let position = next.fetch_add(1, Ordering::Relaxed);
+        (position < self.leaves.len()).then(|| self.check_chunk(index, position, input))
+    }
+
+    /// The byte ranges of row group `index`'s copied chunks, in the order
+    /// [`CopyCheck::check_chunk`] numbers them.
+    pub(crate) fn chunk_ranges(&self, index: usize) -> Vec<Range<u64>> {
+        let row_group = self.metadata.row_group(index);
+        self.leaves
+            .iter()
+            .map(|&leaf| {
+                let (start, length) = row_group.column(leaf).byte_range();
+                start..start.saturating_add(length)
+            })
+            .collect()
+    }
+
+    /// Checks copied chunk `position` of row group `index`, which `input` holds (at least the
+    /// chunk's range of [`CopyCheck::chunk_ranges`]).
+    ///
+    /// # Errors
+    /// [`Error::NotParquet`] naming the object, the row group, the column and what is wrong.
+    pub(crate) fn check_chunk(&self, index: usize, position: usize, input: &FileRanges) -> Result<()> {
         let row_group = self.metadata.row_group(index);
         let rows = row_group.num_rows() as usize;
-        Some(verify_copied_chunk(
-            &self.key,
-            index,
-            row_group.column(leaf),
-            rows,
-            input,
-        ))
+        verify_copied_chunk(&self.key, index, row_group.column(self.leaves[position]), rows, input)
     }
 }
 
