@@ -1,26 +1,33 @@
 //! Azure Blob (Azurite) and Google Cloud Storage (gcp-storage-emulator) beside S3: what the
-//! capability probe finds on each, and a whole CLI run on Azure over a data set with objects at
-//! every version, metadata to keep, corrupt objects and distractors.
+//! capability probe finds on each, a whole CLI run on Azure over a data set with objects at
+//! every version, metadata to keep, corrupt objects and distractors, and a file several times
+//! larger than the run's memory migrated on Azure in blocks, its data region copied by the
+//! service.
 
 mod support;
 
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
-use pqmigrate::store::metadata;
-use pqmigrate::{MigrateOptions, Store, migrate_object, version_key};
-use pqmigrate_sensor_steps::{SCHEMA, generate_batch, generate_file};
+use pqmigrate::store::{CopySource, metadata};
+use pqmigrate::transfer::ConditionalUpload;
+use pqmigrate::{Error, MigrateOptions, Store, migrate_object, version_key};
+use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_batch, generate_file};
 use support::*;
 
 #[tokio::test]
-async fn the_probe_finds_azures_conditional_writes_metadata_and_index_tags() {
+async fn the_probe_finds_azures_conditional_writes_and_commits_metadata_and_index_tags() {
     let (store, _) = Cloud::Azure.new_store("probe");
     let found = pqmigrate::test_support::probe(&store).await.unwrap();
     assert!(found.conditional_create, "{found:?}");
     assert!(found.conditional_put, "{found:?}");
     assert_eq!(found.metadata_round_trips, Some(true), "{found:?}");
     assert_eq!(found.tags_round_trip, Some(true), "blob index tags: {found:?}");
-    assert_eq!(found.conditional_complete, None, "every write is one request");
+    assert_eq!(
+        found.conditional_complete,
+        Some(true),
+        "a block list committed under a stale If-Match is refused"
+    );
     assert!(!found.versioning, "no listable versions here");
     assert!(found.refusal().is_none());
 }
@@ -240,6 +247,128 @@ async fn a_run_on_azure_migrates_every_version_keeps_metadata_and_reports_bad_ob
         footer_version(&raw_bytes(&store, &v1[0].0).await, &version_key(SCHEMA)),
         Some(3)
     );
+}
+
+/// The most memory a run on Azure may take, whatever the size of the file: the file below is
+/// more than three times as large.
+const MEMORY_BOUND: u64 = 64 * 1024 * 1024;
+
+#[test]
+fn a_file_larger_than_the_memory_bound_migrates_on_azure_in_blocks_copied_in_place() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (store, url) = Cloud::Azure.new_store("large");
+    let key = "sensors/sensorData_large.parquet";
+    let spec = DataSpec {
+        rows: 1_000_000,
+        row_group_rows: 50_000,
+        seed: 5,
+    };
+    let original = generate_file(&spec, 0);
+    let size = original.len() as u64;
+    assert!(size > 3 * MEMORY_BOUND, "{size}");
+    rt.block_on(put(&store, key, &original, Some("team-a")));
+
+    let run = cli(&["run", &url, "--schema", SCHEMA, "--to", "2", "--json"], &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let summary = json(&run);
+    assert_eq!(summary["by_status"]["migrated"], 1, "{summary}");
+    assert_eq!(summary["appended"], 1, "{summary}");
+    let copied = summary["copied"].as_u64().unwrap();
+    let sent = summary["sent"].as_u64().unwrap();
+    // The data region stayed in the service (Put Block From URL); what went up is the new
+    // columns and the footer.
+    assert!(copied > size * 9 / 10, "copied {copied} of {size}: {summary}");
+    assert!(sent < size / 4, "sent {sent} of {size}: {summary}");
+    let peak = summary["peak_rss_bytes"].as_u64().expect("peak memory reported");
+    println!(
+        "{} MB file on Azurite: peak memory {} MB, copied {} MB, sent {} MB",
+        size >> 20,
+        peak >> 20,
+        copied >> 20,
+        sent >> 20
+    );
+    assert!(
+        peak < MEMORY_BOUND,
+        "peak memory {} MB for a {} MB file",
+        peak >> 20,
+        size >> 20
+    );
+
+    let migrated = rt.block_on(raw_bytes(&store, key));
+    assert_eq!(&migrated[..copied as usize], &original[..copied as usize]);
+    assert_eq!(footer_version(&migrated, &version_key(SCHEMA)), Some(2));
+    assert_features_match(&read_all(&original), &read_all(&migrated));
+    rt.block_on(async {
+        let tags = store.tags(key).await.unwrap().unwrap();
+        assert_eq!(tags, vec![(version_key(SCHEMA), "2".to_string())]);
+        let head = store.head(key).await.unwrap();
+        assert_eq!(metadata(&head.attributes, "owner"), Some("team-a"));
+        assert_eq!(head.size, migrated.len() as u64);
+    });
+}
+
+/// A block copied from a blob that changed since it was read is refused (the copy is pinned
+/// to the ETag read), and so is a commit over a blob that changed after its blocks were staged:
+/// the blob keeps what the other writer put there.
+#[tokio::test]
+async fn blocks_on_azure_are_pinned_to_the_content_read() {
+    let (store, _) = Cloud::Azure.new_store("pinned");
+    let key = "sensors/sensorData_pinned.parquet";
+    let first = Bytes::from(vec![7u8; 6 * 1024 * 1024]);
+    put(&store, key, &first, None).await;
+    let read = store.object_info(key).await.unwrap();
+    let source = CopySource {
+        key: key.to_string(),
+        e_tag: read.e_tag.clone().unwrap(),
+        version_id: None,
+        range: 0..first.len() as u64,
+    };
+
+    // The blob changes after it was read, before its region is copied.
+    let second = Bytes::from(vec![8u8; 6 * 1024 * 1024]);
+    put(&store, key, &second, None).await;
+    let mut upload = ConditionalUpload::new(&store, &read, &[]).unwrap();
+    upload.copy_first(&source).await.unwrap();
+    let err = upload.copies_done().await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    upload.abort().await;
+    assert_eq!(raw_bytes(&store, key).await, second);
+
+    // Blocks staged from the content read, then the blob changes before the commit.
+    let read = store.object_info(key).await.unwrap();
+    let source = CopySource {
+        e_tag: read.e_tag.clone().unwrap(),
+        ..source
+    };
+    let mut upload = ConditionalUpload::new(&store, &read, &[]).unwrap();
+    upload.copy_first(&source).await.unwrap();
+    upload.push(Bytes::from_static(b"tail")).await.unwrap();
+    let third = Bytes::from(vec![9u8; 1024]);
+    put(&store, key, &third, None).await;
+    let err = upload.finish().await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    assert_eq!(raw_bytes(&store, key).await, third);
+
+    // Unchanged, a commit lands: the copied region, then what was pushed.
+    let tail = Bytes::from(vec![1u8; 100]);
+    put(&store, key, &first, None).await;
+    let read = store.object_info(key).await.unwrap();
+    let mut upload = ConditionalUpload::new(&store, &read, &[]).unwrap();
+    upload
+        .copy_first(&CopySource {
+            key: key.to_string(),
+            e_tag: read.e_tag.clone().unwrap(),
+            version_id: None,
+            range: 1024..first.len() as u64,
+        })
+        .await
+        .unwrap();
+    upload.push(tail.clone()).await.unwrap();
+    upload.finish().await.unwrap();
+    let written = raw_bytes(&store, key).await;
+    assert_eq!(written.len(), first.len() - 1024 + tail.len());
+    assert_eq!(&written[..first.len() - 1024], &first[1024..]);
+    assert_eq!(&written[first.len() - 1024..], &tail[..]);
 }
 
 fn registry() -> pqmigrate::Registry {

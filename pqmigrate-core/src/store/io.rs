@@ -136,8 +136,12 @@ pub struct Capabilities {
     pub versions: bool,
     /// A part of a multipart upload can be copied from a range of an existing object without
     /// its bytes passing through this process ([`StoreIo::upload_part_copy`]: S3's
-    /// `UploadPartCopy`, the kernel's `copy_file_range` on local disk).
+    /// `UploadPartCopy`, Azure's Put Block From URL, the kernel's `copy_file_range` on local
+    /// disk).
     pub copy_parts: bool,
+    /// The largest part copied in one request ([`crate::store::MAX_PART`] on S3, 4000 MiB on
+    /// Azure); a larger region is copied as several parts.
+    pub largest_copied_part: u64,
     /// Parts of a multipart upload may be sent in any order and at once (S3); otherwise they
     /// are sent one after the other, in order (local disk appends them to a staged file).
     pub parts_in_any_order: bool,

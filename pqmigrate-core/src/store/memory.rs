@@ -26,6 +26,7 @@ impl StoreIo for MemoryIo {
             multipart: false,
             versions: false,
             copy_parts: false,
+            largest_copied_part: super::MAX_PART,
             parts_in_any_order: false,
         }
     }

@@ -6,9 +6,7 @@ use bytes::Bytes;
 use object_store::{Attributes, PutPayload};
 
 use crate::error::{Error, Result};
-use crate::store::{
-    Condition, CopySource, MAX_PART, MIN_PART, ObjectInfo, Store, WriteOptions, Written, check_tag_limits,
-};
+use crate::store::{Condition, CopySource, MIN_PART, ObjectInfo, Store, WriteOptions, Written, check_tag_limits};
 
 /// Copied parts in flight at once, where parts may be sent at once. Each copied part is as large
 /// as S3 allows (5 GiB): SeaweedFS copies one large part several times faster than the same
@@ -105,8 +103,8 @@ impl ConditionalUpload {
         }
     }
 
-    /// Starts the object with `source`'s range copied in place by the store (parts of at most
-    /// 5 GiB, none under 5 MiB): nothing of it passes through this process. Must come before
+    /// Starts the object with `source`'s range copied in place by the store (parts as large as
+    /// the store copies at once, none under 5 MiB): nothing of it passes through this process. Must come before
     /// any [`ConditionalUpload::push`].
     ///
     /// # Errors
@@ -125,8 +123,9 @@ impl ConditionalUpload {
             let id = self.store.create_multipart(&self.key, &self.options).await?;
             self.multipart = Some(Multipart { id, parts: Vec::new() });
         }
-        let at_once = self.store.capabilities().parts_in_any_order;
-        let count = len.div_ceil(MAX_PART);
+        let capabilities = self.store.capabilities();
+        let at_once = capabilities.parts_in_any_order;
+        let count = len.div_ceil(capabilities.largest_copied_part);
         let each = len.div_ceil(count);
         let parts: Vec<CopySource> = (0..count)
             .map(|i| CopySource {

@@ -268,6 +268,7 @@ impl StoreIo for LocalIo {
             multipart: true,
             versions: true,
             copy_parts: true,
+            largest_copied_part: super::MAX_PART,
             parts_in_any_order: false,
         }
     }

@@ -147,6 +147,7 @@ impl StoreIo for S3Io {
             multipart: true,
             versions: true,
             copy_parts: true,
+            largest_copied_part: super::MAX_PART,
             parts_in_any_order: true,
         }
     }
