@@ -3,6 +3,7 @@
 //! chunks and footer appended after the data region copied in place).
 
 use std::io::Write;
+use std::ops::Range;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -138,16 +139,18 @@ impl Encoder {
     }
 }
 
-/// Copied chunks fetched and checked at once, beside the rewrite of an append.
+/// Windows of copied chunks fetched and checked at once, beside the rewrite of an append.
 const CHECKS_IN_FLIGHT: usize = 2;
+
+/// The most bytes of copied chunks fetched together to be checked.
+const CHECK_WINDOW: u64 = 4 * 1024 * 1024;
 
 /// The rewrite as a pipeline of parts running at once, for either layout: row groups fetched
 /// one ahead; decoded, transformed and encoded on a blocking thread; the output streamed to
 /// `upload` (after the copied data region, when appending); and, appending, the copied chunks
-/// of columns no step reads fetched and checked one chunk at a time on other threads (the
-/// encoder checks those it reads). Memory holds about two row groups
-/// (only the columns read, when appending), a part and two copied chunks, whatever the file
-/// size. Returns the rows written; the upload is left for the caller to finish or abort.
+/// of columns no step reads fetched and checked in windows of at most 8 MiB on other threads
+/// (the encoder checks those it reads). Memory holds about two row groups (only the columns
+/// read, when appending), a part and two windows, whatever the file size. Returns the rows written; the upload is left for the caller to finish or abort.
 pub(super) async fn rewrite_into(
     reader: &ObjectReader,
     footer: &Footer,
@@ -254,36 +257,59 @@ pub(super) async fn rewrite_into(
     Ok(encoded??)
 }
 
-/// Fetches and checks the copied chunks of every row group, [`CHECKS_IN_FLIGHT`] chunks at a
-/// time, each on a blocking thread: the check of the default mode in the memory of a chunk,
-/// on the cores the encoder leaves.
+/// Fetches and checks the copied chunks of every row group in windows of chunks adjacent in the
+/// file, [`CHECKS_IN_FLIGHT`] windows at a time, each checked on a blocking thread: the check of
+/// the default mode in the memory of a window or two, in a few requests a row group, on the
+/// cores the encoder leaves.
 async fn check_copied(reader: &ObjectReader, check: Option<CopyCheck>, row_groups: usize) -> Result<()> {
     use futures::{StreamExt, TryStreamExt};
     let Some(check) = check else {
         return Ok(());
     };
-    let chunks = futures::stream::iter(0..row_groups)
-        .map(|index| {
-            let ranges = check.chunk_ranges(index).into_iter().enumerate();
-            futures::stream::iter(ranges.map(move |(position, range)| (index, position, range)))
-        })
+    let windows = futures::stream::iter(0..row_groups)
+        .map(|index| futures::stream::iter(check_windows(&check, index).into_iter().map(move |w| (index, w))))
         .flatten();
-    chunks
-        .map(|(index, position, range)| {
+    windows
+        .map(|(index, window)| {
             let check = check.clone();
             async move {
-                let input = reader.ranges(std::slice::from_ref(&range)).await?;
-                tokio::task::spawn_blocking(move || check.check_chunk(index, position, &input))
-                    .await
-                    .map_err(|e| Error::Task {
-                        key: reader.key().to_string(),
-                        message: e.to_string(),
-                    })?
+                let ranges: Vec<Range<u64>> = window.iter().map(|(_, range)| range.clone()).collect();
+                let input = reader.ranges(&ranges).await?;
+                tokio::task::spawn_blocking(move || {
+                    window
+                        .iter()
+                        .try_for_each(|(position, _)| check.check_chunk(index, *position, &input))
+                })
+                .await
+                .map_err(|e| Error::Task {
+                    key: reader.key().to_string(),
+                    message: e.to_string(),
+                })?
             }
         })
         .buffer_unordered(CHECKS_IN_FLIGHT)
         .try_collect::<()>()
         .await
+}
+
+/// The copied chunks of row group `index` (their positions in the check and their ranges), in
+/// file order, cut into windows of at most [`CHECK_WINDOW`] bytes (a larger chunk is a window of
+/// its own).
+fn check_windows(check: &CopyCheck, index: usize) -> Vec<Vec<(usize, Range<u64>)>> {
+    let mut chunks: Vec<(usize, Range<u64>)> = check.chunk_ranges(index).into_iter().enumerate().collect();
+    chunks.sort_by_key(|(_, range)| range.start);
+    let mut windows: Vec<Vec<(usize, Range<u64>)>> = Vec::new();
+    let mut size = 0;
+    for (position, range) in chunks {
+        let len = range.end - range.start;
+        if size + len > CHECK_WINDOW || windows.is_empty() {
+            windows.push(Vec::new());
+            size = 0;
+        }
+        size += len;
+        windows.last_mut().expect("pushed above").push((position, range));
+    }
+    windows
 }
 
 /// A `Write` that hands the encoder's output to the async uploader in chunks: a first one of
