@@ -293,16 +293,21 @@ async fn check_copied(reader: &ObjectReader, check: Option<CopyCheck>, row_group
 }
 
 /// The copied chunks of row group `index` (their positions in the check and their ranges), in
-/// file order, cut into windows of at most [`CHECK_WINDOW`] bytes (a larger chunk is a window of
-/// its own).
+/// windows of at most [`CHECK_WINDOW`] bytes.
 fn check_windows(check: &CopyCheck, index: usize) -> Vec<Vec<(usize, Range<u64>)>> {
-    let mut chunks: Vec<(usize, Range<u64>)> = check.chunk_ranges(index).into_iter().enumerate().collect();
+    windows_of(check.chunk_ranges(index), CHECK_WINDOW)
+}
+
+/// `chunks` (numbered in the order given) in file order, cut into windows of at most `limit`
+/// bytes; a chunk larger than that is a window of its own.
+pub(super) fn windows_of(chunks: Vec<Range<u64>>, limit: u64) -> Vec<Vec<(usize, Range<u64>)>> {
+    let mut chunks: Vec<(usize, Range<u64>)> = chunks.into_iter().enumerate().collect();
     chunks.sort_by_key(|(_, range)| range.start);
     let mut windows: Vec<Vec<(usize, Range<u64>)>> = Vec::new();
     let mut size = 0;
     for (position, range) in chunks {
         let len = range.end - range.start;
-        if size + len > CHECK_WINDOW || windows.is_empty() {
+        if size + len > limit || windows.is_empty() {
             windows.push(Vec::new());
             size = 0;
         }

@@ -1,4 +1,4 @@
-use super::pipeline::copy_refused;
+use super::pipeline::{copy_refused, windows_of};
 use super::*;
 
 /// Only the store's own lasting answer turns copying in place off for the store; a caller's
@@ -269,4 +269,25 @@ async fn a_fenced_run_writes_nothing() {
         !log.iter().any(|e| e.starts_with("intent") || e.starts_with("Put")),
         "{log:?}"
     );
+}
+
+/// Copied chunks are checked in windows that follow the file: every chunk once, under its own
+/// number, no window over the limit unless one chunk is.
+#[test]
+fn copied_chunks_are_checked_in_windows_that_follow_the_file() {
+    let chunks = vec![40..70, 4..24, 24..40, 70..200, 200..210, 210..215];
+    let windows = windows_of(chunks.clone(), 40);
+    let positions: Vec<Vec<usize>> = windows
+        .iter()
+        .map(|window| window.iter().map(|(position, _)| *position).collect())
+        .collect();
+    assert_eq!(positions, vec![vec![1, 2], vec![0], vec![3], vec![4, 5]]);
+    for window in &windows {
+        for (position, range) in window {
+            assert_eq!(&chunks[*position], range);
+        }
+        let size: u64 = window.iter().map(|(_, range)| range.end - range.start).sum();
+        assert!(size <= 40 || window.len() == 1, "{window:?}");
+    }
+    assert!(windows_of(Vec::new(), 40).is_empty());
 }
