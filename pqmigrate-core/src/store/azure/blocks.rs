@@ -69,7 +69,6 @@ fn query_id(block_id: &str) -> String {
 pub(crate) async fn put_block(rest: &AzureRest, key: &str, block_id: &str, data: PutPayload) -> Result<()> {
     let url = rest.blob_url(key, &format!("comp=block&blockid={}", query_id(block_id)));
     let call = Call {
-        body_len: data.content_length(),
         body: data.into(),
         ..Call::empty("put block", Method::PUT)
     };

@@ -33,7 +33,6 @@ pub(crate) struct Call {
     pub(crate) method: Method,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: HttpRequestBody,
-    pub(crate) body_len: usize,
 }
 
 impl Call {
@@ -43,17 +42,14 @@ impl Call {
             op,
             method,
             headers: Vec::new(),
-            body: HttpRequestBody::from(Bytes::new()),
-            body_len: 0,
+            body: HttpRequestBody::empty(),
         }
     }
 
     /// A call with an XML body.
     pub(crate) fn xml(op: &'static str, method: Method, body: String) -> Self {
-        let body_len = body.len();
         let mut call = Self {
             body: HttpRequestBody::from(body),
-            body_len,
             ..Self::empty(op, method)
         };
         call.headers
@@ -112,13 +108,14 @@ impl AzureRest {
             .await
             .map_err(|e| Error::store(key, op, e))?;
         // A PUT states its length, zero too (Put Block From URL must say it has no body).
-        let sized = call.body_len > 0 || call.method == Method::PUT;
+        let body_len = call.body.content_length();
+        let sized = body_len > 0 || call.method == Method::PUT;
         let mut builder = http::Request::builder()
             .method(call.method)
             .uri(url)
             .header("x-ms-version", VERSION);
         if sized {
-            builder = builder.header("Content-Length", call.body_len.to_string());
+            builder = builder.header("Content-Length", body_len.to_string());
         }
         for (name, value) in &call.headers {
             builder = builder.header(name.as_str(), value.as_str());
