@@ -139,18 +139,21 @@ impl Encoder {
     }
 }
 
-/// Windows of copied chunks fetched and checked at once, beside the rewrite of an append.
-const CHECKS_IN_FLIGHT: usize = 2;
+/// The most bytes of copied chunks fetched together to be checked: 2 MiB checks at the speed
+/// of 4 MiB (and of 1 MiB) on local disk in less memory; 512 KiB and less are slower.
+const CHECK_WINDOW: u64 = 2 * 1024 * 1024;
 
-/// The most bytes of copied chunks fetched together to be checked.
-const CHECK_WINDOW: u64 = 4 * 1024 * 1024;
+/// Encoded chunks of [`OUTPUT_CHUNK`] an append's encoder may run ahead of its upload (which
+/// sends them once the store has copied the data region).
+const APPEND_OUTPUT_AHEAD: usize = 8;
 
 /// The rewrite as a pipeline of parts running at once, for either layout: row groups fetched
 /// one ahead; decoded, transformed and encoded on a blocking thread; the output streamed to
 /// `upload` (after the copied data region, when appending); and, appending, the copied chunks
-/// of columns no step reads fetched and checked in windows of at most 8 MiB on other threads
-/// (the encoder checks those it reads). Memory holds about two row groups (only the columns
-/// read, when appending), a part and two windows, whatever the file size. Returns the rows written; the upload is left for the caller to finish or abort.
+/// of columns no step reads fetched and checked in windows of at most [`CHECK_WINDOW`] on other
+/// threads (the encoder checks those it reads). Memory holds about two row groups (only the
+/// columns read, when appending), a part or [`APPEND_OUTPUT_AHEAD`] chunks, and a few windows,
+/// whatever the file size. Returns the rows written; the upload is left for the caller to finish or abort.
 pub(super) async fn rewrite_into(
     reader: &ObjectReader,
     footer: &Footer,
@@ -167,7 +170,7 @@ pub(super) async fn rewrite_into(
     };
     let (input_tx, mut input_rx) = mpsc::channel::<(usize, FileRanges)>(1);
     // Appending, the encoder may run ahead while the store copies the data region.
-    let (output_tx, mut output_rx) = mpsc::channel::<Bytes>(if plan.is_some() { 16 } else { 4 });
+    let (output_tx, mut output_rx) = mpsc::channel::<Bytes>(if plan.is_some() { APPEND_OUTPUT_AHEAD } else { 4 });
     // A whole file's first buffer is sized for the whole output when that goes out as one PUT,
     // so it is never copied again; a larger output continues in small chunks, streamed as parts.
     let first_chunk = match plan {
@@ -258,14 +261,17 @@ pub(super) async fn rewrite_into(
 }
 
 /// Fetches and checks the copied chunks of every row group in windows of chunks adjacent in the
-/// file, [`CHECKS_IN_FLIGHT`] windows at a time, each checked on a blocking thread: the check of
-/// the default mode in the memory of a window or two, in a few requests a row group, on the
-/// cores the encoder leaves.
+/// file, as many at a time as the store's [`Capabilities::reads_in_flight`], each checked on a
+/// blocking thread: the check of the default mode in the memory of a few windows, in a few
+/// requests a row group, on the cores the encoder leaves.
+///
+/// [`Capabilities::reads_in_flight`]: crate::store::Capabilities::reads_in_flight
 async fn check_copied(reader: &ObjectReader, check: Option<CopyCheck>, row_groups: usize) -> Result<()> {
     use futures::{StreamExt, TryStreamExt};
     let Some(check) = check else {
         return Ok(());
     };
+    let in_flight = reader.store().capabilities().reads_in_flight.max(1);
     let windows = futures::stream::iter(0..row_groups)
         .map(|index| futures::stream::iter(check_windows(&check, index).into_iter().map(move |w| (index, w))))
         .flatten();
@@ -287,7 +293,7 @@ async fn check_copied(reader: &ObjectReader, check: Option<CopyCheck>, row_group
                 })?
             }
         })
-        .buffer_unordered(CHECKS_IN_FLIGHT)
+        .buffer_unordered(in_flight)
         .try_collect::<()>()
         .await
 }

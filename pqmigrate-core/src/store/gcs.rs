@@ -61,6 +61,7 @@ impl StoreIo for GcsIo {
             versions: false,
             copy_parts: false,
             largest_copied_part: super::MAX_PART,
+            reads_in_flight: 4,
             parts_in_any_order: false,
         }
     }

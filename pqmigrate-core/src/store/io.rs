@@ -145,6 +145,11 @@ pub struct Capabilities {
     /// Parts of a multipart upload may be sent in any order and at once (S3); otherwise they
     /// are sent one after the other, in order (local disk appends them to a staged file).
     pub parts_in_any_order: bool,
+    /// How many ranged reads of one object are worth having in flight at once when a large
+    /// region is read in windows (the default mode's check of copied chunks): 2 on local disk
+    /// and in memory, where a read waits on nothing and the cores are the limit; 4 where each
+    /// read waits on the network.
+    pub reads_in_flight: usize,
 }
 
 /// A byte range of an existing object, pinned to the ETag (and version) it was read with, as the

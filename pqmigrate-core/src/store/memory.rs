@@ -27,6 +27,7 @@ impl StoreIo for MemoryIo {
             versions: false,
             copy_parts: false,
             largest_copied_part: super::MAX_PART,
+            reads_in_flight: 2,
             parts_in_any_order: false,
         }
     }

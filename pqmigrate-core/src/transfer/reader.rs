@@ -46,6 +46,11 @@ impl ObjectReader {
         })
     }
 
+    /// The store read.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Bytes fetched so far by this reader and its clones.
     pub fn received(&self) -> u64 {
         self.received.load(std::sync::atomic::Ordering::Relaxed)

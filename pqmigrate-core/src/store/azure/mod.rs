@@ -141,6 +141,7 @@ impl StoreIo for AzureIo {
             versions: false,
             copy_parts: true,
             largest_copied_part: blocks::LARGEST_BLOCK,
+            reads_in_flight: 4,
             parts_in_any_order: true,
         }
     }

@@ -269,6 +269,7 @@ impl StoreIo for LocalIo {
             versions: true,
             copy_parts: true,
             largest_copied_part: super::MAX_PART,
+            reads_in_flight: 2,
             parts_in_any_order: false,
         }
     }

@@ -148,6 +148,7 @@ impl StoreIo for S3Io {
             versions: true,
             copy_parts: true,
             largest_copied_part: super::MAX_PART,
+            reads_in_flight: 4,
             parts_in_any_order: true,
         }
     }
