@@ -1,6 +1,8 @@
 //! Migration 1->2 of one sensorData file (139,000 rows, 65 columns, row groups of 50,000,
 //! Snappy) from the in-memory store: column-chunk passthrough, full decode and encode, and a raw
-//! get + put of the same bytes as the floor. Throughput is MB/s of input.
+//! get + put of the same bytes as the floor. Throughput is MB/s of input. Beside them, the floor
+//! of the default mode's check of copied pages: Snappy decompression of every page of the file
+//! into one reused buffer, nothing else (the check parses, counts and decompresses them).
 //!
 //! `cargo bench --bench rewrite` (scripts/bench.sh runs it and records the ratios).
 
@@ -9,6 +11,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use parquet::basic::Compression;
+use parquet::column::page::{Page, PageReader};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::serialized_reader::SerializedPageReader;
 use pqmigrate::{MigrateOptions, Outcome, Registry, Store, migrate_object};
 use pqmigrate_sensor_steps::{DataSpec, SCHEMA, generate_file};
 
@@ -28,6 +34,56 @@ async fn migrate(store: &Store, registry: &Registry, verify: bool) {
     options.verify_copied = verify;
     let record = migrate_object(store, registry, KEY, &options).await.expect("migrate");
     assert!(matches!(record.outcome, Outcome::Migrated(_)));
+}
+
+/// The Snappy streams of every page of `data`, as stored (each page's levels left out).
+fn snappy_streams(data: &bytes::Bytes) -> Vec<bytes::Bytes> {
+    let reader = SerializedFileReader::new(data.clone()).expect("a parquet file");
+    let mut streams = Vec::new();
+    for row_group in reader.metadata().row_groups() {
+        for column in row_group.columns() {
+            assert_eq!(column.compression(), Compression::SNAPPY);
+            // Read as stored: the page reader would otherwise decompress them itself.
+            let stored = column
+                .clone()
+                .into_builder()
+                .set_compression(Compression::UNCOMPRESSED)
+                .build()
+                .expect("metadata");
+            let rows = row_group.num_rows() as usize;
+            let mut pages =
+                SerializedPageReader::new(std::sync::Arc::new(data.clone()), &stored, rows, None).expect("page reader");
+            while let Some(page) = pages.get_next_page().expect("page") {
+                let levels = match &page {
+                    Page::DataPageV2 {
+                        def_levels_byte_len,
+                        rep_levels_byte_len,
+                        is_compressed: true,
+                        ..
+                    } => (def_levels_byte_len + rep_levels_byte_len) as usize,
+                    Page::DataPageV2 { .. } => continue,
+                    _ => 0,
+                };
+                streams.push(page.buffer().slice(levels..));
+            }
+        }
+    }
+    streams
+}
+
+/// Decompresses every stream into `buffer`; returns the bytes they hold.
+fn decompress_all(streams: &[bytes::Bytes], buffer: &mut Vec<u8>) -> usize {
+    let mut decoder = snap::raw::Decoder::new();
+    streams
+        .iter()
+        .map(|stream| {
+            let len = snap::raw::decompress_len(stream).expect("snappy");
+            if buffer.len() < len {
+                buffer.resize(len, 0);
+            }
+            decoder.decompress(stream, &mut buffer[..len]).expect("snappy")
+        })
+        .sum()
 }
 
 fn bench(c: &mut Criterion) {
@@ -77,6 +133,12 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| timed(&passthrough, false, iters))
     });
     group.bench_function("full_reencode", |b| b.iter_custom(|iters| timed(&full, true, iters)));
+    let streams = snappy_streams(&data);
+    let mut buffer = Vec::new();
+    assert!(decompress_all(&streams, &mut buffer) > data.len() / 2);
+    group.bench_function("snappy_decompression_only", |b| {
+        b.iter(|| decompress_all(&streams, &mut buffer))
+    });
     group.finish();
 }
 
