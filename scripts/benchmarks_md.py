@@ -4,6 +4,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 
@@ -160,10 +161,6 @@ if os.path.exists(os.path.join(report, "copy-floor.txt")):
         mode, wall, user, system, kb = line.split()
         runs.setdefault(mode, []).append((float(wall), float(user) + float(system), int(kb) / 1024))
 
-    def median(values):
-        values = sorted(values)
-        return values[len(values) // 2]
-
     print("\n## The default mode against the floor (local disk, `scripts/copy_floor_bench.sh`)\n")
     print(
         f"One file of {int(rows):,} rows ({int(size) / 1e6:,.0f} MB) migrated 1->2 by the release CLI, each run on a fresh "
@@ -172,15 +169,15 @@ if os.path.exists(os.path.join(report, "copy-floor.txt")):
     )
     print("| run | wall | vs the copy | user + system CPU | peak memory |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    copy = median(w for w, _, _ in runs["copy"])
+    copy = statistics.median(w for w, _, _ in runs["copy"])
     for mode, label in [("copy", "crash-safe copy"), ("default", "default (copied pages checked)"),
                         ("trusting", "`--trust-copied-columns`")]:
         walls, cpus, mbs = zip(*runs[mode])
         print(
-            f"| {label} | {median(walls):.2f} s ({min(walls):.2f} to {max(walls):.2f}) | {median(walls) / copy:.1f}x | "
-            f"{median(cpus):.2f} s | {median(mbs):.0f} MB ({min(mbs):.0f} to {max(mbs):.0f}) |"
+            f"| {label} | {statistics.median(walls):.2f} s ({min(walls):.2f} to {max(walls):.2f}) | {statistics.median(walls) / copy:.1f}x | "
+            f"{statistics.median(cpus):.2f} s | {statistics.median(mbs):.0f} MB ({min(mbs):.0f} to {max(mbs):.0f}) |"
         )
-    cpu = median(c for _, c, _ in runs["default"])
+    cpu = statistics.median(c for _, c, _ in runs["default"])
     print(
         f"\nThe default's CPU time spread perfectly over {os.cpu_count()} cores is {cpu / os.cpu_count():.2f} s, "
         f"{cpu / os.cpu_count() / copy:.1f}x the copy: the floor of its wall time on this machine. The Snappy decompression "
